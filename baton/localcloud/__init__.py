@@ -1,0 +1,225 @@
+"""The embedded local cloud: a MiniStack process on 127.0.0.1, started and stopped by baton.
+
+Everything one instance owns sits under its state directory: the pid file, the log, MiniStack's
+temporary files and, with ``persist``, the saved state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from baton.errors import BatonError
+from baton.localcloud import environments
+
+DEFAULT_PORT = 4566
+LAUNCHER = Path(__file__).with_name("launcher.py")
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+
+def baton_home() -> Path:
+    return Path(os.environ.get("BATON_HOME", Path.home() / ".baton"))
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("BATON_STATE_DIR", baton_home() / "local"))
+
+
+def endpoint_for(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def probe_health(port: int, path: str = "/_ministack/health", timeout: float = 1.0) -> dict | None:
+    """The JSON a health endpoint answers on 127.0.0.1:port, or None if nothing answers it."""
+    try:
+        with urllib.request.urlopen(f"{endpoint_for(port)}{path}", timeout=timeout) as response:
+            body = json.loads(response.read())
+            return body if isinstance(body, dict) else None
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def describe_occupant(port: int) -> str:
+    """Say what holds a port that is not ours, from the health endpoint it answers."""
+    if (found := probe_health(port, "/_localstack/health")) is not None:
+        if probe_health(port, "/_ministack/health") is not None:
+            return f"a MiniStack {found.get('version', '?')} that baton did not start"
+        return f"LocalStack {found.get('edition', '')} {found.get('version', '?')}".replace("  ", " ")
+    return "a process that is not an AWS emulator (no /_localstack/health endpoint)"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Running:
+    pid: int
+    port: int
+    persist: bool
+    version: str
+
+    @property
+    def endpoint(self) -> str:
+        return endpoint_for(self.port)
+
+
+class LocalCloud:
+    """One MiniStack instance, identified by its state directory."""
+
+    def __init__(self, state_dir: Path | None = None, venvs_dir: Path | None = None,
+                 say: Callable[[str], None] | None = None) -> None:
+        self.state_dir = state_dir or default_state_dir()
+        self.venvs_dir = venvs_dir or baton_home() / "venvs"
+        self.say = say or (lambda message: print(message, file=sys.stderr))
+        self.pid_file = self.state_dir / "ministack.pid"
+        self.log_file = self.state_dir / "ministack.log"
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def running(self) -> Running | None:
+        """The instance this state directory started, if its process is alive and healthy."""
+        record = self._read_pid_file()
+        if record is None:
+            return None
+        if not _alive(record["pid"]):
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        health = probe_health(record["port"])
+        version = health.get("version", "?") if health else "not answering"
+        return Running(record["pid"], record["port"], record["persist"], version)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def prepare(self) -> tuple[Path, Path]:
+        """Create (once) the emulator and function-runtime environments; return both pythons."""
+        return (
+            environments.ensure(environments.MINISTACK, self.venvs_dir, self.say),
+            environments.ensure(environments.LAMBDA_RUNTIME, self.venvs_dir, self.say),
+        )
+
+    def up(self, port: int = DEFAULT_PORT, persist: bool = False) -> tuple[Running, bool]:
+        """Start the local cloud and wait until healthy. Returns (instance, started_now)."""
+        if (current := self.running()) is not None:
+            return current, False
+        if port_in_use(port):
+            raise BatonError(
+                f"port {port} on 127.0.0.1 is taken by {describe_occupant(port)}.\n"
+                f"Stop it, or start the local cloud elsewhere: baton up --port {port + 1}"
+            )
+        ministack_python, lambda_python = self.prepare()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env = {
+            # A clean environment: nothing of the caller's virtualenv may reach function code.
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "TMPDIR": str(tmp),
+            "PYTHONNOUSERSITE": "1",
+            "GATEWAY_PORT": str(port),
+            "BIND_HOST": "127.0.0.1",
+            "IOT_MTLS_ENABLED": "0",
+            "BATON_LAMBDA_PYTHON": str(lambda_python),
+        }
+        if persist:
+            env |= {
+                "PERSIST_STATE": "1",
+                "STATE_DIR": str(self.state_dir / "data"),
+                "S3_PERSIST": "1",
+                "S3_DATA_DIR": str(self.state_dir / "s3"),
+            }
+        with open(self.log_file, "a") as log:
+            log.write(f"\n--- baton up on port {port} at {time.strftime('%Y-%m-%dT%H:%M:%S')} ---\n")
+            log.flush()
+            process = subprocess.Popen(
+                [str(ministack_python), str(LAUNCHER)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=env, start_new_session=True, cwd=self.state_dir,
+            )
+        self.pid_file.write_text(json.dumps({"pid": process.pid, "port": port, "persist": persist}))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise BatonError(f"the local cloud exited during start (code {process.returncode}).\n"
+                                 + self._log_tail())
+            if (health := probe_health(port, timeout=0.5)) is not None:
+                return Running(process.pid, port, persist, health.get("version", "?")), True
+            time.sleep(0.05)
+        self._stop_process(process.pid)
+        raise BatonError(f"the local cloud did not become healthy in {START_TIMEOUT_S:.0f} s.\n"
+                         + self._log_tail())
+
+    def down(self) -> Running | None:
+        """Stop the instance gracefully (so --persist state is saved). None if nothing ran."""
+        record = self._read_pid_file()
+        if record is None or not _alive(record["pid"]):
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        instance = Running(record["pid"], record["port"], record["persist"], "")
+        self._stop_process(record["pid"])
+        self.pid_file.unlink(missing_ok=True)
+        return instance
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _stop_process(self, pid: int) -> None:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return
+            try:  # reap it if it is our child (the test fixture), so it is not left a zombie
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return
+            except ChildProcessError:
+                pass
+            time.sleep(0.05)
+        self.say(f"the local cloud (pid {pid}) ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s; killing "
+                 "it (unsaved state is lost)")
+        os.killpg(pid, signal.SIGKILL)
+
+    def _read_pid_file(self) -> dict | None:
+        try:
+            record = json.loads(self.pid_file.read_text())
+            return {"pid": int(record["pid"]), "port": int(record["port"]),
+                    "persist": bool(record.get("persist", False))}
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):
+            self.say(f"ignoring an unreadable pid file: {self.pid_file}")
+            return None
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            tail = self.log_file.read_text(errors="replace").splitlines()[-lines:]
+        except FileNotFoundError:
+            tail = []
+        return "Last log lines:\n  " + "\n  ".join(tail) + f"\nFull log: {self.log_file}"

@@ -1,0 +1,189 @@
+"""Start MiniStack with the small changes that make it behave like AWS Lambda where baton relies on it.
+
+This file runs on MiniStack's own interpreter (its virtualenv has no baton package), so it imports
+nothing from baton. Every change is guarded: the MiniStack version must be the pinned one and each
+replaced snippet must appear exactly once, otherwise the launcher stops with a message naming the
+snippet, instead of silently running an emulator that drifted from AWS.
+
+The changes:
+1. Function code runs on a separate interpreter (``BATON_LAMBDA_PYTHON``): a virtualenv holding
+   only what the AWS Python runtime ships (boto3), so a package missing from a function's code or
+   layers fails to import, as on AWS. Stock MiniStack runs handlers on its own interpreter.
+2. A raised exception keeps its class name as ``errorType`` (stock: always
+   ``Runtime.HandlerError``), so Step Functions ``Retry``/``Catch`` on ``TransientError`` match.
+3. An import failure is reported as ``Runtime.ImportModuleError`` with AWS's message.
+4. The root logger gets the handler the AWS runtime installs, so stdlib ``logging`` output reaches
+   CloudWatch Logs (stock: lost).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+GUARDED_VERSION = "1.5.33"
+
+
+class GuardError(SystemExit):
+    """The MiniStack code this launcher adjusts is not the code it was written against."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"baton launcher: MiniStack changed, {what}. The launcher was written for MiniStack "
+            f"{GUARDED_VERSION}; update baton/localcloud/launcher.py for the new version."
+        )
+
+
+def replace_once(text: str, old: str, new: str, where: str) -> str:
+    """Replace ``old`` by ``new`` in ``text``; it must occur exactly once."""
+    count = text.count(old)
+    if count != 1:
+        raise GuardError(f"{where}: expected the guarded snippet once, found it {count} times:\n{old}")
+    return text.replace(old, new)
+
+
+def patch_function(owner: Any, name: str, module: Any, edits: list[tuple[str, str]]) -> None:
+    """Recompile ``owner.name`` from its source with ``edits`` applied, in ``module``'s globals."""
+    source = textwrap.dedent(inspect.getsource(getattr(owner, name)))
+    for old, new in edits:
+        source = replace_once(source, old, new, f"{module.__name__}.{name}")
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<baton patch of {module.__name__}.{name}>", "exec"), module.__dict__, namespace)
+    setattr(owner, name, namespace[name])
+
+
+class FunctionInitError(RuntimeError):
+    """A function failed to initialise; carries the AWS ``errorType`` to the invoke response."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+# Installed on the worker's root logger, as the AWS Python runtime does (awslambdaric's format).
+WORKER_LOGGING = r'''
+import logging as _baton_logging
+import time as _baton_time
+class _BatonRequestId(_baton_logging.Filter):
+    request_id = ""
+    def filter(self, record):
+        record.aws_request_id = self.request_id
+        return True
+_baton_request_id = _BatonRequestId()
+_baton_handler = _baton_logging.StreamHandler(sys.stderr)
+_baton_formatter = _baton_logging.Formatter(
+    "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S")
+_baton_formatter.converter = _baton_time.gmtime
+_baton_handler.setFormatter(_baton_formatter)
+_baton_handler.addFilter(_baton_request_id)
+_baton_logging.getLogger().addHandler(_baton_handler)
+_baton_logging.getLogger().setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
+'''
+
+# The worker script is a string inside MiniStack; "\\n" below is the two characters it contains.
+WORKER_EDITS = [
+    (
+        "    sys.stdout = sys.stderr\n",
+        "    sys.stdout = sys.stderr\n" + textwrap.indent(WORKER_LOGGING, "    "),
+    ),
+    (
+        '        _real_stdout.write(json.dumps({"status": "error", "error": str(e)}) + "\\n")\n',
+        "        if isinstance(e, ImportError):\n"
+        '            _t, _m = "Runtime.ImportModuleError", f"Unable to import module \'{module_name}\': {e}"\n'
+        "        elif isinstance(e, SyntaxError):\n"
+        '            _t, _m = "Runtime.UserCodeSyntaxError", f"Syntax error in module \'{module_name}\': {e}"\n'
+        "        else:\n"
+        "            _t, _m = type(e).__name__, str(e)\n"
+        '        _real_stdout.write(json.dumps({"status": "error", "error": _m, "errorType": _t}) + "\\n")\n',
+    ),
+    (
+        '        _function_name = init.get("function_name", "")\n',
+        '        _function_name = init.get("function_name", "")\n'
+        '        _baton_request_id.request_id = _ms_ctx.get("request_id", "")\n',
+    ),
+    (
+        '"error": str(e), "trace": traceback.format_exc()}',
+        '"error": str(e), "errorType": type(e).__name__, "trace": traceback.format_exc()}',
+    ),
+]
+
+
+def apply_patches(lambda_python: str) -> None:
+    """Adjust the imported MiniStack modules in place; raises GuardError on any drift."""
+    import ministack
+    from ministack.core import lambda_runtime
+    from ministack.services import lambda_svc
+
+    version = getattr(ministack, "__version__", None) or _installed_version("ministack")
+    if version != GUARDED_VERSION:
+        raise GuardError(f"installed version is {version}")
+
+    script = lambda_runtime._PYTHON_WORKER_SCRIPT
+    for old, new in WORKER_EDITS:
+        script = replace_once(script, old, new, "the Python worker script")
+    lambda_runtime._PYTHON_WORKER_SCRIPT = script
+
+    original_detect: Callable[[str], tuple[str, str]] = lambda_runtime._detect_runtime_binary
+
+    def detect_runtime_binary(runtime: str) -> tuple[str, str]:
+        binary, worker_script = original_detect(runtime)
+        if runtime.startswith("python"):
+            return lambda_python, worker_script
+        return binary, worker_script
+
+    lambda_runtime._detect_runtime_binary = detect_runtime_binary
+
+    lambda_runtime.FunctionInitError = FunctionInitError
+    patch_function(
+        lambda_runtime.Worker,
+        "_spawn",
+        lambda_runtime,
+        [
+            (
+                "raise RuntimeError(f\"Worker init failed: {response.get('error')}\")",
+                'raise FunctionInitError(response.get("errorType") or "Runtime.HandlerError", '
+                'response.get("error") or "init failed")',
+            )
+        ],
+    )
+    patch_function(
+        lambda_svc,
+        "_execute_function_warm",
+        lambda_svc,
+        [
+            (
+                'error_type = "Runtime.HandlerError"\n',
+                'error_type = result.get("errorType") or "Runtime.HandlerError"\n',
+            ),
+            (
+                '"body": {"errorMessage": str(e), "errorType": type(e).__name__},',
+                '"body": {"errorMessage": str(e), '
+                '"errorType": getattr(e, "error_type", type(e).__name__)},',
+            ),
+        ],
+    )
+
+
+def _installed_version(distribution: str) -> str:
+    from importlib.metadata import version
+
+    return version(distribution)
+
+
+def main() -> None:
+    lambda_python = os.environ.get("BATON_LAMBDA_PYTHON", "")
+    if not os.path.isfile(lambda_python):
+        raise SystemExit(f"baton launcher: BATON_LAMBDA_PYTHON is not an interpreter: {lambda_python!r}")
+    apply_patches(lambda_python)
+    from ministack.app import main as ministack_main
+
+    sys.argv = ["ministack"]
+    ministack_main()
+
+
+if __name__ == "__main__":
+    main()
