@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -132,7 +133,8 @@ class LocalCloud:
         ministack_python, lambda_python = self.prepare()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_dir / "tmp"
-        tmp.mkdir(exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # the last run's worker dirs and layer cache
+        tmp.mkdir()
         env = {
             # A clean environment: nothing of the caller's virtualenv may reach function code.
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -14,10 +14,13 @@ The changes:
 3. An import failure is reported as ``Runtime.ImportModuleError`` with AWS's message.
 4. The root logger gets the handler the AWS runtime installs, so stdlib ``logging`` output reaches
    CloudWatch Logs (stock: lost).
+5. A layer is extracted once per content and shared read-only by every worker, as /opt is on AWS
+   (stock: extracted again for each worker, ~0.7 s per cold start for a 6 MB layer here).
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import sys
@@ -62,6 +65,47 @@ class FunctionInitError(RuntimeError):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+def shared_layer_dir(layer_data: bytes) -> str:
+    """Where the layer with these bytes is (or will be) extracted, under MiniStack's TMPDIR."""
+    digest = hashlib.sha256(layer_data).hexdigest()[:20]
+    return os.path.join(os.environ.get("TMPDIR", "/tmp"), "baton-layers", digest)
+
+
+def publish_layer_dir(partial: str) -> str:
+    """Move a freshly extracted layer to its shared place; the first of racing workers wins."""
+    final = partial.rsplit(".partial-", 1)[0]
+    try:
+        os.rename(partial, final)
+    except OSError:  # another worker published the same layer first: use theirs
+        import shutil
+
+        shutil.rmtree(partial, ignore_errors=True)
+    return final
+
+
+SPAWN_EDITS = [
+    (
+        "raise RuntimeError(f\"Worker init failed: {response.get('error')}\")",
+        'raise FunctionInitError(response.get("errorType") or "Runtime.HandlerError", '
+        'response.get("error") or "init failed")',
+    ),
+    (  # before the edit below, which adds a second, deeper-indented append
+        "                layers_dirs.append(layer_dir)\n",
+        "                layers_dirs.append(baton_publish_layer_dir(layer_dir))\n",
+    ),
+    (
+        'layer_dir = os.path.join(self._tmpdir, f"layer_{len(layers_dirs)}")\n'
+        "                os.makedirs(layer_dir)\n",
+        "layer_dir = baton_shared_layer_dir(layer_data)\n"
+        "                if os.path.isdir(layer_dir):\n"
+        "                    layers_dirs.append(layer_dir)\n"
+        "                    continue\n"
+        '                layer_dir += f".partial-{os.getpid()}-{id(self)}"\n'
+        "                os.makedirs(layer_dir, exist_ok=True)\n",
+    ),
+]
 
 
 # Installed on the worker's root logger, as the AWS Python runtime does (awslambdaric's format).
@@ -138,18 +182,9 @@ def apply_patches(lambda_python: str) -> None:
     lambda_runtime._detect_runtime_binary = detect_runtime_binary
 
     lambda_runtime.FunctionInitError = FunctionInitError
-    patch_function(
-        lambda_runtime.Worker,
-        "_spawn",
-        lambda_runtime,
-        [
-            (
-                "raise RuntimeError(f\"Worker init failed: {response.get('error')}\")",
-                'raise FunctionInitError(response.get("errorType") or "Runtime.HandlerError", '
-                'response.get("error") or "init failed")',
-            )
-        ],
-    )
+    lambda_runtime.baton_shared_layer_dir = shared_layer_dir
+    lambda_runtime.baton_publish_layer_dir = publish_layer_dir
+    patch_function(lambda_runtime.Worker, "_spawn", lambda_runtime, SPAWN_EDITS)
     patch_function(
         lambda_svc,
         "_execute_function_warm",

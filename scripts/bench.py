@@ -1,0 +1,109 @@
+"""`make bench`: the figures the issues set goals for, measured in one run on this machine.
+
+Each line prints the measured figure, its goal, and their ratio (below 1.0 meets the goal).
+Not a test: nothing here asserts, because a shared 2-core machine is noisy.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from baton.build import build_layer  # noqa: E402
+from baton.localcloud import LocalCloud, Running  # noqa: E402
+from tests.e2e.conftest import HANDLERS, ROLE, free_port, zip_handler  # noqa: E402
+
+
+def report(name: str, seconds: float, goal_s: float) -> None:
+    print(f"{name:<58} {seconds * 1000:9.1f} ms   goal {goal_s * 1000:7.0f} ms   "
+          f"ratio {seconds / goal_s:5.2f}")
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def timed(action: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def bench_start(state_root: Path, rounds: int = 5) -> None:
+    samples = []
+    for index in range(rounds):
+        cloud = LocalCloud(state_dir=state_root / f"start-{index}")
+        port = free_port()
+        samples.append(timed(lambda cloud=cloud, port=port: cloud.up(port=port)))
+        cloud.down()
+    report(f"local cloud start -> healthy (median of {rounds})", statistics.median(samples), 1.0)
+
+
+def bench_invokes(instance: Running) -> None:
+    def aws(service: str) -> Any:
+        return boto3.client(service, endpoint_url=instance.endpoint, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+    lambdas = aws("lambda")
+
+    def create(handler: str, module: str, layers: list[str]) -> str:
+        name = f"bench-{uuid.uuid4().hex[:8]}"
+        lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,
+                                Handler=handler, Code={"ZipFile": zip_handler(module)},
+                                Layers=layers, Timeout=30)
+        return name
+
+    warm = create("fidelity.log_one_line", "fidelity.py", [])
+    lambdas.invoke(FunctionName=warm, Payload=b"{}")
+    samples = [timed(lambda: lambdas.invoke(FunctionName=warm, Payload=b"{}")["Payload"].read())
+               for _ in range(200)]
+    report("warm invoke, handler logging one line: p50 (200 calls)", percentile(samples, 0.5),
+           0.012)
+    report("warm invoke, handler logging one line: p90 (200 calls)", percentile(samples, 0.9),
+           0.012)
+
+    layer_zip = build_layer(HANDLERS / "requirements.txt", ROOT / "build")
+    layer = lambdas.publish_layer_version(LayerName="bench-probe",
+                                          Content={"ZipFile": layer_zip.read_bytes()})
+    colds = []
+    for _ in range(3):
+        name = create("powertools_logger.handler", "powertools_logger.py",
+                      [layer["LayerVersionArn"]])
+        colds.append(timed(lambda name=name: lambdas.invoke(
+            FunctionName=name, Payload=b'{"marker": "bench"}')["Payload"].read()))
+    # The first worker to use a layer extracts it; later cold starts find it extracted, as an
+    # AWS execution environment finds /opt ready.
+    report("cold start, Powertools + pydantic layer, first use of layer", colds[0], 0.8)
+    report("cold start, Powertools + pydantic layer, layer extracted", statistics.median(colds[1:]),
+           0.8)
+    print(f"{'cold start (layer extracted) / warm p50':<58} "
+          f"{statistics.median(colds[1:]) / percentile(samples, 0.5):9.1f}x")
+
+
+def main() -> None:
+    print(f"baton bench: {time.strftime('%Y-%m-%d %H:%M')} on {Path('/proc/cpuinfo').exists() and 'linux'}")
+    with tempfile.TemporaryDirectory(prefix="baton-bench-") as scratch:
+        state_root = Path(scratch)
+        bench_start(state_root)
+        cloud = LocalCloud(state_dir=state_root / "invokes")
+        instance, _ = cloud.up(port=free_port())
+        try:
+            bench_invokes(instance)
+        finally:
+            cloud.down()
+
+
+if __name__ == "__main__":
+    main()

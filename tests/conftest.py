@@ -1,0 +1,32 @@
+"""Settings for every test: fake AWS credentials, so no test can ever reach a real account."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+    os.environ.pop(variable, None)
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="1",
+    POWERTOOLS_METRICS_NAMESPACE="BatonTest",
+    POWERTOOLS_SERVICE_NAME="baton-test",
+)
+
+
+EVENTS = Path(__file__).parent / "events"
+
+
+@pytest.fixture
+def load_event():
+    """Load a sample event by file name from tests/events/ (the same files `--event` takes)."""
+
+    def load(name: str) -> dict:
+        return json.loads((EVENTS / name).read_text())
+
+    return load

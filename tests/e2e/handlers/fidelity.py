@@ -1,0 +1,28 @@
+"""Handlers that probe how faithfully the local cloud behaves like AWS Lambda."""
+
+import logging
+import time
+
+
+class TransientError(Exception):
+    """Named like the pipeline's retryable error: the name is what AWS reports and matches."""
+
+
+def raise_transient(event, context):
+    raise TransientError(f"upstream hiccup for {event.get('item', '?')}")
+
+
+def sleep_past_timeout(event, context):
+    time.sleep(float(event.get("seconds", 5)))
+    return {"slept": True}
+
+
+def log_with_stdlib(event, context):
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("baton.probe").info("stdlib says %s", event["marker"])
+    return {"logged": event["marker"]}
+
+
+def log_one_line(event, context):
+    print("invoked")
+    return {"ok": True}

@@ -1,0 +1,172 @@
+"""The local cloud behaves like AWS wherever the pipeline depends on it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baton.build import build_layer
+from tests.e2e.conftest import HANDLERS, ROLE
+
+
+def invoke(lambdas: Any, name: str, event: dict) -> tuple[str | None, dict]:
+    response = lambdas.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    return response.get("FunctionError"), json.loads(response["Payload"].read())
+
+
+def log_messages(logs: Any, function: str, marker: str, timeout_s: float = 15.0) -> list[str]:
+    """The log lines of ``function`` that mention ``marker``, waiting for them to arrive."""
+    deadline = time.monotonic() + timeout_s
+    found: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            events = logs.filter_log_events(logGroupName=f"/aws/lambda/{function}")["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            events = []
+        found = [e["message"] for e in events if marker in e["message"]]
+        if found:
+            return found
+        time.sleep(0.25)
+    return found
+
+
+@pytest.fixture(scope="session")
+def probe_layer(aws: Callable[[str], Any], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A layer with Powertools and pydantic, built by baton's layer builder."""
+    layer_zip = build_layer(HANDLERS / "requirements.txt", Path("build"))
+    published = aws("lambda").publish_layer_version(
+        LayerName="fidelity-probe", Content={"ZipFile": layer_zip.read_bytes()},
+        CompatibleRuntimes=["python3.11"],
+    )
+    return str(published["LayerVersionArn"])
+
+
+def test_raised_exception_keeps_its_class_name_as_error_type(deploy_function, aws):
+    name = deploy_function("fidelity.raise_transient", ("fidelity.py",))
+
+    function_error, payload = invoke(aws("lambda"), name, {"item": "a"})
+
+    assert function_error == "Unhandled"
+    assert payload["errorType"] == "TransientError"
+    assert payload["errorMessage"] == "upstream hiccup for a"
+
+
+def _run_state_machine(aws: Any, definition: dict) -> tuple[dict, list[dict]]:
+    sfn = aws("stepfunctions")
+    machine = sfn.create_state_machine(
+        name=f"fidelity-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=ROLE,
+    )["stateMachineArn"]
+    try:
+        execution = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+        deadline = time.monotonic() + 60
+        while (result := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "state machine did not finish in 60 s"
+            time.sleep(0.2)
+        history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+        return result, history
+    finally:
+        sfn.delete_state_machine(stateMachineArn=machine)
+
+
+def _task(function_arn: str, retry_on: list[str]) -> dict:
+    return {
+        "StartAt": "Call flaky function",
+        "States": {
+            "Call flaky function": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": function_arn, "Payload": {"item": "b"}},
+                "Retry": [{"ErrorEquals": retry_on, "IntervalSeconds": 1, "MaxAttempts": 2,
+                           "BackoffRate": 1.0}],
+                "Catch": [{"ErrorEquals": ["TransientError"], "ResultPath": "$.caught",
+                           "Next": "Record failure"}],
+                "End": True,
+            },
+            "Record failure": {"Type": "Pass", "End": True},
+        },
+    }
+
+
+def _attempts(history: list[dict]) -> int:
+    return sum(1 for event in history if event["type"] == "TaskScheduled")
+
+
+def test_step_functions_retry_and_catch_match_the_error_class(deploy_function, aws):
+    name = deploy_function("fidelity.raise_transient", ("fidelity.py",))
+    arn = aws("lambda").get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+
+    result, history = _run_state_machine(aws, _task(arn, ["TransientError"]))
+
+    assert result["status"] == "SUCCEEDED"
+    assert _attempts(history) == 3  # the first call and two retries
+    caught = json.loads(result["output"])["caught"]
+    assert caught["Error"] == "TransientError"
+    assert "upstream hiccup for b" in caught["Cause"]
+
+
+def test_step_functions_do_not_retry_on_a_different_error_name(deploy_function, aws):
+    name = deploy_function("fidelity.raise_transient", ("fidelity.py",))
+    arn = aws("lambda").get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+
+    result, history = _run_state_machine(aws, _task(arn, ["SomeOtherError"]))
+
+    assert result["status"] == "SUCCEEDED"  # still caught, by the Catch on TransientError
+    assert _attempts(history) == 1
+
+
+def test_package_outside_code_and_layers_fails_initialisation(deploy_function, aws):
+    name = deploy_function("needs_missing_package.handler", ("needs_missing_package.py",))
+
+    function_error, payload = invoke(aws("lambda"), name, {})
+
+    assert function_error == "Unhandled"
+    assert payload["errorType"] == "Runtime.ImportModuleError"
+    assert "No module named 'pydantic'" in payload["errorMessage"]
+
+
+def test_same_package_imports_when_a_layer_provides_it(deploy_function, aws, probe_layer):
+    name = deploy_function("powertools_logger.handler", ("powertools_logger.py",),
+                           layers=[probe_layer])
+
+    function_error, payload = invoke(aws("lambda"), name, {"marker": "layer-ok"})
+
+    assert function_error is None
+    assert payload == {"logged": "layer-ok"}
+
+
+def test_handler_past_its_timeout_fails_with_the_lambda_timeout_error(deploy_function, aws):
+    name = deploy_function("fidelity.sleep_past_timeout", ("fidelity.py",), timeout=1)
+
+    function_error, payload = invoke(aws("lambda"), name, {"seconds": 5})
+
+    assert function_error == "Unhandled"
+    assert payload["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in payload["errorMessage"]
+
+
+def test_stdlib_logging_reaches_cloudwatch_logs(deploy_function, aws):
+    name = deploy_function("fidelity.log_with_stdlib", ("fidelity.py",))
+    marker = f"stdlib-{uuid.uuid4().hex[:8]}"
+
+    invoke(aws("lambda"), name, {"marker": marker})
+
+    lines = log_messages(aws("logs"), name, marker)
+    assert any(line.startswith("[INFO]") and f"stdlib says {marker}" in line for line in lines)
+
+
+def test_powertools_logger_reaches_cloudwatch_logs(deploy_function, aws, probe_layer):
+    name = deploy_function("powertools_logger.handler", ("powertools_logger.py",),
+                           layers=[probe_layer])
+    marker = f"powertools-{uuid.uuid4().hex[:8]}"
+
+    invoke(aws("lambda"), name, {"marker": marker})
+
+    lines = log_messages(aws("logs"), name, marker)
+    records = [json.loads(line) for line in lines]
+    assert any(r["message"] == "powertools says" and r["marker"] == marker for r in records)
