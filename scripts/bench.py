@@ -74,7 +74,7 @@ def bench_invokes(instance: Running) -> None:
     report("warm invoke, handler logging one line: p90 (200 calls)", percentile(samples, 0.9),
            0.012)
 
-    layer_zip = build_layer(HANDLERS / "requirements.txt", ROOT / "build")
+    layer_zip = build_layer(ROOT / "tests" / "e2e" / "probe_layer", ROOT / "build")
     layer = lambdas.publish_layer_version(LayerName="bench-probe",
                                           Content={"ZipFile": layer_zip.read_bytes()})
     colds = []

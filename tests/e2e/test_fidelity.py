@@ -39,7 +39,7 @@ def log_messages(logs: Any, function: str, marker: str, timeout_s: float = 15.0)
 @pytest.fixture(scope="session")
 def probe_layer(aws: Callable[[str], Any], tmp_path_factory: pytest.TempPathFactory) -> str:
     """A layer with Powertools and pydantic, built by baton's layer builder."""
-    layer_zip = build_layer(HANDLERS / "requirements.txt", Path("build"))
+    layer_zip = build_layer(Path(__file__).parent / "probe_layer", Path("build"))
     published = aws("lambda").publish_layer_version(
         LayerName="fidelity-probe", Content={"ZipFile": layer_zip.read_bytes()},
         CompatibleRuntimes=["python3.11"],
