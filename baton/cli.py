@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import json
+import re
 import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from botocore.exceptions import EndpointConnectionError
+
+from baton import deploy, targets
 from baton.errors import BatonError
 from baton.localcloud import DEFAULT_PORT, LocalCloud
+
+# Logical function names and the stack outputs that hold their deployed names.
+FUNCTIONS = {
+    "scraper": "ScraperFunctionName",
+    "transformer": "TransformerFunctionName",
+    "moderator": "ModeratorFunctionName",
+    "store": "StoreFunctionName",
+    "orchestrator": "OrchestratorFunctionName",
+}
+# Parameters a deploy to an emulator gets unless given: the sample site is local by nature.
+EMULATOR_PARAMETERS = {"ScraperAllowedHosts": "127.0.0.1:8765,localhost:8765"}
 
 
 def say(message: str) -> None:
@@ -63,6 +82,145 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def ensure_target(target: str) -> None:
+    """Start the local cloud for the `local` target; check any emulator target answers."""
+    if target == "local" and LocalCloud(say=say).running() is None:
+        say("The local cloud is not running; starting it (baton up)…")
+        LocalCloud(say=say).up(port=targets.local_port())
+    targets.require_reachable(target)
+
+
+def parse_parameters(pairs: list[str]) -> dict[str, str]:
+    parameters = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise BatonError(f"--param takes KEY=VALUE, got {pair!r}")
+        parameters[key] = value
+    return parameters
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    template = deploy.load_template()
+    built = deploy.build_all(template, deploy.ROOT / "build" / args.target, args.target == "aws")
+    for (logical_id, _), artifact in built.items():
+        print(f"{logical_id:<24} {artifact.stat().st_size / 1e6:7.2f} MB  {artifact}")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    ensure_target(args.target)
+    parameters = parse_parameters(args.param)
+    if args.target != "aws":
+        parameters = EMULATOR_PARAMETERS | parameters
+    started = time.monotonic()
+    result = deploy.deploy(args.target, args.stack_name, parameters, say=say)
+    took = time.monotonic() - started
+    print(f"Stack {result.stack} on {args.target}: "
+          f"{'deployed' if result.changed else 'no changes'} ({took:.1f} s)")
+    for key, value in sorted(result.outputs.items()):
+        print(f"  {key:<28} {value}")
+    return 0
+
+
+def function_name(target: str, stack: str, logical: str) -> str:
+    """The deployed name of a logical function (scraper, …), from the stack outputs."""
+    if logical not in FUNCTIONS:
+        raise BatonError(f"unknown function {logical!r}; choose one of: {', '.join(FUNCTIONS)}")
+    outputs = deploy.stack_outputs(target, stack)
+    if FUNCTIONS[logical] not in outputs:
+        raise BatonError(f"stack {stack} has no {logical} function (output {FUNCTIONS[logical]})")
+    return outputs[FUNCTIONS[logical]]
+
+
+def read_event(source: str | None) -> bytes:
+    """The event to send: a JSON file, '-' for stdin, or an empty object; checked to be JSON."""
+    if source is None:
+        return b"{}"
+    name = "stdin" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except OSError as error:
+        raise BatonError(f"cannot read the event file: {error}") from error
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BatonError(f"invalid event JSON in {name}: {error.msg} at line {error.lineno} "
+                         f"column {error.colno} (char {error.pos})") from error
+    return text.encode()
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    payload = read_event(args.event)
+    targets.require_reachable(args.target)
+    name = function_name(args.target, args.stack_name, args.function)
+    lambdas = targets.client("lambda", args.target)
+    if args.async_:
+        response = lambdas.invoke(FunctionName=name, Payload=payload, InvocationType="Event")
+        print(f"queued {args.function} ({name}), status {response['StatusCode']}")
+        return 0
+    response = lambdas.invoke(FunctionName=name, Payload=payload, LogType="Tail")
+    body = response["Payload"].read().decode()
+    try:
+        print(json.dumps(json.loads(body), indent=2))
+    except json.JSONDecodeError:
+        print(body)
+    if response.get("LogResult"):
+        say("--- log tail ---\n" + base64.b64decode(response["LogResult"]).decode(errors="replace"))
+    if response.get("FunctionError"):
+        error_type = json.loads(body).get("errorType", "?") if body.startswith("{") else "?"
+        say(f"{args.function} failed: FunctionError={response['FunctionError']} "
+            f"errorType={error_type}")
+        return 1
+    return 0
+
+
+def parse_since(text: str) -> float:
+    """'10m', '2h', '30s', '1d' → seconds."""
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30s, 10m, 2h or 1d, got {text!r}")
+    return int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    targets.require_reachable(args.target)
+    group = f"/aws/lambda/{function_name(args.target, args.stack_name, args.function)}"
+    logs = targets.client("logs", args.target)
+    start_ms = int((time.time() - args.since) * 1000)
+    seen: set[str] = set()
+    while True:
+        try:
+            events = logs.filter_log_events(logGroupName=group, startTime=start_ms)["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            events = []
+        for event in events:
+            if event["eventId"] not in seen:
+                seen.add(event["eventId"])
+                stamp = time.strftime("%H:%M:%S", time.localtime(event["timestamp"] / 1000))
+                print(f"{stamp} {event['message'].rstrip()}", flush=True)
+        if not args.follow:
+            if not events:
+                say(f"no log events in {group} since {args.since:.0f} s ago")
+            return 0
+        time.sleep(1)
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    targets.require_reachable(args.target)
+    if deploy.destroy(args.target, args.stack_name, say=say):
+        print(f"Deleted stack {args.stack_name} on {args.target}.")
+    else:
+        print(f"Stack {args.stack_name} is not deployed on {args.target}; nothing to delete.")
+    return 0
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    from baton import site
+
+    return site.main(["--port", str(args.port)] + (["--quiet"] if args.quiet else []))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="baton",
@@ -84,6 +242,32 @@ def build_parser() -> argparse.ArgumentParser:
     add("down", cmd_down, "stop the embedded local cloud")
     add("status", cmd_status, "show whether the embedded local cloud runs, and where")
     add("setup", cmd_setup, "create the local cloud's environments ahead of time")
+
+    def with_target(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--target", choices=targets.TARGETS, default="local",
+                         help="where to act (default %(default)s)")
+        sub.add_argument("--stack-name", default=deploy.DEFAULT_STACK,
+                         help="CloudFormation stack (default %(default)s)")
+        return sub
+
+    with_target(add("build", cmd_build, "build the function zips and the dependency layer"))
+    deploy_cmd = with_target(add("deploy", cmd_deploy, "build, upload and deploy template.yaml"))
+    deploy_cmd.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                            help="a template parameter (repeatable)")
+    invoke = with_target(add("invoke", cmd_invoke, "invoke a deployed function"))
+    invoke.add_argument("function", help=f"one of: {', '.join(FUNCTIONS)}")
+    invoke.add_argument("--event", metavar="FILE", help="event JSON file, or - for stdin")
+    invoke.add_argument("--async", dest="async_", action="store_true",
+                        help="invoke asynchronously (InvocationType Event)")
+    logs = with_target(add("logs", cmd_logs, "show a deployed function's logs"))
+    logs.add_argument("function", help=f"one of: {', '.join(FUNCTIONS)}")
+    logs.add_argument("--since", type=parse_since, default=parse_since("10m"),
+                      help="how far back, e.g. 30s, 10m, 2h (default 10m)")
+    logs.add_argument("--follow", action="store_true", help="keep printing new events")
+    with_target(add("destroy", cmd_destroy, "delete the deployed stack"))
+    site = add("site", cmd_site, "serve the sample site on 127.0.0.1 for demos and tests")
+    site.add_argument("--port", type=int, default=8765, help="port (default %(default)s)")
+    site.add_argument("--quiet", action="store_true", help="do not log each request")
     return parser
 
 
@@ -94,6 +278,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BatonError as error:
         say(f"baton {args.command}: error: {error}")
         return error.exit_code
+    except EndpointConnectionError as error:
+        target = getattr(args, "target", "local")
+        say(f"baton {args.command}: error: could not connect to {error.kwargs.get('endpoint_url')} "
+            f"({target}). " + ("Start it with: baton up" if target == "local" else
+                               "Start LocalStack with: localstack start -d"
+                               if target == "localstack" else "Check your network and region."))
+        return 1
     except KeyboardInterrupt:
         say("interrupted")
         return 130

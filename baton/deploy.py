@@ -101,20 +101,29 @@ def artifact_for(kind: str, logical_id: str, source: Path, build_dir: Path, for_
     return build.build_function(source, build_dir / "functions" / f"{logical_id}.zip")
 
 
-def package(template: dict[str, Any], uploader: Uploader, build_dir: Path,
-            for_aws: bool) -> dict[str, Any]:
-    """A copy of ``template`` whose local paths are replaced by uploaded S3 locations."""
-    packaged = copy.deepcopy(template)
-    for logical_id, resource in packaged.get("Resources", {}).items():
-        prop = PACKAGED_PROPERTIES.get(resource.get("Type", ""))
-        location = resource.get("Properties", {}).get(prop) if prop else None
+def build_all(template: dict[str, Any], build_dir: Path, for_aws: bool
+              ) -> dict[tuple[str, str], Path]:
+    """Build every artifact the template's local paths name: {(logical id, property): file}."""
+    built = {}
+    for logical_id, resource in template.get("Resources", {}).items():
+        prop = PACKAGED_PROPERTIES.get(resource.get("Type", ""), "")
+        location = resource.get("Properties", {}).get(prop)
         if not isinstance(location, str) or location.startswith("s3://"):
             continue
         source = (ROOT / location).resolve()
         if not source.exists():
             raise BatonError(f"{logical_id}.{prop} points to {location}, which does not exist")
-        artifact = artifact_for(resource["Type"], logical_id, source, build_dir, for_aws)
-        resource["Properties"][prop] = uploader.upload(artifact)
+        built[logical_id, prop] = artifact_for(resource["Type"], logical_id, source, build_dir,
+                                               for_aws)
+    return built
+
+
+def package(template: dict[str, Any], uploader: Uploader, build_dir: Path,
+            for_aws: bool) -> dict[str, Any]:
+    """A copy of ``template`` whose local paths are replaced by uploaded S3 locations."""
+    packaged = copy.deepcopy(template)
+    for (logical_id, prop), artifact in build_all(template, build_dir, for_aws).items():
+        packaged["Resources"][logical_id]["Properties"][prop] = uploader.upload(artifact)
     return packaged
 
 
@@ -190,11 +199,7 @@ def deploy(target: str, stack: str = DEFAULT_STACK, parameters: dict[str, str] |
         StackName=stack, ChangeSetName=f"baton-{int(time.time() * 1000)}",
         ChangeSetType="UPDATE" if existing else "CREATE",
         TemplateBody=json.dumps(packaged), Capabilities=CAPABILITIES,
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()]
-        + [{"ParameterKey": k, "UsePreviousValue": True}
-           for k in template.get("Parameters", {})
-           if existing and k not in (parameters or {})
-           and k in {p["ParameterKey"] for p in existing.get("Parameters", [])}],
+        Parameters=parameter_list(parameters or {}, existing),
     )
     described = _wait_for_change_set(cfn, change_set["Id"])
     if described["Status"] == "FAILED":
@@ -212,6 +217,14 @@ def deploy(target: str, stack: str = DEFAULT_STACK, parameters: dict[str, str] |
         raise BatonError(f"deploy failed, stack {stack} is {final['StackStatus']}:\n  "
                          + "\n  ".join(reasons))
     return DeployResult(stack, True, outputs_of(final))
+
+
+def parameter_list(given: dict[str, str], existing: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Given values, and on update the previous value of every parameter not given again."""
+    kept = [p["ParameterKey"] for p in (existing or {}).get("Parameters", [])
+            if p["ParameterKey"] not in given]
+    return ([{"ParameterKey": k, "ParameterValue": v} for k, v in given.items()]
+            + [{"ParameterKey": k, "UsePreviousValue": True} for k in kept])
 
 
 def outputs_of(stack: dict[str, Any]) -> dict[str, str]:

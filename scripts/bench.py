@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from baton.build import build_layer  # noqa: E402
 from baton.localcloud import LocalCloud, Running  # noqa: E402
-from tests.e2e.conftest import HANDLERS, ROLE, free_port, zip_handler  # noqa: E402
+from tests.e2e.conftest import ROLE, free_port, zip_handler  # noqa: E402
 
 
 def report(name: str, seconds: float, goal_s: float) -> None:
@@ -46,7 +46,7 @@ def bench_start(state_root: Path, rounds: int = 5) -> None:
     for index in range(rounds):
         cloud = LocalCloud(state_dir=state_root / f"start-{index}")
         port = free_port()
-        samples.append(timed(lambda cloud=cloud, port=port: cloud.up(port=port)))
+        samples.append(timed(lambda: cloud.up(port=port)))  # noqa: B023 (called at once)
         cloud.down()
     report(f"local cloud start -> healthy (median of {rounds})", statistics.median(samples), 1.0)
 
@@ -81,8 +81,8 @@ def bench_invokes(instance: Running) -> None:
     for _ in range(3):
         name = create("powertools_logger.handler", "powertools_logger.py",
                       [layer["LayerVersionArn"]])
-        colds.append(timed(lambda name=name: lambdas.invoke(
-            FunctionName=name, Payload=b'{"marker": "bench"}')["Payload"].read()))
+        payload = b'{"marker": "bench"}'
+        colds.append(timed(lambda: lambdas.invoke(FunctionName=name, Payload=payload)))  # noqa: B023
     # The first worker to use a layer extracts it; later cold starts find it extracted, as an
     # AWS execution environment finds /opt ready.
     report("cold start, Powertools + pydantic layer, first use of layer", colds[0], 0.8)

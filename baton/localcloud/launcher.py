@@ -137,9 +137,11 @@ WORKER_EDITS = [
     (
         '        _real_stdout.write(json.dumps({"status": "error", "error": str(e)}) + "\\n")\n',
         "        if isinstance(e, ImportError):\n"
-        '            _t, _m = "Runtime.ImportModuleError", f"Unable to import module \'{module_name}\': {e}"\n'
+        '            _t = "Runtime.ImportModuleError"\n'
+        "            _m = f\"Unable to import module '{module_name}': {e}\"\n"
         "        elif isinstance(e, SyntaxError):\n"
-        '            _t, _m = "Runtime.UserCodeSyntaxError", f"Syntax error in module \'{module_name}\': {e}"\n'
+        '            _t = "Runtime.UserCodeSyntaxError"\n'
+        "            _m = f\"Syntax error in module '{module_name}': {e}\"\n"
         "        else:\n"
         "            _t, _m = type(e).__name__, str(e)\n"
         '        _real_stdout.write(json.dumps({"status": "error", "error": _m, "errorType": _t}) + "\\n")\n',

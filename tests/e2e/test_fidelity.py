@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from baton.build import build_layer
-from tests.e2e.conftest import HANDLERS, ROLE
+from tests.e2e.conftest import ROLE
 
 
 def invoke(lambdas: Any, name: str, event: dict) -> tuple[str | None, dict]:

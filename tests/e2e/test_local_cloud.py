@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -32,7 +33,7 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     LocalCloud(state_dir=tmp_path).down()  # never leave a process behind, pass or fail
 
 
-def s3(port: int):  # type: ignore[no-untyped-def]
+def s3(port: int) -> Any:
     return boto3.client("s3", endpoint_url=localcloud.endpoint_for(port), region_name="us-east-1",
                         aws_access_key_id="test", aws_secret_access_key="test")
 

@@ -1,0 +1,63 @@
+"""The scraper's environment, validated once: a bad variable fails fast with its name."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated
+
+from pydantic import AliasGenerator, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from scraper.fetch import FetchPolicy
+
+
+class ScraperSettings(BaseSettings):
+    """Limits and destinations of the scraper; every variable but BUCKET_NAME is SCRAPER_*."""
+
+    # Aliases are the variable names, so a validation error names the variable to fix.
+    model_config = SettingsConfigDict(
+        alias_generator=AliasGenerator(validation_alias=lambda name: f"SCRAPER_{name.upper()}"),
+        frozen=True,
+    )
+
+    bucket_name: str = Field(min_length=3, validation_alias="BUCKET_NAME")
+    connect_timeout: PositiveFloat = 5.0
+    read_timeout: PositiveFloat = 10.0
+    # Wall-clock cap for the whole fetch: a server dripping one byte per read timeout
+    # would otherwise hold the Lambda until its own timeout.
+    total_timeout: PositiveFloat = 25.0
+    max_bytes: PositiveInt = 5 * 1024 * 1024
+    max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
+    allowed_content_types: Annotated[tuple[str, ...], NoDecode] = (
+        "text/html",
+        "application/xhtml+xml",
+    )
+    # Hosts (or host:port) exempt from the SSRF guard, e.g. "127.0.0.1:8765,localhost".
+    allowed_hosts: Annotated[frozenset[str], NoDecode] = frozenset()
+    user_agent: str = Field(default=FetchPolicy.user_agent, min_length=1)
+
+    @field_validator("allowed_content_types", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    def fetch_policy(self) -> FetchPolicy:
+        """The fetcher's limits, as configured."""
+        return FetchPolicy(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            total_timeout=self.total_timeout,
+            max_bytes=self.max_bytes,
+            max_redirects=self.max_redirects,
+            allowed_content_types=frozenset(self.allowed_content_types),
+            allowed_hosts=self.allowed_hosts,
+            user_agent=self.user_agent,
+        )
+
+
+@functools.cache
+def get_settings() -> ScraperSettings:
+    """The scraper's settings, read from the environment on first use."""
+    return ScraperSettings()  # type: ignore[call-arg]  # fields come from the environment
