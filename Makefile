@@ -8,10 +8,10 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml functions/requirements.txt
+$(STAMP): pyproject.toml functions/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' -r functions/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' -r functions/shared/requirements.txt
 	$(BIN)/baton setup
 	@touch $(STAMP)
 

@@ -142,8 +142,8 @@ def test_page_details_are_kept_with_the_record(
         TableName=records_table, Key={"pk": {"S": partition_key(url)}, "sk": {"S": "LATEST"}}
     )["Item"]
 
-    assert (item["title"]["S"], item["backend"]["S"], item["labels"]["M"]["toxicity"]["N"]) == (
-        "Notes from a small city garden", "sample", "0.0123")
+    assert (item["title"]["S"], item["backend"]["S"], item["labels"]["M"]["OFFENSIVE"]["N"]) == (
+        "Notes from a small city garden", "profanity-svm", "0.01608222204543556")
 
 
 # -- idempotency -------------------------------------------------------------------------------
