@@ -101,7 +101,7 @@ def parse_parameters(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    template = deploy.load_template()
+    template = deploy.load_template(args.template)
     built = deploy.build_all(template, deploy.ROOT / "build" / args.target, args.target == "aws")
     for (logical_id, _), artifact in built.items():
         print(f"{logical_id:<24} {artifact.stat().st_size / 1e6:7.2f} MB  {artifact}")
@@ -114,7 +114,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.target != "aws":
         parameters = EMULATOR_PARAMETERS | parameters
     started = time.monotonic()
-    result = deploy.deploy(args.target, args.stack_name, parameters, say=say)
+    result = deploy.deploy(args.target, args.stack_name, parameters, args.template, say=say)
     took = time.monotonic() - started
     print(f"Stack {result.stack} on {args.target}: "
           f"{'deployed' if result.changed else 'no changes'} ({took:.1f} s)")
@@ -125,8 +125,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def function_name(target: str, stack: str, logical: str) -> str:
     """The deployed name of a logical function (scraper, …), from the stack outputs."""
-    if logical not in FUNCTIONS:
-        raise BatonError(f"unknown function {logical!r}; choose one of: {', '.join(FUNCTIONS)}")
     outputs = deploy.stack_outputs(target, stack)
     if FUNCTIONS[logical] not in outputs:
         raise BatonError(f"stack {stack} has no {logical} function (output {FUNCTIONS[logical]})")
@@ -250,17 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
                          help="CloudFormation stack (default %(default)s)")
         return sub
 
-    with_target(add("build", cmd_build, "build the function zips and the dependency layer"))
+    build_cmd = with_target(add("build", cmd_build, "build the function zips and the dependency layer"))
     deploy_cmd = with_target(add("deploy", cmd_deploy, "build, upload and deploy template.yaml"))
+    for sub in (build_cmd, deploy_cmd):
+        sub.add_argument("--template", type=Path, default=deploy.TEMPLATE,
+                         help="the SAM template (default: the project's template.yaml)")
     deploy_cmd.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                             help="a template parameter (repeatable)")
     invoke = with_target(add("invoke", cmd_invoke, "invoke a deployed function"))
-    invoke.add_argument("function", help=f"one of: {', '.join(FUNCTIONS)}")
+    invoke.add_argument("function", choices=FUNCTIONS, metavar="FUNCTION",
+                        help=f"one of: {', '.join(FUNCTIONS)}")
     invoke.add_argument("--event", metavar="FILE", help="event JSON file, or - for stdin")
     invoke.add_argument("--async", dest="async_", action="store_true",
                         help="invoke asynchronously (InvocationType Event)")
     logs = with_target(add("logs", cmd_logs, "show a deployed function's logs"))
-    logs.add_argument("function", help=f"one of: {', '.join(FUNCTIONS)}")
+    logs.add_argument("function", choices=FUNCTIONS, metavar="FUNCTION",
+                        help=f"one of: {', '.join(FUNCTIONS)}")
     logs.add_argument("--since", type=parse_since, default=parse_since("10m"),
                       help="how far back, e.g. 30s, 10m, 2h (default 10m)")
     logs.add_argument("--follow", action="store_true", help="keep printing new events")

@@ -209,6 +209,11 @@ def deploy(target: str, stack: str = DEFAULT_STACK, parameters: dict[str, str] |
             return DeployResult(stack, False, outputs_of(existing or {}))
         raise BatonError(f"CloudFormation rejected the change set: {reason}")
     say(f"deploying stack {stack}: {len(described.get('Changes', []))} change(s)")
+    for change in described.get("Changes", []):
+        resource = change["ResourceChange"]
+        details = sorted({d.get("Target", {}).get("Name") or "" for d in resource.get("Details", [])})
+        say(f"  {resource.get('Action', '?'):<8} {resource['LogicalResourceId']}"
+            + (f" ({', '.join(filter(None, details))})" if any(details) else ""))
     started = time.time()
     cfn.execute_change_set(ChangeSetName=change_set["Id"])
     final = _follow_stack(cfn, stack, started, say)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
 import uuid
 import zipfile
@@ -13,7 +14,9 @@ from typing import Any
 import boto3
 import pytest
 
+from baton import targets
 from baton.localcloud import LocalCloud, Running
+from baton.site import serve
 
 HANDLERS = Path(__file__).parent / "handlers"
 ROLE = "arn:aws:iam::000000000000:role/baton-test"
@@ -35,8 +38,20 @@ def free_port() -> int:
 def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     cloud = LocalCloud(state_dir=tmp_path_factory.mktemp("local-cloud"))
     instance, _ = cloud.up(port=free_port())
+    # baton's own code (and `baton` subprocesses) reach the `local` target through BATON_PORT.
+    os.environ["BATON_PORT"] = str(instance.port)
+    targets.client.cache_clear()
     yield instance
     cloud.down()
+
+
+@pytest.fixture(scope="session")
+def sample_site_url() -> Iterator[str]:
+    """The sample site on a free port for the whole session."""
+    site = serve(port=0)
+    site.start()
+    yield site.base_url
+    site.stop()
 
 
 @pytest.fixture(scope="session")
