@@ -111,3 +111,94 @@ class ItemOutcome(Contract):
     failed_step: str | None = None
     attempts: int = 1
     duration_ms: float = 0.0
+
+
+# ---- runs: what an engine is asked to do and what it reports ----------------------------------
+
+# Step Functions runs at most 40 inline Map iterations at once; the orchestrator keeps to the
+# same bound so that a run request means the same thing to both engines.
+MAX_CONCURRENCY = 40
+
+
+class RunRequest(Contract):
+    """Input of a run, for the orchestrator (and, minus ``continuation``, the state machine).
+
+    URLs are plain strings: a malformed one becomes that item's failed outcome (error_type
+    ``ValidationError``, as the scraper's own input model would report it), not a rejected run.
+    """
+
+    # Also the Step Functions execution name, hence its alphabet and length.
+    run_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    urls: list[str] = Field(min_length=1, max_length=10_000)
+    max_concurrency: int = Field(default=8, ge=1, le=MAX_CONCURRENCY)
+    # How many times the orchestrator has re-invoked itself for this run (0: the first call).
+    continuation: int = Field(default=0, ge=0)
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # every item succeeded
+    FAILED_ITEMS = "failed-items"  # the run finished, some items failed
+
+
+FLAGGED = frozenset({Verdict.REVIEW, Verdict.BLOCK})
+
+
+class StepRecord(Contract):
+    """One step of one item as an engine ran it, retries included."""
+
+    step: str  # "scraper", "transformer", "moderator", "store" or "alert"
+    started_at: datetime
+    ended_at: datetime
+    attempts: int = Field(ge=1)
+    error_type: str | None = None  # set when the step finally failed
+    error: str | None = None
+
+
+class RunSummary(Contract):
+    """What a run did, whichever engine ran it: counts and every item's outcome."""
+
+    run_id: str
+    engine: str  # "orchestrator", "stepfunctions" or "choreography"
+    status: RunStatus
+    total: int
+    succeeded: int
+    failed: int
+    flagged: int  # items whose stored verdict is review or block
+    pending: int = 0  # items not finished yet (status running)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    items: list[ItemOutcome] = Field(default_factory=list)
+
+    @classmethod
+    def from_outcomes(
+        cls,
+        run_id: str,
+        engine: str,
+        items: list[ItemOutcome],
+        *,
+        total: int | None = None,
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+    ) -> RunSummary:
+        """The summary of ``items``; ``total`` above ``len(items)`` means some are pending."""
+        total = len(items) if total is None else total
+        succeeded = sum(item.succeeded for item in items)
+        failed = len(items) - succeeded
+        pending = total - len(items)
+        status = RunStatus.FAILED_ITEMS if failed else RunStatus.SUCCEEDED
+        if pending:
+            status = RunStatus.RUNNING
+        return cls(
+            run_id=run_id,
+            engine=engine,
+            status=status,
+            total=total,
+            succeeded=succeeded,
+            failed=failed,
+            flagged=sum(bool(item.record and item.record.verdict in FLAGGED) for item in items),
+            pending=pending,
+            started_at=started_at,
+            ended_at=None if pending else ended_at,
+            items=items,
+        )

@@ -1,0 +1,345 @@
+"""The orchestrator's logic: every URL of a run through scraper → transformer → moderator → store.
+
+Pure: steps are called through an injected ``invoke(step, payload) -> dict``, the run is recorded
+through a ``RunLog``, alerts go to an ``Alerts``, time comes from a ``Budget``, and waiting is an
+injected ``sleep`` — so tests run the whole engine in memory, without sleeping.
+
+Behaviour shared with the state machine (statemachines/pipeline.asl.json):
+- each step is retried per ``pipeline.policy`` (names, waits and counts as ASL ``Retry``);
+- whatever is left fails that item only, with its step, error name and message: one bad URL
+  never fails the run;
+- a page answered 304 Not Modified ends after the scraper (there is nothing to transform);
+- a stored verdict of review or block publishes one alert; a failed alert fails the item
+  (step "alert") but keeps its record, which was stored.
+
+An item's ``attempts`` is the attempts of its step that was tried most (the scraper's 3 for a page
+that answered 500 twice, then 200): the figure the CLI also derives from Step Functions history.
+
+Runs longer than one invocation: before starting an item, the engine checks its ``Budget``; when
+too little time is left it stops starting items, lets those in flight finish (each is recorded as
+it ends), and hands the run to ``continue_run`` (the handler re-invokes the function
+asynchronously). The next invocation reads the finished items back and does only the rest.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from pipeline.keys import url_id
+from pipeline.models import (
+    FLAGGED,
+    ItemOutcome,
+    ModerationResult,
+    RunRequest,
+    RunSummary,
+    ScrapedPage,
+    ScrapeRequest,
+    StepRecord,
+    StoredRecord,
+    TransformedPage,
+)
+from pipeline.observability import logger
+from pipeline.policy import POLICY, RetryPolicy, delay_before_retry
+
+ENGINE = "orchestrator"
+SCRAPER, TRANSFORMER, MODERATOR, STORE, ALERT = "scraper", "transformer", "moderator", "store", "alert"
+
+Answer = TypeVar("Answer", bound=BaseModel)
+Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
+ContinueRun = Callable[[RunRequest], None]
+# url -> (etag, last_modified) of its previous check, for a conditional GET.
+PreviousCheck = Callable[[str], tuple[str | None, str | None]]
+
+
+def no_previous_check(url: str) -> tuple[str | None, str | None]:
+    """The default hook: no validators, so every fetch is unconditional.
+
+    The monitor plugs the page table's latest etag/last_modified in here (Engine.previous_check).
+    """
+    return None, None
+
+
+class StepError(Exception):
+    """A step failed with an error known only by name (e.g. Sandbox.Timedout, ValidationError)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def error_name(error: BaseException) -> str:
+    """The name the policy matches: the remote ``errorType`` if known, else the class name."""
+    return error.error_type if isinstance(error, StepError) else type(error).__name__
+
+
+class RunLog(Protocol):
+    """Where the run is recorded (orchestrator.runs.RunsTable in production)."""
+
+    def open_run(
+        self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int
+    ) -> datetime: ...
+
+    def finished_items(self, run_id: str) -> dict[str, ItemOutcome]: ...
+
+    def item_started(self, run_id: str, url: str, at: datetime) -> None: ...
+
+    def step_finished(self, run_id: str, url: str, step: StepRecord) -> None: ...
+
+    def item_finished(self, outcome: ItemOutcome, at: datetime) -> None: ...
+
+    def save_summary(self, summary: RunSummary) -> None: ...
+
+
+class Alerts(Protocol):
+    """Where flagged pages are reported (orchestrator.alerts.SnsAlerts in production)."""
+
+    def flagged(self, record: StoredRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The invocation's remaining time, and when to stop starting items."""
+
+    remaining_ms: Callable[[], int]
+    safety_margin_s: float = 60.0
+
+    def allows_new_item(self, slowest_item_s: float) -> bool:
+        """True while more than the margin, and twice the slowest item so far, remain."""
+        remaining_s = self.remaining_ms() / 1000
+        return remaining_s > max(self.safety_margin_s, 2 * slowest_item_s)
+
+
+class _StepFailed(Exception):
+    """An item's step gave up: carries what its ItemOutcome reports."""
+
+    def __init__(
+        self, step: str, error: BaseException, attempts: int, record: StoredRecord | None = None
+    ) -> None:
+        super().__init__(str(error))
+        self.step = step
+        self.error_type = error_name(error)
+        self.message = str(error)
+        self.attempts = attempts
+        self.record = record
+
+
+@dataclass
+class Engine:
+    """Runs runs. Every collaborator is injected; the defaults are the real clock and sleep."""
+
+    invoke: Invoke
+    runs: RunLog
+    alerts: Alerts
+    policy: RetryPolicy = POLICY
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+    previous_check: PreviousCheck = no_previous_check
+    max_continuations: int = 20
+    clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def run(self, request: RunRequest, *, budget: Budget, continue_run: ContinueRun) -> RunSummary:
+        """Run (or continue) ``request``; the summary is final unless its status is running."""
+        run_id = request.run_id
+        # One item per URL: the runs table keys items by url_id, so a duplicate would collide.
+        urls = list(dict.fromkeys(request.urls))
+        started_at = self.runs.open_run(
+            run_id,
+            engine=ENGINE,
+            total=len(urls),
+            started_at=self.now(),
+            continuation=request.continuation,
+        )
+        outcomes = self.runs.finished_items(run_id)  # from earlier invocations of this run
+        pending = [url for url in urls if url_id(url) not in outcomes]
+        if outcomes:
+            logger.info("continuing run", run_id=run_id, finished=len(outcomes), pending=len(pending))
+
+        done, left = self._run_items(run_id, pending, request.max_concurrency, budget)
+        outcomes.update((url_id(outcome.url), outcome) for outcome in done)
+
+        if left and request.continuation >= self.max_continuations:
+            # Belt and braces against a run re-invoking itself for ever: give up on the rest.
+            for url in left:
+                outcome = self._give_up(run_id, url, request.continuation)
+                outcomes[url_id(url)] = outcome
+            left = []
+
+        ordered = [outcomes[url_id(url)] for url in urls if url_id(url) in outcomes]
+        summary = RunSummary.from_outcomes(
+            run_id, ENGINE, ordered, total=len(urls), started_at=started_at, ended_at=self.now()
+        )
+        self.runs.save_summary(summary)  # a checkpoint when items are left, else the end
+        if left:
+            following = request.model_copy(update={"continuation": request.continuation + 1})
+            logger.info("out of time; continuing in a new invocation", run_id=run_id,
+                        pending=len(left), continuation=following.continuation)
+            continue_run(following)
+        return summary
+
+    def _run_items(
+        self, run_id: str, urls: Sequence[str], limit: int, budget: Budget
+    ) -> tuple[list[ItemOutcome], list[str]]:
+        """Run items, at most ``limit`` at once, while the budget allows; returns (done, left)."""
+        queue = deque(urls)
+        done: list[ItemOutcome] = []
+        slowest_s = 0.0
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="item") as pool:
+            in_flight: set[Future[ItemOutcome]] = set()
+            while queue or in_flight:
+                while queue and len(in_flight) < limit:
+                    # Progress first: each invocation starts at least one item whatever the
+                    # budget, so a run always advances and cannot re-invoke itself in a loop.
+                    if (done or in_flight) and not budget.allows_new_item(slowest_s):
+                        break
+                    in_flight.add(pool.submit(self.run_item, run_id, queue.popleft()))
+                if not in_flight:
+                    break  # the budget stopped us and nothing is running
+                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    outcome = future.result()  # a runs-table failure propagates: retry the run
+                    slowest_s = max(slowest_s, outcome.duration_ms / 1000)
+                    done.append(outcome)
+        return done, list(queue)
+
+    def run_item(self, run_id: str, url: str) -> ItemOutcome:
+        """One URL through the four steps (and the alert); never raises for a step's failure."""
+        began = self.clock()
+        self.runs.item_started(run_id, url, self.now())
+        attempts = _MaxAttempts()
+        try:
+            record = self._steps(run_id, url, attempts)
+            outcome = ItemOutcome(
+                run_id=run_id, url=url, succeeded=True, record=record, attempts=attempts.value,
+                duration_ms=self._since(began),
+            )
+        except _StepFailed as failure:
+            outcome = ItemOutcome(
+                run_id=run_id, url=url, succeeded=False, record=failure.record,
+                error_type=failure.error_type, error=failure.message,
+                failed_step=failure.step, attempts=attempts.value,
+                duration_ms=self._since(began),
+            )
+            logger.warning("item failed", run_id=run_id, url=url, step=failure.step,
+                           error_type=failure.error_type, attempts=attempts.value)
+        self.runs.item_finished(outcome, self.now())
+        return outcome
+
+    def _steps(self, run_id: str, url: str, attempts: _MaxAttempts) -> StoredRecord | None:
+        etag, last_modified = self.previous_check(url)
+        try:
+            request = ScrapeRequest(
+                run_id=run_id,
+                url=url,  # type: ignore[arg-type]  # validated by the model
+                etag=etag,
+                last_modified=last_modified,
+            )
+        except ValidationError as error:
+            # A malformed URL fails where the scraper's own input model would have rejected it;
+            # attempts 0 says nothing was invoked.
+            raise _StepFailed(SCRAPER, error, attempts=0) from error
+        page = self._step(run_id, url, SCRAPER, request, ScrapedPage, attempts)
+        if page.not_modified:
+            return None  # 304: unchanged since the previous check, nothing to transform
+        text = self._step(run_id, url, TRANSFORMER, page, TransformedPage, attempts)
+        moderated = self._step(run_id, url, MODERATOR, text, ModerationResult, attempts)
+        record = self._step(run_id, url, STORE, moderated, StoredRecord, attempts)
+        if record.verdict in FLAGGED:
+            self._alert(run_id, url, record, attempts)
+        return record
+
+    def _step(
+        self,
+        run_id: str,
+        url: str,
+        step: str,
+        payload: BaseModel,
+        answer: type[Answer],
+        attempts: _MaxAttempts,
+    ) -> Answer:
+        """Invoke ``step`` with retries per the policy; its answer parsed as ``answer``."""
+        started_at = self.now()
+        body = payload.model_dump(mode="json")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                # Parsing is part of the try: an answer breaking the contract is a
+                # ValidationError, final like any other.
+                result = answer.model_validate(self.invoke(step, body))
+            except Exception as error:  # every failure is classified by name, none swallowed
+                if self.policy.is_retryable(error_name(error)) and attempt <= self.policy.max_attempts:
+                    logger.info("retrying step", run_id=run_id, url=url, step=step,
+                                error_type=error_name(error), attempt=attempt)
+                    self.sleep(delay_before_retry(attempt, self.rng, self.policy))
+                    continue
+                attempts.see(attempt)
+                self._record_step(run_id, url, step, started_at, attempt, error)
+                raise _StepFailed(step, error, attempt) from error
+            attempts.see(attempt)
+            self._record_step(run_id, url, step, started_at, attempt)
+            return result
+
+    def _alert(self, run_id: str, url: str, record: StoredRecord, attempts: _MaxAttempts) -> None:
+        started_at = self.now()
+        try:
+            self.alerts.flagged(record)
+        except Exception as error:  # the record is stored; the item fails at its alert
+            attempts.see(1)
+            self._record_step(run_id, url, ALERT, started_at, 1, error)
+            raise _StepFailed(ALERT, error, 1, record=record) from error
+        attempts.see(1)
+        self._record_step(run_id, url, ALERT, started_at, 1)
+
+    def _record_step(
+        self,
+        run_id: str,
+        url: str,
+        step: str,
+        started_at: datetime,
+        attempts: int,
+        error: BaseException | None = None,
+    ) -> None:
+        self.runs.step_finished(
+            run_id,
+            url,
+            StepRecord(
+                step=step,
+                started_at=started_at,
+                ended_at=self.now(),
+                attempts=attempts,
+                error_type=None if error is None else error_name(error),
+                error=None if error is None else str(error),
+            ),
+        )
+
+    def _give_up(self, run_id: str, url: str, continuation: int) -> ItemOutcome:
+        outcome = ItemOutcome(
+            run_id=run_id, url=url, succeeded=False, error_type="RunTooLong",
+            error=f"not started: the run was continued {continuation} times, the most allowed",
+            attempts=0,
+        )
+        self.runs.item_finished(outcome, self.now())
+        return outcome
+
+    def _since(self, began: float) -> float:
+        return round((self.clock() - began) * 1000, 3)
+
+
+class _MaxAttempts:
+    """The most attempts any step of one item needed so far (an item's steps run in one thread)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def see(self, attempts: int) -> None:
+        self.value = max(self.value, attempts)

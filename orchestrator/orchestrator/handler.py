@@ -1,0 +1,55 @@
+"""Lambda entry point of the orchestrator: RunRequest in, RunSummary out (glue only)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from orchestrator.alerts import SnsAlerts
+from orchestrator.aws import async_lambda_client
+from orchestrator.engine import Budget, Engine
+from orchestrator.invoker import LambdaInvoker
+from orchestrator.runs import RunsTable
+from orchestrator.settings import OrchestratorSettings, get_settings
+from pipeline.models import RunRequest
+from pipeline.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(correlation_id_path="run_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Run (or continue) one run; re-invokes itself asynchronously when time runs short."""
+    request = RunRequest.model_validate(event)
+    settings = get_settings()
+    summary = engine(settings).run(
+        request,
+        budget=Budget(context.get_remaining_time_in_millis, settings.safety_margin_seconds),
+        continue_run=functools.partial(reinvoke, context.function_name),
+    )
+    metrics.add_metric(name="ItemsSucceeded", unit=MetricUnit.Count, value=summary.succeeded)
+    metrics.add_metric(name="ItemsFailed", unit=MetricUnit.Count, value=summary.failed)
+    metrics.add_metric(name="ItemsFlagged", unit=MetricUnit.Count, value=summary.flagged)
+    logger.info("run summary", status=summary.status, succeeded=summary.succeeded,
+                failed=summary.failed, pending=summary.pending)
+    return summary.model_dump(mode="json")
+
+
+def engine(settings: OrchestratorSettings) -> Engine:
+    """The engine wired to Lambda, the runs table and the alert topic."""
+    return Engine(
+        invoke=LambdaInvoker(settings.function_names(), read_timeout=settings.invoke_read_timeout),
+        runs=RunsTable(settings.runs_table_name),
+        alerts=SnsAlerts(settings.alert_topic_arn),
+        max_continuations=settings.max_continuations,
+    )
+
+
+def reinvoke(function_name: str, request: RunRequest) -> None:
+    """Hand the rest of the run to a new invocation of this function (asynchronous)."""
+    async_lambda_client().invoke(
+        FunctionName=function_name, InvocationType="Event", Payload=request.model_dump_json()
+    )

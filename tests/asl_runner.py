@@ -1,0 +1,178 @@
+"""A tiny JSONPath-mode ASL interpreter: just what statemachines/pipeline.asl.json uses.
+
+Not an emulator: it exists so unit tests can push data through the state machine's paths
+(Parameters, ResultSelector, ResultPath, Catch, Retry, Choice, Map) without a cloud, and compare
+its outcomes with the orchestrator's. Supported: Pass, Task, Choice (StringEquals, IsNull, Or),
+Map (inline, sequential); paths ``$``, ``$.a.b`` and ``$$.Map.Item.Value``; the intrinsics
+States.Format, States.JsonToString and States.ArrayLength. Retry counts tries like ASL; waits
+are not taken.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+# (resource, parameters) -> result; raises TaskFailed to fail the task.
+TaskHandler = Callable[[str, dict[str, Any]], Any]
+
+
+class TaskFailed(Exception):
+    """A task failure as ASL sees it: an error name and a cause string."""
+
+    def __init__(self, error: str, cause: str) -> None:
+        super().__init__(f"{error}: {cause}")
+        self.error = error
+        self.cause = cause
+
+
+def get_path(data: Any, path: str, context: dict[str, Any] | None = None) -> Any:
+    """The value at a reference path; KeyError when it does not exist (as States.Runtime)."""
+    if path.startswith("$$"):
+        data, path = context or {}, path[1:]
+    if path == "$":
+        return data
+    for part in path[2:].split("."):
+        data = data[part]
+    return data
+
+
+def _intrinsic(expression: str, data: Any, context: dict[str, Any]) -> Any:
+    name, _, rest = expression.partition("(")
+    args_text = rest[:-1]
+    if name == "States.Format":
+        match = re.fullmatch(r"'((?:[^'\\]|\\.)*)'\s*,\s*(.*)", args_text)
+        assert match, expression
+        template, paths = match[1], [arg.strip() for arg in match[2].split(",")]
+        for path in paths:
+            template = template.replace("{}", str(get_path(data, path, context)), 1)
+        return template
+    value = get_path(data, args_text.strip(), context)
+    if name == "States.JsonToString":
+        return json.dumps(value, separators=(",", ":"))
+    if name == "States.ArrayLength":
+        return len(value)
+    raise NotImplementedError(name)
+
+
+def render(template: Any, data: Any, context: dict[str, Any] | None = None) -> Any:
+    """A Parameters/ResultSelector/ItemSelector template applied to ``data``."""
+    context = context or {}
+    if isinstance(template, dict):
+        out = {}
+        for key, value in template.items():
+            if key.endswith(".$"):
+                out[key[:-2]] = (
+                    _intrinsic(value, data, context)
+                    if value.startswith("States.")
+                    else get_path(data, value, context)
+                )
+            else:
+                out[key] = render(value, data, context)
+        return out
+    if isinstance(template, list):
+        return [render(value, data, context) for value in template]
+    return template
+
+
+def put_result(data: Any, result_path: str | None, result: Any) -> Any:
+    """``data`` with ``result`` placed at ``result_path`` (None: discard, "$": replace)."""
+    if result_path is None:
+        return data
+    if result_path == "$":
+        return result
+    data = copy.deepcopy(data)
+    target = data
+    parts = result_path[2:].split(".")
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = result
+    return data
+
+
+def _choice_matches(rule: dict[str, Any], data: Any) -> bool:
+    if "Or" in rule:
+        return any(_choice_matches(inner, data) for inner in rule["Or"])
+    if "And" in rule:
+        return all(_choice_matches(inner, data) for inner in rule["And"])
+    if "Not" in rule:
+        return not _choice_matches(rule["Not"], data)
+    value = get_path(data, rule["Variable"])
+    if "StringEquals" in rule:
+        return bool(value == rule["StringEquals"])
+    if "IsNull" in rule:
+        return (value is None) == rule["IsNull"]
+    raise NotImplementedError(rule)
+
+
+def _names(rule: dict[str, Any], failure: TaskFailed) -> bool:
+    return failure.error in rule["ErrorEquals"] or "States.ALL" in rule["ErrorEquals"]
+
+
+def _run_task(state: dict[str, Any], data: Any, tasks: TaskHandler) -> tuple[Any, str | None]:
+    """(output, next state name) of a Task, after its retries and catches."""
+    parameters = render(state.get("Parameters", {}), data)
+    tries: dict[int, int] = {}
+    while True:
+        try:
+            result = tasks(state["Resource"], parameters)
+            break
+        except TaskFailed as failure:
+            # ASL: the first retrier naming the error decides; each retrier counts its own tries.
+            index = next(
+                (i for i, retrier in enumerate(state.get("Retry", [])) if _names(retrier, failure)),
+                None,
+            )
+            if index is not None:
+                tries[index] = tries.get(index, 0) + 1
+                if tries[index] <= state["Retry"][index].get("MaxAttempts", 3):
+                    continue  # retry, without waiting
+            for catcher in state.get("Catch", []):
+                if _names(catcher, failure):
+                    caught = {"Error": failure.error, "Cause": failure.cause}
+                    return put_result(data, catcher.get("ResultPath", "$"), caught), catcher["Next"]
+            raise
+    if "ResultSelector" in state:
+        result = render(state["ResultSelector"], result)
+    return put_result(data, state.get("ResultPath", "$"), result), state.get("Next")
+
+
+def run_machine(
+    machine: dict[str, Any], data: Any, tasks: TaskHandler, context: dict[str, Any] | None = None
+) -> Any:
+    """Run ``machine`` (a definition or a Map's ItemProcessor) on ``data``; its output."""
+    context = context or {}
+    name: str | None = machine["StartAt"]
+    while name is not None:
+        state = machine["States"][name]
+        kind = state["Type"]
+        if kind == "Pass":
+            result = render(state["Parameters"], data, context) if "Parameters" in state else data
+            data = put_result(data, state.get("ResultPath", "$"), result)
+            name = state.get("Next")
+        elif kind == "Task":
+            data, name = _run_task(state, data, tasks)
+        elif kind == "Choice":
+            name = next(
+                (rule["Next"] for rule in state["Choices"] if _choice_matches(rule, data)),
+                state.get("Default"),
+            )
+            assert name is not None, "no Choice rule matched and no Default"
+        elif kind == "Map":
+            outputs = []
+            for index, item in enumerate(get_path(data, state["ItemsPath"])):
+                item_context = {**context, "Map": {"Item": {"Index": index, "Value": item}}}
+                item_input = render(state["ItemSelector"], data, item_context)
+                outputs.append(run_machine(state["ItemProcessor"], item_input, tasks, item_context))
+            data = put_result(data, state.get("ResultPath", "$"), outputs)
+            name = state.get("Next")
+        elif kind in ("Succeed", "Fail"):
+            return data
+        else:
+            raise NotImplementedError(kind)
+        if state.get("End"):
+            return data
+    return data

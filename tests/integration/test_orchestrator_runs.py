@@ -1,0 +1,203 @@
+"""The orchestrator's runs table and alerts in moto: what a run leaves behind, and its summary."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from orchestrator import aws, handler
+from orchestrator.alerts import SnsAlerts
+from orchestrator.engine import Budget, Engine
+from orchestrator.runs import RUNS_TABLE_SCHEMA, RunsTable, _from_dynamodb, run_key
+from orchestrator.settings import get_settings
+from pipeline.errors import PermanentError, TransientError
+from pipeline.models import RunRequest, RunStatus, Verdict
+from tests.integration.conftest import TEMPLATE, table_properties
+from tests.orchestrator_fakes import FakeSteps
+
+A, B, C = "http://a.test/", "http://b.test/", "http://c.test/"
+
+# Failing invocations publish no metric; Powertools warns about that, which is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+
+def clear_caches() -> None:
+    get_settings.cache_clear()
+    for client in (aws.lambda_client, aws.async_lambda_client, aws.dynamodb_client, aws.sns_client):
+        client.cache_clear()
+
+
+@pytest.fixture
+def runs_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh runs table with RUNS_TABLE_SCHEMA (template.yaml's, once it declares RunsTable)."""
+    clear_caches()
+    name = f"baton-runs-{uuid.uuid4().hex[:12]}"
+    boto3.client("dynamodb").create_table(TableName=name, **RUNS_TABLE_SCHEMA)
+    monkeypatch.setenv("RUNS_TABLE_NAME", name)
+    yield name
+    clear_caches()
+
+
+@pytest.fixture
+def alert_queue(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An SNS topic (exported as ALERT_TOPIC_ARN) with an SQS queue subscribed to read alerts."""
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name=f"baton-alerts-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=f"baton-alerts-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    monkeypatch.setenv("ALERT_TOPIC_ARN", topic)
+    return {"topic": topic, "queue": queue_url}
+
+
+def received_alerts(queue_url: str) -> list[dict[str, Any]]:
+    messages = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+    return [json.loads(message["Body"]) for message in messages.get("Messages", [])]
+
+
+def run_items(table: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """The run's table items by sort key, as plain values."""
+    answer = boto3.client("dynamodb").query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": run_key(run_id)}},
+    )
+    return {item["sk"]["S"]: _from_dynamodb(item) for item in answer["Items"]}
+
+
+def engine_with(steps: FakeSteps, runs_table: str, topic: str) -> Engine:
+    return Engine(invoke=steps, runs=RunsTable(runs_table), alerts=SnsAlerts(topic),
+                  sleep=lambda _: None, rng=random.Random(0))
+
+
+def test_a_run_records_its_meta_items_and_steps(runs_table: str, alert_queue: dict[str, str]) -> None:
+    steps = FakeSteps(verdicts={A: Verdict.BLOCK})
+    steps.fail("scraper", A, TransientError("HTTP 500"), TransientError("HTTP 500"))
+    steps.fail("transformer", B, PermanentError("not HTML"))
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+
+    summary = engine_with(steps, runs_table, alert_queue["topic"]).run(
+        RunRequest(run_id=run_id, urls=[A, B, C]), budget=Budget(lambda: 900_000),
+        continue_run=lambda _: None,
+    )
+
+    assert (summary.status, summary.succeeded, summary.failed, summary.flagged) == (
+        RunStatus.FAILED_ITEMS, 2, 1, 1
+    )
+    items = run_items(runs_table, run_id)
+    meta = items.pop("META")
+    assert (meta["status"], meta["total"], meta["succeeded"], meta["failed"], meta["flagged"]) == (
+        "failed-items", 3, 2, 1, 1
+    )
+    assert meta["engine"] == "orchestrator" and meta["started_at"] and meta["ended_at"]
+    assert len(items) == 3 and all(key.startswith("ITEM#") for key in items)
+    by_url = {item["url"]: item for item in items.values()}
+    assert [(s["step"], s["attempts"]) for s in by_url[A]["steps"]] == [
+        ("scraper", 3), ("transformer", 1), ("moderator", 1), ("store", 1), ("alert", 1)
+    ]
+    assert by_url[B]["status"] == "failed"
+    assert by_url[B]["steps"][-1]["error_type"] == "PermanentError"
+    assert by_url[B]["outcome"]["failed_step"] == "transformer"
+
+
+def test_the_recorded_run_reads_back_as_the_same_summary(
+    runs_table: str, alert_queue: dict[str, str]
+) -> None:
+    steps = FakeSteps(verdicts={B: Verdict.REVIEW})
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    summary = engine_with(steps, runs_table, alert_queue["topic"]).run(
+        RunRequest(run_id=run_id, urls=[A, B]), budget=Budget(lambda: 900_000),
+        continue_run=lambda _: None,
+    )
+
+    stored = RunsTable(runs_table).summary(run_id)
+
+    assert stored is not None
+    assert stored.model_dump(exclude={"items", "ended_at", "started_at"}) == summary.model_dump(
+        exclude={"items", "ended_at", "started_at"}
+    )
+    assert sorted(item.url for item in stored.items) == [A, B]
+    flagged = next(item for item in stored.items if item.url == B)
+    assert flagged.record is not None and flagged.record.score == 0.6  # Decimal back to float
+
+
+def test_flagged_pages_publish_one_alert_each(runs_table: str, alert_queue: dict[str, str]) -> None:
+    steps = FakeSteps(verdicts={A: Verdict.BLOCK, B: Verdict.ALLOW, C: Verdict.REVIEW})
+
+    engine_with(steps, runs_table, alert_queue["topic"]).run(
+        RunRequest(run_id=f"run-{uuid.uuid4().hex[:8]}", urls=[A, B, C]),
+        budget=Budget(lambda: 900_000), continue_run=lambda _: None,
+    )
+
+    alerts = received_alerts(alert_queue["queue"])
+    assert sorted(alert["Subject"] for alert in alerts) == [
+        "baton: page flagged (block)", "baton: page flagged (review)"
+    ]
+    assert sorted(json.loads(alert["Message"])["url"] for alert in alerts) == [A, C]
+
+
+def test_a_continued_invocation_skips_items_recorded_as_finished(
+    runs_table: str, alert_queue: dict[str, str]
+) -> None:
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    first = FakeSteps()
+    continued: list[RunRequest] = []
+    engine_with(first, runs_table, alert_queue["topic"]).run(
+        RunRequest(run_id=run_id, urls=[A, B, C], max_concurrency=1),
+        budget=Budget(lambda: 10_000, 60), continue_run=continued.append,  # starts one item only
+    )
+    second = FakeSteps()
+
+    summary = engine_with(second, runs_table, alert_queue["topic"]).run(
+        continued[0], budget=Budget(lambda: 900_000), continue_run=continued.append
+    )
+
+    assert first.count("scraper") == 1 and second.count("scraper") == 2
+    assert summary.status is RunStatus.SUCCEEDED and summary.succeeded == 3
+    assert run_items(runs_table, run_id)["META"]["continuations"] == 1
+
+
+def test_handler_runs_a_request_and_reinvokes_itself_when_short_of_time(
+    runs_table: str, alert_queue: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+) -> None:
+    for step in ("SCRAPER", "TRANSFORMER", "MODERATOR", "STORE"):
+        monkeypatch.setenv(f"{step}_FUNCTION_NAME", f"baton-{step.lower()}")
+    steps = FakeSteps()
+    monkeypatch.setattr(handler, "LambdaInvoker", lambda *args, **kwargs: steps)
+    reinvoked: list[dict[str, Any]] = []
+    monkeypatch.setattr(handler, "async_lambda_client", lambda: _Recorder(reinvoked))
+    lambda_context.get_remaining_time_in_millis = lambda: 10_000  # under the 60 s margin
+
+    answer = handler.lambda_handler(
+        {"run_id": "run-handler", "urls": [A, B], "max_concurrency": 1}, lambda_context
+    )
+
+    assert answer["status"] == "running" and answer["pending"] == 1
+    [call] = reinvoked
+    assert call["FunctionName"] == lambda_context.function_name
+    assert call["InvocationType"] == "Event"
+    assert json.loads(call["Payload"])["continuation"] == 1
+
+
+class _Recorder:
+    def __init__(self, calls: list[dict[str, Any]]) -> None:
+        self.calls = calls
+
+    def invoke(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(request)
+        return {"StatusCode": 202}
+
+
+def test_template_declares_the_runs_table_with_this_schema() -> None:
+    """Drift guard for when template.yaml gains RunsTable (skipped until it does)."""
+    if "RunsTable:" not in TEMPLATE.read_text():
+        pytest.skip("template.yaml does not declare RunsTable yet")
+    assert table_properties("RunsTable") == RUNS_TABLE_SCHEMA

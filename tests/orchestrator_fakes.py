@@ -1,0 +1,179 @@
+"""In-memory stand-ins for the orchestrator's collaborators: the four steps, the runs log, alerts.
+
+The fake steps answer with contract-valid payloads (so the engine's parsing is exercised) and
+fail on a script: ``fail("scraper", url, TransientError("500"), TransientError("500"))`` makes
+the next two scraper calls for ``url`` raise, the third succeed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.keys import page_text_key, raw_key, url_id
+from pipeline.models import (
+    Change,
+    ItemOutcome,
+    ModerationResult,
+    RunSummary,
+    ScrapedPage,
+    ScrapeRequest,
+    StepRecord,
+    StoredRecord,
+    TransformedPage,
+    Verdict,
+)
+
+FETCHED_AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeSteps:
+    """``invoke(step, payload)`` answering like the four functions, with scripted failures."""
+
+    verdicts: dict[str, Verdict] = field(default_factory=dict)  # url -> verdict (default allow)
+    not_modified: set[str] = field(default_factory=set)  # urls answering 304
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (step, url) in call order
+    before: Callable[[str, str], None] | None = None  # hook run at the start of every call
+    _failures: dict[tuple[str, str], list[BaseException]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, step: str, url: str, *errors: BaseException) -> None:
+        """The next calls of ``step`` for ``url`` raise ``errors``, one per call."""
+        self._failures[(step, url)].extend(errors)
+
+    def count(self, step: str, url: str | None = None) -> int:
+        """How many times ``step`` was called (for ``url``, if given)."""
+        return sum(1 for s, u in self.calls if s == step and (url is None or u == url))
+
+    def __call__(self, step: str, payload: dict[str, Any]) -> dict[str, Any]:
+        # Tests use URLs in their normalised form ("http://a.test/"), as the models echo them.
+        url = payload["page"]["url"] if step == "store" else payload["url"]
+        if self.before is not None:
+            self.before(step, url)
+        with self._lock:
+            self.calls.append((step, url))
+            scripted = self._failures.get((step, url))
+            error = scripted.pop(0) if scripted else None
+        if error is not None:
+            raise error
+        return getattr(self, step)(payload, url)
+
+    def scraper(self, payload: dict[str, Any], url: str) -> dict[str, Any]:
+        request = ScrapeRequest.model_validate(payload)
+        modified = url not in self.not_modified
+        return ScrapedPage(
+            run_id=request.run_id,
+            url=request.url,
+            final_url=request.url,
+            status_code=200 if modified else 304,
+            raw_key=raw_key(request.run_id, url) if modified else None,
+            content_type="text/html",
+            size_bytes=100 if modified else 0,
+            fetched_at=FETCHED_AT,
+            elapsed_ms=1.0,
+        ).model_dump(mode="json")
+
+    def transformer(self, payload: dict[str, Any], url: str) -> dict[str, Any]:
+        page = ScrapedPage.model_validate(payload)
+        return TransformedPage(
+            run_id=page.run_id,
+            url=page.url,
+            final_url=page.final_url,
+            text_key=f"text/{page.run_id}/{url_id(url)}.txt",
+            title="A page",
+            word_count=10,
+            content_hash=url_id(url) * 4,
+            fetched_at=page.fetched_at,
+        ).model_dump(mode="json")
+
+    def moderator(self, payload: dict[str, Any], url: str) -> dict[str, Any]:
+        page = TransformedPage.model_validate(payload)
+        verdict = self.verdicts.get(url, Verdict.ALLOW)
+        score = {Verdict.ALLOW: 0.1, Verdict.REVIEW: 0.6, Verdict.BLOCK: 0.9}[verdict]
+        return ModerationResult(
+            page=page, score=score, labels={"toxicity": score}, verdict=verdict, backend="fake"
+        ).model_dump(mode="json")
+
+    def store(self, payload: dict[str, Any], url: str) -> dict[str, Any]:
+        result = ModerationResult.model_validate(payload)
+        return StoredRecord(
+            run_id=result.page.run_id,
+            url=result.page.url,
+            content_hash=result.page.content_hash,
+            text_key=page_text_key(url, result.page.content_hash),
+            change=Change.NEW,
+            verdict=result.verdict,
+            score=result.score,
+            checked_at=result.page.fetched_at,
+        ).model_dump(mode="json")
+
+
+@dataclass
+class MemoryRunLog:
+    """The RunsTable's semantics in dicts."""
+
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def open_run(
+        self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int
+    ) -> datetime:
+        with self._lock:
+            meta = self.meta.setdefault(run_id, {"started_at": started_at})
+            meta.update(engine=engine, total=total, status="running", continuations=continuation)
+            return meta["started_at"]
+
+    def finished_items(self, run_id: str) -> dict[str, ItemOutcome]:
+        with self._lock:
+            return {
+                item_id: item["outcome"]
+                for (run, item_id), item in self.items.items()
+                if run == run_id and "outcome" in item
+            }
+
+    def item_started(self, run_id: str, url: str, at: datetime) -> None:
+        with self._lock:
+            self.items[(run_id, url_id(url))] = {"url": url, "status": "running", "steps": []}
+
+    def step_finished(self, run_id: str, url: str, step: StepRecord) -> None:
+        with self._lock:
+            self.items[(run_id, url_id(url))]["steps"].append(step)
+
+    def item_finished(self, outcome: ItemOutcome, at: datetime) -> None:
+        with self._lock:
+            item = self.items.setdefault(
+                (outcome.run_id, url_id(outcome.url)), {"url": outcome.url, "steps": []}
+            )
+            item.update(status="succeeded" if outcome.succeeded else "failed", outcome=outcome)
+
+    def save_summary(self, summary: RunSummary) -> None:
+        with self._lock:
+            self.meta[summary.run_id].update(
+                status=summary.status.value, succeeded=summary.succeeded, failed=summary.failed,
+                flagged=summary.flagged, pending=summary.pending,
+            )
+
+    def steps(self, run_id: str, url: str) -> list[StepRecord]:
+        """The step records of one item."""
+        return list(self.items[(run_id, url_id(url))]["steps"])
+
+
+@dataclass
+class FakeAlerts:
+    """Collects the flagged records; can be told to fail."""
+
+    sent: list[StoredRecord] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def flagged(self, record: StoredRecord) -> None:
+        if self.error is not None:
+            raise self.error
+        self.sent.append(record)

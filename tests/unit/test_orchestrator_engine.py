@@ -1,0 +1,328 @@
+"""The orchestrator's engine over fake steps, an in-memory runs log and fake alerts: no AWS, no sleep."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from orchestrator.engine import Budget, Engine, StepError
+from pipeline.errors import PermanentError, TransientError
+from pipeline.models import RunRequest, RunStatus, RunSummary, Verdict
+from pipeline.policy import POLICY
+from tests.orchestrator_fakes import FakeAlerts, FakeSteps, MemoryRunLog
+
+RUN = "run-0001"
+A, B, C = "http://a.test/", "http://b.test/", "http://c.test/"
+PLENTY = Budget(lambda: 900_000, safety_margin_s=60)
+
+
+@dataclass
+class World:
+    """An engine and its fakes; ``sleeps`` holds every backoff the engine asked for."""
+
+    steps: FakeSteps = field(default_factory=FakeSteps)
+    runs: MemoryRunLog = field(default_factory=MemoryRunLog)
+    alerts: FakeAlerts = field(default_factory=FakeAlerts)
+    sleeps: list[float] = field(default_factory=list)
+    continued: list[RunRequest] = field(default_factory=list)
+    clock: Any = None
+    max_continuations: int = 20
+
+    def engine(self) -> Engine:
+        extra = {"clock": self.clock} if self.clock else {}
+        return Engine(
+            invoke=self.steps, runs=self.runs, alerts=self.alerts, sleep=self.sleeps.append,
+            rng=random.Random(0), max_continuations=self.max_continuations, **extra,
+        )
+
+    def run(self, *urls: str, budget: Budget = PLENTY, **options: Any) -> RunSummary:
+        request = RunRequest(run_id=RUN, urls=list(urls), **options)
+        return self.engine().run(request, budget=budget, continue_run=self.continued.append)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def outcome_of(summary: RunSummary, url: str) -> Any:
+    return next(item for item in summary.items if item.url == url)
+
+
+# ---- the happy path ---------------------------------------------------------------------------
+
+def test_every_url_goes_through_the_four_steps_in_order(world: World) -> None:
+    summary = world.run(A, B)
+
+    assert summary.status is RunStatus.SUCCEEDED
+    assert (summary.total, summary.succeeded, summary.failed, summary.pending) == (2, 2, 0, 0)
+    assert summary.engine == "orchestrator"
+    assert [step for step, url in world.steps.calls if url == A] == [
+        "scraper", "transformer", "moderator", "store"
+    ]
+    assert [item.url for item in summary.items] == [A, B]  # request order
+    assert all(item.attempts == 1 and item.record is not None for item in summary.items)
+    assert world.sleeps == []
+
+
+def test_the_run_and_each_step_are_recorded(world: World) -> None:
+    world.run(A)
+
+    assert world.runs.meta[RUN]["status"] == "succeeded"
+    assert world.runs.meta[RUN]["succeeded"] == 1
+    assert [step.step for step in world.runs.steps(RUN, A)] == [
+        "scraper", "transformer", "moderator", "store"
+    ]
+    assert all(step.attempts == 1 and step.error is None for step in world.runs.steps(RUN, A))
+
+
+def test_duplicate_urls_are_one_item(world: World) -> None:
+    summary = world.run(A, A)
+
+    assert summary.total == 1
+    assert world.steps.count("scraper") == 1
+
+
+# ---- retries and failures ---------------------------------------------------------------------
+
+def test_a_page_failing_twice_then_ok_shows_three_scraper_attempts(world: World) -> None:
+    world.steps.fail("scraper", A, TransientError("HTTP 500"), TransientError("HTTP 500"))
+
+    summary = world.run(A)
+
+    item = outcome_of(summary, A)
+    assert item.succeeded and item.attempts == 3
+    assert world.steps.count("scraper", A) == 3
+    assert world.runs.steps(RUN, A)[0].attempts == 3
+    assert len(world.sleeps) == 2
+    assert all(0 <= delay <= POLICY.max_delay(n) for n, delay in enumerate(world.sleeps, 1))
+
+
+def test_a_permanent_error_fails_that_item_only(world: World) -> None:
+    world.steps.fail("transformer", B, PermanentError("not HTML"))
+
+    summary = world.run(A, B, C)
+
+    assert summary.status is RunStatus.FAILED_ITEMS
+    assert (summary.succeeded, summary.failed) == (2, 1)
+    failed = outcome_of(summary, B)
+    assert not failed.succeeded
+    assert (failed.failed_step, failed.error_type, failed.error, failed.attempts) == (
+        "transformer", "PermanentError", "not HTML", 1
+    )
+    assert world.steps.count("transformer", B) == 1  # never retried
+    assert world.steps.count("moderator", B) == 0
+    assert world.sleeps == []
+
+
+def test_retries_run_out_after_max_attempts(world: World) -> None:
+    tries = POLICY.max_attempts + 1
+    world.steps.fail("store", A, *[TransientError("throttled")] * (tries + 1))
+
+    item = outcome_of(world.run(A), A)
+
+    assert not item.succeeded
+    assert (item.failed_step, item.error_type, item.attempts) == ("store", "TransientError", tries)
+    assert world.steps.count("store", A) == tries
+    assert len(world.sleeps) == POLICY.max_attempts
+    last = world.runs.steps(RUN, A)[-1]
+    assert (last.step, last.attempts, last.error_type) == ("store", tries, "TransientError")
+
+
+def test_lambda_service_errors_are_retried_by_name(world: World) -> None:
+    world.steps.fail("moderator", A, StepError("Lambda.TooManyRequestsException", "slow down"))
+
+    item = outcome_of(world.run(A), A)
+
+    assert item.succeeded and item.attempts == 2
+
+
+def test_an_unnamed_function_error_is_final(world: World) -> None:
+    world.steps.fail("moderator", A, StepError("Runtime.HandlerError", "boom"))
+
+    item = outcome_of(world.run(A), A)
+
+    assert (item.succeeded, item.error_type, item.attempts) == (False, "Runtime.HandlerError", 1)
+
+
+def test_an_answer_breaking_the_contract_fails_that_step(world: World) -> None:
+    world.steps.moderator = lambda payload, url: {"score": 2}  # type: ignore[method-assign]
+
+    item = outcome_of(world.run(A), A)
+
+    assert (item.failed_step, item.error_type, item.attempts) == ("moderator", "ValidationError", 1)
+
+
+def test_a_malformed_url_fails_as_its_own_item_without_any_invoke(world: World) -> None:
+    summary = world.run("not a url", A)
+
+    bad = outcome_of(summary, "not a url")
+    assert (bad.succeeded, bad.failed_step, bad.error_type, bad.attempts) == (
+        False, "scraper", "ValidationError", 0
+    )
+    assert outcome_of(summary, A).succeeded
+    assert world.steps.count("scraper") == 1
+
+
+def test_an_unchanged_page_ends_after_the_scraper(world: World) -> None:
+    world.steps.not_modified.add(A)
+
+    item = outcome_of(world.run(A), A)
+
+    assert item.succeeded and item.record is None
+    assert world.steps.calls == [("scraper", A)]
+
+
+# ---- alerts -----------------------------------------------------------------------------------
+
+def test_each_flagged_item_sends_one_alert(world: World) -> None:
+    world.steps.verdicts.update({A: Verdict.BLOCK, B: Verdict.REVIEW, C: Verdict.ALLOW})
+
+    summary = world.run(A, B, C)
+
+    assert sorted(str(record.url) for record in world.alerts.sent) == [A, B]
+    assert summary.flagged == 2 and summary.succeeded == 3
+
+
+def test_a_failed_alert_fails_the_item_but_keeps_its_record(world: World) -> None:
+    world.steps.verdicts[A] = Verdict.BLOCK
+    world.alerts.error = RuntimeError("SNS is down")
+
+    item = outcome_of(world.run(A), A)
+
+    assert (item.succeeded, item.failed_step, item.error_type) == (False, "alert", "RuntimeError")
+    assert item.record is not None and item.record.verdict is Verdict.BLOCK
+
+
+# ---- concurrency ------------------------------------------------------------------------------
+
+def test_concurrency_never_exceeds_the_limit_and_reaches_it() -> None:
+    """Each scraper call waits until `limit` are in flight (or all others have started), so the
+    maximum seen is the limit exactly if, and only if, the engine keeps to it."""
+    limit, urls = 3, [f"http://site{n}.test/" for n in range(10)]
+    state = {"in_flight": 0, "max": 0, "started": 0}
+    changed = threading.Condition()
+
+    def before(step: str, url: str) -> None:
+        if step != "scraper":
+            return
+        with changed:
+            state["in_flight"] += 1
+            state["started"] += 1
+            state["max"] = max(state["max"], state["in_flight"])
+            changed.notify_all()
+            changed.wait_for(
+                lambda: state["in_flight"] >= limit or state["started"] == len(urls), timeout=5
+            )
+            state["in_flight"] -= 1
+            changed.notify_all()
+
+    world = World(steps=FakeSteps(before=before))
+    summary = world.run(*urls, max_concurrency=limit)
+
+    assert summary.succeeded == len(urls)
+    assert state["max"] == limit
+
+
+# ---- runs longer than one invocation ----------------------------------------------------------
+
+@dataclass
+class FakeTime:
+    """Invocation time that advances only when a step runs: 10 s per step, 40 s per item."""
+
+    now: float = 0.0
+    deadline: float = 300.0
+
+    def remaining_ms(self) -> int:
+        return int((self.deadline - self.now) * 1000)
+
+    def clock(self) -> float:
+        return self.now
+
+    def step(self, step: str, url: str) -> None:
+        self.now += 10.0
+
+
+def test_budget_allows_items_while_above_margin_and_twice_the_slowest_item() -> None:
+    remaining = {"ms": 100_000}
+    budget = Budget(lambda: remaining["ms"], safety_margin_s=60)
+
+    assert budget.allows_new_item(slowest_item_s=40)  # 100 s > max(60, 80)
+    assert not budget.allows_new_item(slowest_item_s=55)  # 100 s < 110 s
+    remaining["ms"] = 59_000
+    assert not budget.allows_new_item(slowest_item_s=0)
+
+
+def test_a_run_out_of_time_checkpoints_and_reinvokes_itself_once() -> None:
+    time = FakeTime()
+    world = World(steps=FakeSteps(before=time.step), clock=time.clock)
+    urls = [f"http://site{n}.test/" for n in range(8)]
+
+    summary = world.run(
+        *urls, max_concurrency=1, budget=Budget(time.remaining_ms, safety_margin_s=30)
+    )
+
+    # Items take 40 s; after the sixth only 60 s are left, under twice the slowest item.
+    assert summary.status is RunStatus.RUNNING
+    assert (summary.succeeded, summary.pending) == (6, 2)
+    assert world.steps.count("scraper") == 6
+    assert world.runs.meta[RUN]["status"] == "running"
+    assert len(world.continued) == 1
+    assert world.continued[0].run_id == RUN and world.continued[0].continuation == 1
+    assert world.continued[0].urls == urls
+
+
+def test_a_continued_run_skips_the_items_already_finished() -> None:
+    time = FakeTime()
+    world = World(steps=FakeSteps(before=time.step), clock=time.clock)
+    urls = [f"http://site{n}.test/" for n in range(8)]
+    world.run(*urls, max_concurrency=1, budget=Budget(time.remaining_ms, safety_margin_s=30))
+    first_calls = list(world.steps.calls)
+
+    time.now, continued = 0.0, world.continued.pop()
+    summary = world.engine().run(
+        continued, budget=Budget(time.remaining_ms, 30), continue_run=world.continued.append
+    )
+
+    new_calls = world.steps.calls[len(first_calls):]
+    assert {url for _, url in new_calls} == set(urls[6:])
+    assert summary.status is RunStatus.SUCCEEDED
+    assert summary.succeeded == 8 and [item.url for item in summary.items] == urls
+    assert world.continued == []  # done: no further invocation
+    assert world.runs.meta[RUN]["status"] == "succeeded"
+
+
+def test_each_invocation_starts_at_least_one_item_even_when_short_of_time(world: World) -> None:
+    summary = world.run(A, B, max_concurrency=1, budget=Budget(lambda: 10_000, 60))
+
+    assert summary.succeeded == 1 and summary.pending == 1
+    assert len(world.continued) == 1
+
+
+def test_a_run_continued_too_often_fails_its_remaining_items() -> None:
+    world = World(max_continuations=2)
+
+    summary = world.run(
+        A, B, max_concurrency=1, continuation=2, budget=Budget(lambda: 10_000, 60)
+    )
+
+    assert world.continued == []
+    assert summary.status is RunStatus.FAILED_ITEMS
+    assert outcome_of(summary, B).error_type == "RunTooLong"
+
+
+# ---- the request ------------------------------------------------------------------------------
+
+def test_a_run_needs_at_least_one_url() -> None:
+    with pytest.raises(ValidationError, match="urls"):
+        RunRequest(run_id=RUN, urls=[])
+
+
+def test_a_run_id_must_be_usable_as_an_execution_name() -> None:
+    with pytest.raises(ValidationError, match="run_id"):
+        RunRequest(run_id="has spaces/and slashes", urls=[A])
