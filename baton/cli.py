@@ -213,6 +213,26 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from baton import run
+
+    urls = list(args.url)
+    if args.watchlist:
+        urls += run.read_watchlist(args.watchlist)
+    request = run.run_request(urls, args.max_concurrency)
+    targets.require_reachable(args.target)
+    say(f"run {request.run_id}: {len(request.urls)} URL(s) with the {args.engine} engine")
+    result = run.run(args.engine, args.target, args.stack_name, request, wait=not args.no_wait,
+                     show=None if args.json else run.show_progress)
+    if isinstance(result, str):
+        print(f"started {request.run_id}: {result}")
+        return 0
+    if sys.stderr.isatty() and not args.json:
+        sys.stderr.write("\n")
+    print(result.model_dump_json(indent=2) if args.json else run.summary_table(result))
+    return 1 if result.failed and not args.allow_failures else 0
+
+
 def cmd_site(args: argparse.Namespace) -> int:
     from baton import site
 
@@ -268,6 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="how far back, e.g. 30s, 10m, 2h (default 10m)")
     logs.add_argument("--follow", action="store_true", help="keep printing new events")
     with_target(add("destroy", cmd_destroy, "delete the deployed stack"))
+    run_cmd = with_target(add("run", cmd_run, "run the pipeline over URLs with an engine"))
+    run_cmd.add_argument("--engine", choices=("orchestrator", "stepfunctions"),
+                         default="orchestrator", help="who coordinates (default %(default)s)")
+    run_cmd.add_argument("--url", action="append", default=[], help="a URL (repeatable)")
+    run_cmd.add_argument("--watchlist", type=Path, help="a file of URLs, one per line")
+    run_cmd.add_argument("--max-concurrency", type=int, default=8,
+                         help="URLs in flight at once (default %(default)s)")
+    run_cmd.add_argument("--no-wait", action="store_true", help="start the run and return")
+    run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run_cmd.add_argument("--allow-failures", action="store_true",
+                         help="exit 0 even when some URLs failed")
     site = add("site", cmd_site, "serve the sample site on 127.0.0.1 for demos and tests")
     site.add_argument("--port", type=int, default=8765, help="port (default %(default)s)")
     site.add_argument("--quiet", action="store_true", help="do not log each request")
