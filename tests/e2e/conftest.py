@@ -93,3 +93,13 @@ def deploy_function(aws: Callable[[str], Any]) -> Iterator[Callable[..., str]]:
     yield deploy
     for name in created:
         lambdas.delete_function(FunctionName=name)
+
+
+@pytest.fixture(scope="session")
+def pipeline_stack(local_cloud: Running, sample_site_url: str) -> dict[str, str]:
+    """The whole stack deployed once per session for the engine tests; its outputs."""
+    from baton import deploy
+
+    allowed = sample_site_url.removeprefix("http://")
+    return deploy.deploy("local", "baton-engines", {"ScraperAllowedHosts": allowed},
+                         say=lambda _: None).outputs

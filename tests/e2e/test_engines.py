@@ -1,0 +1,93 @@
+"""Parity: the orchestrator and Step Functions engines give the same outcomes and records."""
+
+from __future__ import annotations
+
+import urllib.request
+from typing import Any
+
+import pytest
+
+from baton import run
+from pipeline.models import ItemOutcome, RunSummary
+
+PAGES = ["/pages/garden", "/pages/rant", "/faults/flaky", "/faults/missing", "/faults/slow?delay=1",
+         "/faults/huge", "/faults/report.pdf", "/faults/to-private"]
+
+
+def reset_site(site_url: str) -> None:
+    request = urllib.request.Request(f"{site_url}/_control/reset", method="POST")
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+def run_engine(engine: str, site_url: str) -> RunSummary:
+    # Each engine gets its own URLs (a query parameter the site ignores), so both see new pages
+    # and their stored records can be compared field by field.
+    urls = [f"{site_url}{page}{'&' if '?' in page else '?'}engine={engine}" for page in PAGES]
+    reset_site(site_url)
+    summary = run.run(engine, "local", "baton-engines", run.run_request(urls, max_concurrency=4),
+                      timeout_s=300)
+    assert isinstance(summary, RunSummary)
+    return summary
+
+
+def comparable(item: ItemOutcome, engine: str) -> dict[str, Any]:
+    record = item.record
+    return {
+        "page": item.url.replace(f"engine={engine}", "").rstrip("?&"),
+        "succeeded": item.succeeded, "error_type": item.error_type,
+        "failed_step": item.failed_step, "attempts": item.attempts,
+        "record": None if record is None else {
+            "content_hash": record.content_hash, "change": record.change,
+            "verdict": record.verdict, "score": round(record.score, 6),
+            "previous_hash": record.previous_hash},
+    }
+
+
+@pytest.fixture(scope="module")
+def summaries(pipeline_stack, sample_site_url) -> dict[str, RunSummary]:
+    return {engine: run_engine(engine, sample_site_url) for engine in run.ENGINES}
+
+
+def by_page(summary: RunSummary) -> dict[str, dict[str, Any]]:
+    rows = [comparable(item, summary.engine) for item in summary.items]
+    return {row["page"]: row for row in rows}
+
+
+def test_both_engines_give_the_same_outcome_for_every_page(summaries):
+    orchestrated = by_page(summaries["orchestrator"])
+    stepped = by_page(summaries["stepfunctions"])
+
+    assert orchestrated == stepped
+
+
+def test_outcomes_are_the_expected_ones(summaries):
+    rows = by_page(summaries["orchestrator"])
+    site = next(iter(rows)).split("/pages")[0].split("/faults")[0]
+
+    assert rows[f"{site}/pages/garden"]["record"]["verdict"] == "allow"
+    assert rows[f"{site}/pages/rant"]["record"]["verdict"] == "block"
+    assert rows[f"{site}/faults/flaky"]["attempts"] == 3  # 500, 500, then 200
+    assert rows[f"{site}/faults/flaky"]["succeeded"]
+    assert rows[f"{site}/faults/slow?delay=1"]["succeeded"]
+    for page in ("/faults/missing", "/faults/huge", "/faults/report.pdf", "/faults/to-private"):
+        assert rows[f"{site}{page}"]["error_type"] == "PermanentError", page
+        assert rows[f"{site}{page}"]["failed_step"] == "scraper", page
+
+
+def test_summaries_count_the_same(summaries):
+    counts = {engine: (s.total, s.succeeded, s.failed, s.flagged) for engine, s in summaries.items()}
+
+    assert counts["orchestrator"] == counts["stepfunctions"] == (8, 4, 4, 1)
+
+
+def test_stored_text_is_the_same_for_both_engines(summaries, pipeline_stack, aws):
+    s3 = aws("s3")
+
+    def text(summary: RunSummary, page: str) -> str:
+        item = next(i for i in summary.items if page in i.url)
+        assert item.record is not None
+        body = s3.get_object(Bucket=pipeline_stack["DataBucketName"], Key=item.record.text_key)
+        return str(body["Body"].read().decode())
+
+    assert text(summaries["orchestrator"], "/pages/rant") == text(summaries["stepfunctions"],
+                                                                   "/pages/rant")
