@@ -1,37 +1,22 @@
 """`make demo`: the pipeline on the embedded local cloud, from nothing.
 
-Starts the local cloud and the sample site, deploys template.yaml, then sends a few sample pages
-through scraper → transformer → moderator → store and prints what each step decided.
+Starts the local cloud and the sample site, deploys template.yaml, then runs the sample watchlist
+through the pipeline with each engine and prints their summaries.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
+from pathlib import Path
 
-from baton import deploy
-from baton.cli import EMULATOR_PARAMETERS, FUNCTIONS
+from baton import deploy, run
+from baton.cli import EMULATOR_PARAMETERS
 from baton.errors import BatonError
 from baton.localcloud import LocalCloud
 from baton.site import DEFAULT_PORT, serve
-from baton.targets import client, local_port
+from baton.targets import local_port
 
-PAGES = ["/pages/garden", "/pages/recette", "/pages/rant", "/faults/missing", "/faults/to-metadata"]
-STEPS = ["scraper", "transformer", "moderator", "store"]
-
-
-def run_item(outputs: dict[str, str], url: str) -> tuple[str, dict[str, Any]]:
-    """Chain the four deployed functions for one URL; return (last step reached, its result)."""
-    lambdas = client("lambda")
-    payload: dict[str, Any] = {"run_id": "demo", "url": url}
-    for step in STEPS:
-        response = lambdas.invoke(FunctionName=outputs[FUNCTIONS[step]],
-                                  Payload=json.dumps(payload).encode())
-        payload = json.loads(response["Payload"].read())
-        if response.get("FunctionError"):
-            return step, payload
-    return "done", payload
+WATCHLIST = Path(__file__).resolve().parent.parent / "examples" / "sample-watchlist.txt"
 
 
 def main() -> int:
@@ -45,21 +30,20 @@ def main() -> int:
         print(f"sample site: port {DEFAULT_PORT} is in use; assuming `baton site` serves it")
     try:
         result = deploy.deploy("local", parameters=EMULATOR_PARAMETERS)
-        print(f"stack {result.stack}: {'deployed' if result.changed else 'no changes'}\n")
-        print(f"{'URL':<48} {'outcome':<28} {'verdict':<8} {'score':>6}  change")
-        for path in PAGES:
-            url = f"http://127.0.0.1:{DEFAULT_PORT}{path}"
-            reached, body = run_item(result.outputs, url)
-            if reached == "done":
-                print(f"{url:<48} {'stored':<28} {body['verdict']:<8} {body['score']:>6.2f}  "
-                      f"{body['change']}")
-            else:
-                outcome = f"{body.get('errorType')} in {reached}"
-                print(f"{url:<48} {outcome:<28}")
+        print(f"stack {result.stack}: {'deployed' if result.changed else 'no changes'}")
+        urls = run.read_watchlist(WATCHLIST)
+        for engine in run.ENGINES:
+            print(f"\n== {engine}: {len(urls)} pages of {WATCHLIST.name}")
+            summary = run.run(engine, "local", result.stack, run.run_request(urls, 8),
+                              show=run.show_progress)
+            assert not isinstance(summary, str)
+            print("\n" + run.summary_table(summary))
     finally:
         if site is not None:
             site.stop()
-    print("\nThe local cloud keeps running; stop it with: .venv/bin/baton down")
+    print("\nThe local cloud keeps running (.venv/bin/baton down stops it). Try:\n"
+          "  .venv/bin/baton site &   # then\n"
+          "  .venv/bin/baton run --engine stepfunctions --watchlist examples/sample-watchlist.txt")
     return 0
 
 
