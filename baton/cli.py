@@ -6,6 +6,7 @@ import argparse
 import base64
 import json
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -233,6 +234,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if result.failed and not args.allow_failures else 0
 
 
+def cmd_executions(args: argparse.Namespace) -> int:
+    from baton.executions import Executions, table
+
+    targets.require_reachable(args.target)
+    found = Executions(args.target, args.stack_name).recent(args.engine, args.limit)
+    if args.json:
+        print(json.dumps([vars(execution) for execution in found], indent=2))
+    else:
+        print(table(found))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from baton.executions import Executions, table
+
+    targets.require_reachable(args.target)
+    engine, rows = Executions(args.target, args.stack_name).history(args.run_id)
+    if args.json:
+        print(json.dumps({"run_id": args.run_id, "engine": engine,
+                          "events": [vars(row) for row in rows]}, indent=2))
+    else:
+        print(f"run {args.run_id} ({engine})\n{table(rows)}")
+    return 0
+
+
 def cmd_site(args: argparse.Namespace) -> int:
     from baton import site
 
@@ -299,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
     run_cmd.add_argument("--allow-failures", action="store_true",
                          help="exit 0 even when some URLs failed")
+    executions = with_target(add("executions", cmd_executions, "list recent runs of every engine"))
+    executions.add_argument("--engine", choices=("orchestrator", "stepfunctions"))
+    executions.add_argument("--limit", type=int, default=20, help="at most (default %(default)s)")
+    executions.add_argument("--json", action="store_true", help="print JSON")
+    history = with_target(add("history", cmd_history, "show one run's step-by-step history"))
+    history.add_argument("run_id", metavar="RUN_ID")
+    history.add_argument("--json", action="store_true", help="print JSON")
     site = add("site", cmd_site, "serve the sample site on 127.0.0.1 for demos and tests")
     site.add_argument("--port", type=int, default=8765, help="port (default %(default)s)")
     site.add_argument("--quiet", action="store_true", help="do not log each request")
@@ -306,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Piped into `head`, stop quietly when the reader goes, like any Unix tool.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))

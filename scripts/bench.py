@@ -23,7 +23,7 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from baton import deploy  # noqa: E402
+from baton import deploy, run  # noqa: E402
 from baton.build import build_layer  # noqa: E402
 from baton.cli import FUNCTIONS  # noqa: E402
 from baton.localcloud import LocalCloud, Running  # noqa: E402
@@ -149,6 +149,79 @@ def bench_pipeline(instance: Running, scratch: Path) -> None:
         site.stop()
 
 
+class InProcessContext:
+    """Just enough of a Lambda context for Powertools' decorators."""
+
+    function_name = "in-process"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:in-process"
+    memory_limit_in_mb = 512
+    aws_request_id = "in-process"
+    log_group_name = "/aws/lambda/in-process"
+    log_stream_name = "in-process"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def in_process_engine(instance: Running, outputs: dict[str, str], allowed_hosts: str) -> Any:
+    """The orchestrator's engine calling the four handlers in this process: the baseline."""
+    for folder in ("functions/shared", "functions/scraper", "functions/transformer",
+                   "functions/moderator", "functions/store"):
+        sys.path.insert(0, str(ROOT / folder))
+    os.environ.update(
+        AWS_ENDPOINT_URL=instance.endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION="us-east-1", BUCKET_NAME=outputs["DataBucketName"],
+        TABLE_NAME=outputs["RecordsTableName"], SCRAPER_ALLOWED_HOSTS=allowed_hosts,
+        POWERTOOLS_TRACE_DISABLED="1", POWERTOOLS_SERVICE_NAME="in-process",
+        POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_NAMESPACE="Bench")
+    import importlib
+
+    from orchestrator.alerts import SnsAlerts
+    from orchestrator.engine import Engine
+    from orchestrator.runs import RunsTable
+
+    handlers = {step: importlib.import_module(f"{step}.handler").lambda_handler
+                for step in PIPELINE_STEPS}
+
+    def invoke(step: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return dict(handlers[step](payload, InProcessContext()))
+
+    return Engine(invoke=invoke, runs=RunsTable(outputs["RunsTableName"], client("dynamodb")),
+                  alerts=SnsAlerts(outputs["AlertTopicArn"]))
+
+
+def bench_engines(instance: Running, n: int = 50, concurrency: int = 8) -> None:
+    """N URLs with 50 ms page latency: each engine's wall time against the in-process chain."""
+    from orchestrator.engine import Budget
+
+    site = serve(port=0).start()
+    try:
+        allowed = site.base_url.removeprefix("http://")
+        outputs = deploy.deploy("local", "bench", {"ScraperAllowedHosts": allowed},
+                                say=lambda _: None).outputs
+        urls = [f"{site.base_url}/faults/slow?delay=0.05&page={i}" for i in range(n)]
+
+        def run_deployed(engine: str, count: int = n) -> float:
+            request = run.run_request(urls[:count], concurrency)
+            return timed(lambda: run.run(engine, "local", "bench", request, timeout_s=600))
+
+        run_deployed("orchestrator", count=concurrency)  # warm the workers of every function
+        engine = in_process_engine(instance, outputs, allowed)
+        in_process = timed(lambda: engine.run(run.run_request(urls, concurrency),
+                                              budget=Budget(lambda: 900_000, 60),
+                                              continue_run=lambda request: None))
+        print(f"{f'in-process chain, {n} URLs, concurrency {concurrency}':<58} "
+              f"{in_process * 1000:9.1f} ms")
+        for engine_name, goal in (("orchestrator", 1.5), ("stepfunctions", 2.0)):
+            wall = run_deployed(engine_name)
+            print(f"{f'{engine_name}, {n} URLs, concurrency {concurrency}':<58} "
+                  f"{wall * 1000:9.1f} ms   ratio to in-process {wall / in_process:5.2f} "
+                  f"(goal <= {goal})")
+    finally:
+        site.stop()
+
+
 def main() -> None:
     print(f"baton bench: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores; "
           "ratio = measured / goal (below 1.0 meets it)")
@@ -161,6 +234,7 @@ def main() -> None:
         try:
             bench_invokes(instance)
             bench_pipeline(instance, state_root)
+            bench_engines(instance)
         finally:
             cloud.down()
 

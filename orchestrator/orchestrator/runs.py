@@ -101,6 +101,11 @@ class RunsTable:
 
     def finished_items(self, run_id: str) -> dict[str, ItemOutcome]:
         """The outcomes of the run's finished items, by url_id."""
+        return {item["url_id"]: ItemOutcome.model_validate(item["outcome"])
+                for item in self._items(run_id) if "outcome" in item}
+
+    def _items(self, run_id: str) -> list[dict[str, Any]]:
+        """Every item record of the run, all pages of the query."""
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -110,15 +115,12 @@ class RunsTable:
             },
             "ConsistentRead": True,  # an item finished just before a re-invocation must count
         }
-        finished: dict[str, ItemOutcome] = {}
+        items: list[dict[str, Any]] = []
         while True:
             page = self.client.query(**request)
-            for raw in page.get("Items", []):
-                item = _from_dynamodb(raw)
-                if "outcome" in item:
-                    finished[item["url_id"]] = ItemOutcome.model_validate(item["outcome"])
+            items += [_from_dynamodb(raw) for raw in page.get("Items", [])]
             if not page.get("LastEvaluatedKey"):
-                return finished
+                return items
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def item_started(self, run_id: str, url: str, at: datetime) -> None:
@@ -195,6 +197,30 @@ class RunsTable:
             started_at=datetime.fromisoformat(meta["started_at"]),
             ended_at=datetime.fromisoformat(ended) if ended else None,
         )
+
+    def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The runs' own records (META), newest first: a Scan, as the table holds nothing else."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "sk = :meta",
+            "ExpressionAttributeValues": {":meta": {"S": META}},
+        }
+        runs: list[dict[str, Any]] = []
+        while True:
+            page = self.client.scan(**request)
+            for raw in page.get("Items", []):
+                meta = _from_dynamodb(raw)
+                runs.append(meta | {"run_id": meta["pk"].removeprefix("RUN#")})
+            if not page.get("LastEvaluatedKey"):
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(runs, key=lambda run: run.get("started_at", ""), reverse=True)[:limit]
+
+    def item_steps(self, run_id: str) -> list[tuple[str, StepRecord]]:
+        """Every recorded step of the run as (url, step), in the order they ended."""
+        steps = [(item["url"], StepRecord.model_validate(step))
+                 for item in self._items(run_id) for step in item.get("steps", [])]
+        return sorted(steps, key=lambda pair: pair[1].ended_at)
 
     def _update(
         self,

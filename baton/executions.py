@@ -1,0 +1,105 @@
+"""`baton executions` and `baton history`: past runs of every engine, in one format.
+
+Orchestrator runs come from its runs table; Step Functions runs from ListExecutions and
+GetExecutionHistory. Both become the same rows, so a user reads one kind of table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from baton import deploy
+from baton.errors import BatonError
+from baton.run import execution_history
+from baton.targets import client
+from orchestrator.runs import RunsTable
+
+
+@dataclass(frozen=True)
+class Execution:
+    run_id: str
+    engine: str
+    status: str
+    started_at: str
+    ended_at: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    at: str
+    item: str  # the URL, where the engine's history says which one
+    step: str
+    event: str
+    detail: str
+
+
+def _iso(moment: Any) -> str:
+    return moment.isoformat(timespec="seconds") if isinstance(moment, datetime) else str(moment or "")
+
+
+class Executions:
+    def __init__(self, target: str, stack: str) -> None:
+        outputs = deploy.stack_outputs(target, stack)
+        self.runs = RunsTable(outputs["RunsTableName"], client("dynamodb", target))
+        self.sfn = client("stepfunctions", target)
+        self.machine = outputs["PipelineStateMachineArn"]
+
+    def recent(self, engine: str | None = None, limit: int = 20) -> list[Execution]:
+        """The most recent runs, newest first, of one engine or all."""
+        found: list[Execution] = []
+        if engine in (None, "orchestrator"):
+            found += [Execution(r["run_id"], "orchestrator", r.get("status", "?"),
+                                r.get("started_at", ""), r.get("ended_at", ""),
+                                f"{r.get('succeeded', 0)} stored, {r.get('failed', 0)} failed "
+                                f"of {r.get('total', 0)}")
+                      for r in self.runs.recent_runs(limit)]
+        if engine in (None, "stepfunctions"):
+            listed = self.sfn.list_executions(stateMachineArn=self.machine, maxResults=limit)
+            found += [Execution(e["name"], "stepfunctions", e["status"].lower(),
+                                _iso(e.get("startDate")), _iso(e.get("stopDate")), "")
+                      for e in listed["executions"]]
+        found.sort(key=lambda execution: execution.started_at, reverse=True)
+        return found[:limit]
+
+    def history(self, run_id: str) -> tuple[str, list[HistoryRow]]:
+        """The engine that ran ``run_id`` and its step-by-step history."""
+        steps = self.runs.item_steps(run_id)
+        if steps:
+            return "orchestrator", [
+                HistoryRow(_iso(step.ended_at), url, step.step,
+                           "failed" if step.error_type else "succeeded",
+                           f"attempts {step.attempts}"
+                           + (f"; {step.error_type}: {step.error}" if step.error_type else ""))
+                for url, step in steps]
+        arn = self.machine.replace(":stateMachine:", ":execution:") + f":{run_id}"
+        try:
+            events = execution_history(self.sfn, arn)
+        except self.sfn.exceptions.ExecutionDoesNotExist:
+            raise BatonError(f"no run {run_id!r} in either engine; `baton executions` lists "
+                             "them") from None
+        return "stepfunctions", [_sfn_row(event) for event in events]
+
+
+def _sfn_row(event: dict[str, Any]) -> HistoryRow:
+    details: dict[str, Any] = next(
+        (value for key, value in event.items() if key.endswith("EventDetails")), {})
+    detail = details.get("error", "")
+    if details.get("cause"):
+        detail += f": {details['cause'][:160]}"
+    return HistoryRow(_iso(event.get("timestamp")), "", details.get("name", ""), event["type"],
+                      detail)
+
+
+def table(rows: list[Any]) -> str:
+    """Rows of one dataclass as an aligned text table."""
+    if not rows:
+        return "(none)"
+    dicts = [asdict(row) for row in rows]
+    headers = list(dicts[0])
+    widths = {h: max(len(h), *(len(str(d[h])) for d in dicts)) for h in headers}
+    lines = ["  ".join(h.ljust(widths[h]) for h in headers).rstrip()]
+    lines += ["  ".join(str(d[h]).ljust(widths[h]) for h in headers).rstrip() for d in dicts]
+    return "\n".join(lines)
