@@ -91,3 +91,26 @@ def test_stored_text_is_the_same_for_both_engines(summaries, pipeline_stack, aws
 
     assert text(summaries["orchestrator"], "/pages/rant") == text(summaries["stepfunctions"],
                                                                    "/pages/rant")
+
+
+def test_executions_lists_the_runs_of_both_engines(summaries):
+    from baton.executions import Executions
+
+    listed = {(e.run_id, e.engine) for e in Executions("local", "baton-engines").recent()}
+
+    assert (summaries["orchestrator"].run_id, "orchestrator") in listed
+    assert (summaries["stepfunctions"].run_id, "stepfunctions") in listed
+
+
+def test_history_shows_the_retried_step_for_each_engine(summaries):
+    from baton.executions import Executions
+
+    executions = Executions("local", "baton-engines")
+    engine, orchestrated = executions.history(summaries["orchestrator"].run_id)
+    _, stepped = executions.history(summaries["stepfunctions"].run_id)
+
+    assert engine == "orchestrator"
+    flaky = [row for row in orchestrated if "/faults/flaky" in row.item and row.step == "scraper"]
+    assert [row.detail for row in flaky] == ["attempts 3"]
+    assert sum(row.event == "TaskFailed" and row.detail.startswith("TransientError")
+               for row in stepped) == 2
