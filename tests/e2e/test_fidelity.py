@@ -170,3 +170,33 @@ def test_powertools_logger_reaches_cloudwatch_logs(deploy_function, aws, probe_l
     lines = log_messages(aws("logs"), name, marker)
     records = [json.loads(line) for line in lines]
     assert any(r["message"] == "powertools says" and r["marker"] == marker for r in records)
+
+
+def test_map_max_concurrency_path_bounds_the_iterations(deploy_function, aws, tmp_path):
+    name = deploy_function("fidelity.count_concurrent", ("fidelity.py",))
+    arn = aws("lambda").get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    definition = {
+        "StartAt": "Each item",
+        "States": {"Each item": {
+            "Type": "Map", "ItemsPath": "$.items", "MaxConcurrencyPath": "$.limit",
+            "ItemSelector": {"folder.$": "$.folder"},
+            "ItemProcessor": {"StartAt": "Count", "States": {"Count": {
+                "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": arn, "Payload.$": "$"},
+                "OutputPath": "$.Payload", "End": True}}},
+            "End": True}},
+    }
+    sfn = aws("stepfunctions")
+    machine = sfn.create_state_machine(name=f"fidelity-map-{uuid.uuid4().hex[:8]}",
+                                       definition=json.dumps(definition),
+                                       roleArn=ROLE)["stateMachineArn"]
+    try:
+        execution = sfn.start_execution(stateMachineArn=machine, input=json.dumps(
+            {"items": [1, 2, 3, 4], "limit": 1, "folder": str(tmp_path)}))["executionArn"]
+        while (result := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+            time.sleep(0.2)
+    finally:
+        sfn.delete_state_machine(stateMachineArn=machine)
+
+    assert result["status"] == "SUCCEEDED"
+    assert json.loads(result["output"]) == [{"others": 0}] * 4

@@ -26,3 +26,17 @@ def log_with_stdlib(event, context):
 def log_one_line(event, context):
     print("invoked")
     return {"ok": True}
+
+
+def count_concurrent(event, context):
+    """How many other invocations were in flight when this one started (shared local disk)."""
+    import os
+    import uuid
+
+    folder = event["folder"]
+    others = len(os.listdir(folder))
+    marker = os.path.join(folder, uuid.uuid4().hex)
+    open(marker, "w").close()
+    time.sleep(0.3)  # long enough for any concurrent sibling to start meanwhile
+    os.remove(marker)
+    return {"others": others}
