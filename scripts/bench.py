@@ -176,7 +176,7 @@ def in_process_engine(instance: Running, outputs: dict[str, str], allowed_hosts:
         AWS_DEFAULT_REGION="us-east-1", BUCKET_NAME=outputs["DataBucketName"],
         TABLE_NAME=outputs["RecordsTableName"], SCRAPER_ALLOWED_HOSTS=allowed_hosts,
         POWERTOOLS_TRACE_DISABLED="1", POWERTOOLS_SERVICE_NAME="in-process",
-        POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_NAMESPACE="Bench")
+        POWERTOOLS_METRICS_NAMESPACE="Bench")
     import importlib
 
     from orchestrator.alerts import SnsAlerts

@@ -164,7 +164,8 @@ MAP_EDITS = [
         '    max_conc = state_def.get("MaxConcurrency", 0)\n',
         '    max_conc = state_def.get("MaxConcurrency", 0)\n'
         '    if "MaxConcurrencyPath" in state_def:\n'
-        '        max_conc = int(_resolve_path_or_ctx(state_def["MaxConcurrencyPath"], effective, ctx) or 0)\n',
+        '        max_conc = int(\n'
+        '            _resolve_path_or_ctx(state_def["MaxConcurrencyPath"], effective, ctx) or 0)\n',
     ),
 ]
 
