@@ -9,8 +9,11 @@ Behaviour shared with the state machine (statemachines/pipeline.asl.json):
 - whatever is left fails that item only, with its step, error name and message: one bad URL
   never fails the run;
 - a page answered 304 Not Modified ends after the scraper (there is nothing to transform);
-- a stored verdict of review or block publishes one alert; a failed alert fails the item
-  (step "alert") but keeps its record, which was stored.
+- a stored verdict of review or block publishes one alert (unless the request says
+  ``alert_flagged: false``: the monitor alerts on transitions itself); a failed alert fails the
+  item (step "alert") but keeps its record, which was stored;
+- a URL in the request's ``previous`` is fetched conditionally with those validators (else the
+  ``previous_check`` hook's); a succeeded item reports the validators its server sent.
 
 An item's ``attempts`` is the attempts of its step that was tried most (the scraper's 3 for a page
 that answered 500 twice, then 200): the figure the CLI also derives from Step Functions history.
@@ -63,7 +66,8 @@ PreviousCheck = Callable[[str], tuple[str | None, str | None]]
 def no_previous_check(url: str) -> tuple[str | None, str | None]:
     """The default hook: no validators, so every fetch is unconditional.
 
-    The monitor plugs the page table's latest etag/last_modified in here (Engine.previous_check).
+    Used for URLs the request's ``previous`` does not name (the monitor sends its validators
+    there, so this hook stays the default).
     """
     return None, None
 
@@ -164,7 +168,7 @@ class Engine:
         if outcomes:
             logger.info("continuing run", run_id=run_id, finished=len(outcomes), pending=len(pending))
 
-        done, left = self._run_items(run_id, pending, request.max_concurrency, budget)
+        done, left = self._run_items(request, pending, budget)
         outcomes.update((url_id(outcome.url), outcome) for outcome in done)
 
         if left and request.continuation >= self.max_continuations:
@@ -187,9 +191,10 @@ class Engine:
         return summary
 
     def _run_items(
-        self, run_id: str, urls: Sequence[str], limit: int, budget: Budget
+        self, request: RunRequest, urls: Sequence[str], budget: Budget
     ) -> tuple[list[ItemOutcome], list[str]]:
-        """Run items, at most ``limit`` at once, while the budget allows; returns (done, left)."""
+        """Run items, at most max_concurrency at once, while the budget allows; (done, left)."""
+        run_id, limit = request.run_id, request.max_concurrency
         queue = deque(urls)
         done: list[ItemOutcome] = []
         slowest_s = 0.0
@@ -201,7 +206,7 @@ class Engine:
                     # budget, so a run always advances and cannot re-invoke itself in a loop.
                     if (done or in_flight) and not budget.allows_new_item(slowest_s):
                         break
-                    in_flight.add(pool.submit(self.run_item, run_id, queue.popleft()))
+                    in_flight.add(pool.submit(self.run_item, run_id, queue.popleft(), request))
                 if not in_flight:
                     break  # the budget stopped us and nothing is running
                 finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -211,16 +216,19 @@ class Engine:
                     done.append(outcome)
         return done, list(queue)
 
-    def run_item(self, run_id: str, url: str) -> ItemOutcome:
-        """One URL through the four steps (and the alert); never raises for a step's failure."""
+    def run_item(self, run_id: str, url: str, request: RunRequest | None = None) -> ItemOutcome:
+        """One URL through the four steps (and the alert); never raises for a step's failure.
+
+        ``request`` (the item's run) supplies the URL's previous validators and whether to alert.
+        """
         began = self.clock()
         self.runs.item_started(run_id, url, self.now())
         attempts = _MaxAttempts()
         try:
-            record = self._steps(run_id, url, attempts)
+            record, page = self._steps(run_id, url, attempts, request)
             outcome = ItemOutcome(
                 run_id=run_id, url=url, succeeded=True, record=record, attempts=attempts.value,
-                duration_ms=self._since(began),
+                duration_ms=self._since(began), etag=page.etag, last_modified=page.last_modified,
             )
         except _StepFailed as failure:
             outcome = ItemOutcome(
@@ -234,8 +242,14 @@ class Engine:
         self.runs.item_finished(outcome, self.now())
         return outcome
 
-    def _steps(self, run_id: str, url: str, attempts: _MaxAttempts) -> StoredRecord | None:
-        etag, last_modified = self.previous_check(url)
+    def _steps(
+        self, run_id: str, url: str, attempts: _MaxAttempts, run: RunRequest | None
+    ) -> tuple[StoredRecord | None, ScrapedPage]:
+        previous = run.previous.get(url) if run else None
+        if previous is not None:
+            etag, last_modified = previous.etag, previous.last_modified
+        else:
+            etag, last_modified = self.previous_check(url)
         try:
             request = ScrapeRequest(
                 run_id=run_id,
@@ -249,13 +263,13 @@ class Engine:
             raise _StepFailed(SCRAPER, error, attempts=0) from error
         page = self._step(run_id, url, SCRAPER, request, ScrapedPage, attempts)
         if page.not_modified:
-            return None  # 304: unchanged since the previous check, nothing to transform
+            return None, page  # 304: unchanged since the previous check, nothing to transform
         text = self._step(run_id, url, TRANSFORMER, page, TransformedPage, attempts)
         moderated = self._step(run_id, url, MODERATOR, text, ModerationResult, attempts)
         record = self._step(run_id, url, STORE, moderated, StoredRecord, attempts)
-        if record.verdict in FLAGGED:
+        if record.verdict in FLAGGED and (run is None or run.alert_flagged):
             self._alert(run_id, url, record, attempts)
-        return record
+        return record, page
 
     def _step(
         self,

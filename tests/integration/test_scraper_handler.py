@@ -171,14 +171,16 @@ def test_a_page_brought_back_up_is_fetched_again(site_url: str, invoke: Invoke) 
 def test_a_closed_port_fails_transiently(
     site_url: str, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    monkeypatch.setenv("SCRAPER_ALLOWED_HOSTS", "127.0.0.1")
-    clear_caches()
+    # Bound but never listening: connections are refused, and while the socket is held no other
+    # process can take the port (a port closed before the test could be reused and answer).
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        closed_port = bound.getsockname()[1]
+        monkeypatch.setenv("SCRAPER_ALLOWED_HOSTS", "127.0.0.1")
+        clear_caches()
 
-    with pytest.raises(TransientError, match="connection failed"):
-        invoke(f"http://127.0.0.1:{closed_port}/")
+        with pytest.raises(TransientError, match="connection failed"):
+            invoke(f"http://127.0.0.1:{closed_port}/")
 
 
 def test_the_site_is_refused_when_not_allowlisted(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
@@ -111,6 +112,10 @@ class ItemOutcome(Contract):
     failed_step: str | None = None
     attempts: int = 1
     duration_ms: float = 0.0
+    # The validators the server sent with the page (also on a 304), for the next conditional GET:
+    # the stored record does not carry them. Set by the orchestrator; None when unknown.
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 # ---- runs: what an engine is asked to do and what it reports ----------------------------------
@@ -118,6 +123,13 @@ class ItemOutcome(Contract):
 # Step Functions runs at most 40 inline Map iterations at once; the orchestrator keeps to the
 # same bound so that a run request means the same thing to both engines.
 MAX_CONCURRENCY = 40
+
+
+class Validators(Contract):
+    """What a server said about the page it sent (ETag, Last-Modified), for a conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 class RunRequest(Contract):
@@ -133,6 +145,21 @@ class RunRequest(Contract):
     max_concurrency: int = Field(default=8, ge=1, le=MAX_CONCURRENCY)
     # How many times the orchestrator has re-invoked itself for this run (0: the first call).
     continuation: int = Field(default=0, ge=0)
+    # url (as in ``urls``) -> what its previous check's server said, so the scraper sends a
+    # conditional GET and a 304 ends the item after the scraper. The monitor fills it.
+    previous: dict[str, Validators] = Field(default_factory=dict)
+    # False: the engine does not alert on flagged pages; the caller (the monitor, which alerts
+    # on transitions only) does. True keeps `baton run`'s one alert per flagged page.
+    alert_flagged: bool = True
+
+    def state_machine_input(self) -> dict[str, Any]:
+        """The pipeline state machine's input: no ``continuation``, and ``previous`` as
+        ``validators``, a list aligned with ``urls`` (ASL can pick a list item by the Map's item
+        index, with States.ArrayGetItem, but cannot look a URL up in an object)."""
+        data = self.model_dump(mode="json", exclude={"continuation", "previous"})
+        data["validators"] = [(self.previous.get(url) or Validators()).model_dump(mode="json")
+                              for url in self.urls]
+        return data
 
 
 class RunStatus(StrEnum):

@@ -1,0 +1,201 @@
+"""`baton watch add|remove|list|import`: the monitor's watchlist, kept in the deployed stack.
+
+A watchlist file is the format of examples/sample-watchlist.txt, one URL per line, plus optional
+columns after the URL: a label (the rest of the line) and per-URL thresholds as
+``review=0.4`` / ``block=0.7`` tokens::
+
+    # comments start with '#' at the start of a line or after a space
+    http://127.0.0.1:8765/pages/garden   Garden page
+    http://127.0.0.1:8765/pages/rant     Rant  review=0.3 block=0.6   # stricter than the default
+
+Any bad line fails the whole file, naming every bad line, so nothing half-read is imported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from baton.errors import BatonError
+from baton.run import check_url
+from monitor.models import LABEL_MAX, WatchEntry
+from monitor.watchlist import UnknownUrls, WatchlistTable
+
+# Stack output naming the watchlist table (template.yaml's WatchlistTable).
+TABLE_OUTPUT = "WatchlistTableName"
+_COMMENT = re.compile(r"(?:^|\s)#")
+_THRESHOLD = re.compile(r"(review|block)=(\S*)")
+
+
+@dataclass(frozen=True)
+class WatchLine:
+    """One URL line of a watchlist file, before it becomes an entry."""
+
+    number: int
+    url: str
+    label: str | None = None
+    review_threshold: float | None = None
+    block_threshold: float | None = None
+
+    def entry(self, added_at: datetime) -> WatchEntry:
+        return WatchEntry(url=self.url, label=self.label, review_threshold=self.review_threshold,
+                          block_threshold=self.block_threshold, added_at=added_at)
+
+
+def parse_line(number: int, line: str) -> WatchLine | str | None:
+    """A line's URL, label and thresholds; None for a blank or comment line; str: what is wrong."""
+    text = _COMMENT.split(line, maxsplit=1)[0].strip()
+    if not text:
+        return None
+    url, *columns = text.split()
+    if (why := check_url(url)) is not None:
+        return f"{url!r}: {why}"
+    thresholds: dict[str, float] = {}
+    words: list[str] = []
+    for column in columns:
+        match = _THRESHOLD.fullmatch(column)
+        if match is None:
+            words.append(column)
+            continue
+        name, value = match[1], match[2]
+        try:
+            number_value = float(value)
+        except ValueError:
+            return f"{column!r}: the {name} threshold must be a number between 0 and 1"
+        if not 0.0 <= number_value <= 1.0:
+            return f"{column!r}: the {name} threshold must be between 0 and 1"
+        thresholds[name] = number_value
+    review, block = thresholds.get("review"), thresholds.get("block")
+    if review is not None and block is not None and review > block:
+        return f"the review threshold ({review}) must not exceed the block threshold ({block})"
+    label = " ".join(words) or None
+    if label and len(label) > LABEL_MAX:
+        return f"the label is longer than {LABEL_MAX} characters"
+    return WatchLine(number, url, label, review, block)
+
+
+def parse_watchlist(text: str, source: str = "the watchlist") -> list[WatchLine]:
+    """Every URL line of a watchlist; a BatonError naming every bad line if there is one."""
+    lines: list[WatchLine] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        parsed = parse_line(number, line)
+        if parsed is None:
+            continue
+        if isinstance(parsed, str):
+            problems.append(f"  line {number}: {parsed}")
+        elif parsed.url in seen:
+            problems.append(f"  line {number}: {parsed.url!r} is already on line {seen[parsed.url]}")
+        else:
+            seen[parsed.url] = number
+            lines.append(parsed)
+    if problems:
+        raise BatonError(f"{source} has {len(problems)} bad line(s); nothing was imported:\n"
+                         + "\n".join(problems))
+    if not lines:
+        raise BatonError(f"{source} has no URL; nothing was imported")
+    return lines
+
+
+def read_watchlist_file(path: Path) -> list[WatchLine]:
+    """The URL lines of a watchlist file (see parse_watchlist)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise BatonError(f"cannot read the watchlist {path}: {error}") from error
+    return parse_watchlist(text, str(path))
+
+
+@dataclass(frozen=True)
+class Imported:
+    added: list[str]
+    updated: list[str]
+
+
+class Watch:
+    """The watchlist commands over one WatchlistTable."""
+
+    def __init__(self, table: WatchlistTable,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.table = table
+        self.now = now
+
+    def add(self, url: str, label: str | None = None, review_threshold: float | None = None,
+            block_threshold: float | None = None) -> tuple[WatchEntry, bool]:
+        """Watch ``url`` (or update its label and thresholds); (entry, True when it is new)."""
+        if (why := check_url(url)) is not None:
+            raise BatonError(f"cannot watch {url!r}: {why}")
+        existing = self.table.get_many([url]).get(url)
+        try:
+            entry = WatchEntry(url=url, label=label, review_threshold=review_threshold,
+                               block_threshold=block_threshold,
+                               added_at=existing.added_at if existing else self.now())
+        except ValidationError as error:
+            raise BatonError(f"cannot watch {url!r}: " + "; ".join(
+                problem["msg"] for problem in error.errors())) from error
+        self.table.put_many([entry])
+        return entry, existing is None
+
+    def remove(self, urls: Sequence[str]) -> list[str]:
+        """Stop watching ``urls``: all of them, or none if one is not watched."""
+        try:
+            return self.table.remove(urls)
+        except UnknownUrls as error:
+            raise BatonError("not in the watchlist, so nothing was removed: "
+                             + ", ".join(error.urls)
+                             + "\n(`baton watch list` shows what is watched)") from error
+
+    def entries(self) -> list[WatchEntry]:
+        """Everything watched, oldest first."""
+        return self.table.entries()
+
+    def import_lines(self, lines: Sequence[WatchLine]) -> Imported:
+        """Add or update every line's entry (a URL already watched keeps when it was added)."""
+        existing = self.table.get_many(line.url for line in lines)
+        now = self.now()
+        entries = [line.entry(existing[line.url].added_at if line.url in existing else now)
+                   for line in lines]
+        self.table.put_many(entries)
+        return Imported(added=[line.url for line in lines if line.url not in existing],
+                        updated=[line.url for line in lines if line.url in existing])
+
+    def import_file(self, path: Path) -> Imported:
+        """Import a watchlist file: every line, or nothing if one is bad."""
+        return self.import_lines(read_watchlist_file(path))
+
+
+def watchlist_table(target: str, stack: str) -> WatchlistTable:
+    """The deployed stack's watchlist table."""
+    from baton import deploy
+    from baton.targets import client
+
+    outputs = deploy.stack_outputs(target, stack)
+    if TABLE_OUTPUT not in outputs:
+        raise BatonError(f"stack {stack} has no watchlist table (output {TABLE_OUTPUT}); "
+                         "deploy the current template.yaml first")
+    return WatchlistTable(outputs[TABLE_OUTPUT], client("dynamodb", target))
+
+
+def entries_table(entries: Sequence[WatchEntry]) -> str:
+    """The watchlist as a text table."""
+    if not entries:
+        return "The watchlist is empty. Add a URL with: baton watch add URL [--label LABEL]"
+    rows = [("URL", "label", "review", "block", "added")]
+    for entry in entries:
+        rows.append((
+            entry.url,
+            entry.label or "",
+            "" if entry.review_threshold is None else f"{entry.review_threshold:g}",
+            "" if entry.block_threshold is None else f"{entry.block_threshold:g}",
+            entry.added_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    return "\n".join([*lines, f"{len(entries)} URL(s) watched"])

@@ -1,0 +1,68 @@
+"""Lambda entry point of the monitor: a scheduled event (or a direct invoke) in, MonitorRun out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from monitor.alerts import SnsAlerts
+from monitor.engines import OrchestratorRunner, PipelineRunner, StepFunctionsRunner
+from monitor.logic import Monitor, Trigger
+from monitor.models import Invocation, Thresholds
+from monitor.settings import MonitorSettings, get_settings
+from monitor.state import MonitorTable
+from monitor.watchlist import WatchlistTable
+from pipeline.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Run the watchlist through the pipeline once; alert on each URL's transition."""
+    trigger, engine = parse_event(event)
+    settings = get_settings()
+    margin_ms = settings.safety_margin_seconds * 1000
+    run = monitor(settings, engine).run_once(
+        trigger=trigger,
+        expired=lambda: context.get_remaining_time_in_millis() < margin_ms,
+        lease_seconds=context.get_remaining_time_in_millis() / 1000,
+    )
+    metrics.add_metric(name="MonitorAlerts", unit=MetricUnit.Count, value=len(run.alerts))
+    logger.info("monitor run", run_id=run.run_id, status=run.status, counts=run.counts,
+                alerts=len(run.alerts))
+    return run.model_dump(mode="json")
+
+
+def parse_event(event: dict[str, Any]) -> tuple[Trigger, str | None]:
+    """(trigger, engine override): a scheduled EventBridge event, or a direct Invocation."""
+    if "detail-type" in event:
+        scheduled = EventBridgeModel.model_validate(event)
+        logger.append_keys(schedule_event_id=scheduled.id)
+        return "schedule", None
+    return "direct", Invocation.model_validate(event).engine
+
+
+def monitor(settings: MonitorSettings, engine: str | None = None) -> Monitor:
+    """The monitor wired to DynamoDB, the chosen engine and the alert topic."""
+    return Monitor(
+        watchlist=WatchlistTable(settings.watchlist_table_name),
+        table=MonitorTable(settings.state_table_name, retention_days=settings.retention_days),
+        runner=runner(settings, engine or settings.engine),
+        alerts=SnsAlerts(settings.alert_topic_arn),
+        defaults=Thresholds(review=settings.review_threshold, block=settings.block_threshold),
+        max_concurrency=settings.max_concurrency,
+    )
+
+
+def runner(settings: MonitorSettings, engine: str) -> PipelineRunner:
+    """The engine named ``engine``, configured from the settings."""
+    settings.require(engine)
+    if engine == "stepfunctions":
+        return StepFunctionsRunner(str(settings.state_machine_arn),
+                                   poll_seconds=settings.poll_seconds)
+    return OrchestratorRunner(str(settings.orchestrator_function), str(settings.runs_table_name),
+                              poll_seconds=settings.poll_seconds)

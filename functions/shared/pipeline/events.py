@@ -1,0 +1,185 @@
+"""The choreography engine's domain events: names, shape, the chain they form, and publishing.
+
+Every event is ``source`` ``baton.pipeline`` with a versioned ``detail-type`` (a breaking change
+of a detail is a new ``.v2`` beside the old one, so rules and consumers can move one at a time).
+Its ``detail`` is ``{"metadata": EventMetadata, "data": <contract>}``: ``data`` is the very
+pydantic contract the other engines pass between steps, unchanged; ``metadata`` carries what
+the orchestrator keeps in memory and an event chain has to carry along (the item's key, its
+attempts so far, when it was requested). The contracts forbid unknown fields, so this cannot
+ride inside ``data``.
+
+``CHAIN`` is the one place the chain is described; rules, adapters and tests derive from it.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import boto3
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.errors import TransientError
+from pipeline.models import (
+    Contract,
+    ItemOutcome,
+    ModerationResult,
+    ScrapedPage,
+    ScrapeRequest,
+    StoredRecord,
+    TransformedPage,
+)
+
+SOURCE = "baton.pipeline"
+
+PAGE_REQUESTED = "baton.PageRequested.v1"
+PAGE_SCRAPED = "baton.PageScraped.v1"
+PAGE_TRANSFORMED = "baton.PageTransformed.v1"
+PAGE_MODERATED = "baton.PageModerated.v1"
+PAGE_STORED = "baton.PageStored.v1"
+PAGE_NOT_MODIFIED = "baton.PageNotModified.v1"  # 304: the item ends after the scraper
+PAGE_FAILED = "baton.PageFailed.v1"
+
+# An item's end: the run tracker counts exactly one of these per item.
+TERMINAL = (PAGE_STORED, PAGE_NOT_MODIFIED, PAGE_FAILED)
+
+MAX_ENTRIES = 10  # PutEvents accepts at most 10 entries per call
+
+
+@dataclass(frozen=True)
+class Link:
+    """One step of the chain: the event it reacts to and the event it emits."""
+
+    step: str
+    consumes: str
+    input_model: type[Contract]
+    emits: str
+    output_model: type[Contract]
+
+
+CHAIN: dict[str, Link] = {
+    link.step: link
+    for link in (
+        Link("scraper", PAGE_REQUESTED, ScrapeRequest, PAGE_SCRAPED, ScrapedPage),
+        Link("transformer", PAGE_SCRAPED, ScrapedPage, PAGE_TRANSFORMED, TransformedPage),
+        Link("moderator", PAGE_TRANSFORMED, TransformedPage, PAGE_MODERATED, ModerationResult),
+        Link("store", PAGE_MODERATED, ModerationResult, PAGE_STORED, StoredRecord),
+    )
+}
+
+# detail-type -> its data's model, for every event of the chain.
+DATA_MODELS: dict[str, type[Contract]] = {
+    **{link.consumes: link.input_model for link in CHAIN.values()},
+    **{link.emits: link.output_model for link in CHAIN.values()},
+    PAGE_NOT_MODIFIED: ItemOutcome,
+    PAGE_FAILED: ItemOutcome,
+}
+
+
+def consumer_of(detail_type: str) -> Link | None:
+    """The step that reacts to ``detail_type``, or None for a terminal event."""
+    return next((link for link in CHAIN.values() if link.consumes == detail_type), None)
+
+
+def rule_patterns() -> dict[str, dict[str, Any]]:
+    """EventBridge rule patterns by target: each step, and the tracker for terminal events."""
+    patterns = {
+        link.step: {"source": [SOURCE], "detail-type": [link.consumes]} for link in CHAIN.values()
+    }
+    patterns["tracker"] = {"source": [SOURCE], "detail-type": list(TERMINAL)}
+    return patterns
+
+
+class EventMetadata(Contract):
+    """What travels with an item from event to event besides the step's contract."""
+
+    run_id: str = Field(min_length=1)  # the correlation id
+    url: str = Field(min_length=1)  # as requested: the item's key in its run (contracts normalise it)
+    attempts: int = Field(default=0, ge=0)  # the most tries any step of the item needed so far
+    requested_at: datetime  # when the run asked for the item: its duration runs from here
+    # What the page's server sent, from the scraper on: the item's outcome reports them for the
+    # next check's conditional GET (the stored record does not carry them).
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class PipelineDetail(BaseModel):
+    """An event's detail with its data still unparsed: parsed by the step that consumes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metadata: EventMetadata
+    data: dict[str, Any]
+
+
+class ChoreographySettings(BaseSettings):
+    """Where events are published."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    event_bus_name: str = Field(min_length=1, validation_alias="EVENT_BUS_NAME")
+
+
+@functools.cache
+def get_settings() -> ChoreographySettings:
+    """The publisher's settings, read from the environment on first use."""
+    return ChoreographySettings()  # type: ignore[call-arg]  # fields come from the environment
+
+
+@functools.cache
+def events_client() -> Any:
+    """The EventBridge client, created on first use so warm starts reuse it and moto can start."""
+    return boto3.client("events")
+
+
+def entry(
+    detail_type: str, metadata: EventMetadata, data: BaseModel, bus_name: str
+) -> dict[str, Any]:
+    """One PutEvents entry."""
+    detail = {"metadata": metadata.model_dump(mode="json"), "data": data.model_dump(mode="json")}
+    return {
+        "Source": SOURCE,
+        "DetailType": detail_type,
+        "Detail": PipelineDetail.model_validate(detail).model_dump_json(),
+        "EventBusName": bus_name,
+    }
+
+
+def put_entries(
+    entries: Sequence[dict[str, Any]],
+    client: Any = None,
+    *,
+    tries: int = 3,
+    sleep: Any = time.sleep,
+) -> None:
+    """Put ``entries`` in batches of 10; entries EventBridge rejects are put again.
+
+    Only the rejected entries are sent again (a whole batch again would run the accepted
+    ones twice: harmless, since consumers are idempotent, but wasteful). Raises TransientError
+    naming the error codes when some are still rejected after ``tries``.
+    """
+    client = client or events_client()
+    for start in range(0, len(entries), MAX_ENTRIES):
+        batch = list(entries[start : start + MAX_ENTRIES])
+        for attempt in range(1, tries + 1):
+            answer = client.put_events(Entries=batch)
+            if not answer.get("FailedEntryCount"):
+                break
+            results = answer.get("Entries", [])
+            codes = sorted({result.get("ErrorCode", "?") for result in results if "ErrorCode" in result})
+            batch = [sent for sent, result in zip(batch, results, strict=True) if "ErrorCode" in result]
+            if attempt == tries:
+                raise TransientError(
+                    f"EventBridge rejected {len(batch)} event(s) after {tries} tries: {', '.join(codes)}"
+                )
+            sleep(0.2 * 2 ** (attempt - 1))
+
+
+def publish(detail_type: str, metadata: EventMetadata, data: BaseModel, client: Any = None) -> None:
+    """Publish one event on the bus named by EVENT_BUS_NAME."""
+    put_entries([entry(detail_type, metadata, data, get_settings().event_bus_name)], client)

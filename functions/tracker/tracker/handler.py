@@ -1,0 +1,37 @@
+"""Lambda entry point of the run tracker: a terminal event in, the item counted once (glue only)."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline.observability import logger, metrics, tracer
+from tracker.outcomes import terminal_outcome
+from tracker.runs import RunTracker
+from tracker.settings import get_settings
+
+
+@functools.cache
+def tracker() -> RunTracker:
+    """The tracker on the configured runs table, built once per warm container."""
+    return RunTracker(get_settings().runs_table_name)
+
+
+@logger.inject_lambda_context(correlation_id_path="detail.metadata.run_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Count one PageStored, PageNotModified or PageFailed; a redelivered one counts nothing."""
+    at = datetime.now(UTC)
+    outcome = terminal_outcome(EventBridgeModel.model_validate(event), at)
+    recorded = tracker().record(outcome, at)
+    metrics.add_metric(name="ItemsEnded" if recorded else "DuplicateEnds", unit=MetricUnit.Count,
+                       value=1)
+    logger.info("item ended" if recorded else "duplicate ignored", url=outcome.url,
+                succeeded=outcome.succeeded, attempts=outcome.attempts)
+    return {"recorded": recorded, "outcome": outcome.model_dump(mode="json")}

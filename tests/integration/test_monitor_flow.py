@@ -1,0 +1,301 @@
+"""The monitor over moto: watchlist and state in DynamoDB, alerts through SNS to an SQS queue.
+
+The pipeline is the real orchestrator engine over a fake site (tests.monitor_fakes): between runs
+one page changes, one goes down and one turns toxic; then the down page comes back.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from baton.watch import Watch
+from monitor import aws, handler
+from monitor.alerts import SnsAlerts
+from monitor.check import SUBJECT_MAX
+from monitor.engines import OrchestratorRunner, recorded_summary
+from monitor.logic import Monitor
+from monitor.models import CheckState, MonitorRun, MonitorRunStatus, Thresholds
+from monitor.settings import get_settings
+from monitor.state import MONITOR_STATE_TABLE_SCHEMA, MonitorTable
+from monitor.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
+from orchestrator.runs import RUNS_TABLE_SCHEMA, RunsTable
+from pipeline.models import ItemOutcome, RunRequest, RunSummary
+from tests.monitor_fakes import EngineRunner, Page, SiteSteps
+
+SITE = "http://site.test/pages"
+GARDEN, LIBRARY, NEWS, RANT, SHOP = (f"{SITE}/{name}"
+                                     for name in ("garden", "library", "news", "rant", "shop"))
+WATCHLIST = f"""# the monitor's pages
+{GARDEN}    Garden
+{LIBRARY}   Library
+{NEWS}      News
+{RANT}      Rant   review=0.5 block=0.8
+{SHOP}
+"""
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+
+def clear_caches() -> None:
+    get_settings.cache_clear()
+    for client in (aws.dynamodb_client, aws.sns_client, aws.stepfunctions_client,
+                   aws.orchestrator_client):
+        client.cache_clear()
+
+
+@pytest.fixture
+def tables(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Fresh watchlist and monitor state tables, exported as the monitor's variables."""
+    clear_caches()
+    dynamodb = boto3.client("dynamodb")
+    names = {"watchlist": f"baton-watch-{uuid.uuid4().hex[:8]}",
+             "state": f"baton-monitor-{uuid.uuid4().hex[:8]}"}
+    dynamodb.create_table(TableName=names["watchlist"], **WATCHLIST_TABLE_SCHEMA)
+    dynamodb.create_table(TableName=names["state"], **MONITOR_STATE_TABLE_SCHEMA)
+    monkeypatch.setenv("WATCHLIST_TABLE_NAME", names["watchlist"])
+    monkeypatch.setenv("MONITOR_STATE_TABLE_NAME", names["state"])
+    yield names
+    clear_caches()
+
+
+@pytest.fixture
+def alert_queue(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An SNS topic (exported as ALERT_TOPIC_ARN) with an SQS queue subscribed to read alerts."""
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name=f"baton-alerts-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=f"baton-alerts-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    monkeypatch.setenv("ALERT_TOPIC_ARN", topic)
+    return {"topic": topic, "queue": queue_url}
+
+
+def drain(queue_url: str) -> list[dict[str, Any]]:
+    """Every SNS notification waiting in the queue (and delete them)."""
+    sqs = boto3.client("sqs")
+    notifications: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", [])
+        if not messages:
+            return notifications
+        for message in messages:
+            notifications.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def transitions(notifications: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return sorted((json.loads(n["Message"])["url"], json.loads(n["Message"])["transition"])
+                  for n in notifications)
+
+
+@pytest.fixture
+def site() -> dict[str, Page]:
+    return {url: Page() for url in (GARDEN, LIBRARY, NEWS, RANT, SHOP)}
+
+
+@pytest.fixture
+def steps(site: dict[str, Page]) -> SiteSteps:
+    return SiteSteps(site)
+
+
+@pytest.fixture
+def monitor(tables: dict[str, str], alert_queue: dict[str, str], steps: SiteSteps,
+            tmp_path: Path) -> Monitor:
+    watchlist = WatchlistTable(tables["watchlist"])
+    path = tmp_path / "watchlist.txt"
+    path.write_text(WATCHLIST)
+    Watch(watchlist).import_file(path)
+    return Monitor(watchlist=watchlist, table=MonitorTable(tables["state"]),
+                   runner=EngineRunner(steps), alerts=SnsAlerts(alert_queue["topic"]),
+                   defaults=Thresholds(review=0.5, block=0.8))
+
+
+def fire(monitor: Monitor) -> MonitorRun:
+    return monitor.run_once(trigger="schedule", expired=lambda: False, lease_seconds=60)
+
+
+def test_one_alert_per_transition_and_none_for_unchanged_pages(
+    monitor: Monitor, site: dict[str, Page], steps: SiteSteps, alert_queue: dict[str, str],
+) -> None:
+    first = fire(monitor)
+    assert first.counts == {CheckState.NEW: 5}
+    assert drain(alert_queue["queue"]) == []  # new pages are not alerted
+
+    site[NEWS].version = 2
+    site[SHOP].down = True
+    site[RANT].toxic = True
+    moderated = steps.count("moderator")
+    second = fire(monitor)
+
+    alerts = drain(alert_queue["queue"])
+    assert transitions(alerts) == [(NEWS, "changed"), (RANT, "flagged"), (SHOP, "down")]
+    assert second.counts == {CheckState.UNCHANGED: 2, CheckState.CHANGED: 1,
+                             CheckState.FLAGGED: 1, CheckState.DOWN: 1}
+    assert steps.count("moderator") - moderated == 2  # only the changed and the toxic page
+    by_url = {json.loads(n["Message"])["url"]: n for n in alerts}
+    assert by_url[NEWS]["Subject"] == "baton: changed — News"
+    assert by_url[SHOP]["Subject"] == "baton: down — site.test/pages/shop"
+    assert by_url[RANT]["MessageAttributes"]["transition"]["Value"] == "flagged"
+    assert all(len(n["Subject"]) <= SUBJECT_MAX for n in alerts)
+    body = json.loads(by_url[RANT]["Message"])
+    assert (body["label"], body["run_id"]) == ("Rant", second.run_id)
+    assert (body["previous"]["verdict"], body["current"]["verdict"]) == ("allow", "block")
+    assert body["checked_at"] and body["current"]["score"] == 0.9
+
+    third = fire(monitor)  # the page stays down, the rant stays toxic
+    assert drain(alert_queue["queue"]) == []
+    assert third.counts == {CheckState.UNCHANGED: 3, CheckState.FLAGGED: 1, CheckState.DOWN: 1}
+
+    site[SHOP].down = False
+    fire(monitor)
+    recovered = drain(alert_queue["queue"])
+    assert transitions(recovered) == [(SHOP, "recovered")]
+    assert recovered[0]["Subject"] == "baton: recovered — site.test/pages/shop"
+
+
+def test_runs_and_their_checks_are_recorded_newest_first(
+    monitor: Monitor, site: dict[str, Page], tables: dict[str, str],
+) -> None:
+    first = fire(monitor)
+    site[NEWS].version = 2
+    second = fire(monitor)
+
+    table = MonitorTable(tables["state"])
+    recent = table.recent_runs(limit=5)
+    assert [run.run_id for run in recent] == [second.run_id, first.run_id]
+    assert recent[0] == second and recent[0].status is MonitorRunStatus.DONE
+    assert [(sent.url, sent.transition, sent.published) for sent in recent[0].alerts] == [
+        (NEWS, CheckState.CHANGED, True)]
+    checks = {check.url: check for check in table.run_checks(second.run_id)}
+    assert set(checks) == {GARDEN, LIBRARY, NEWS, RANT, SHOP}
+    assert checks[GARDEN].not_modified and checks[GARDEN].state is CheckState.UNCHANGED
+    previous, current = checks[NEWS].previous, checks[NEWS].current
+    assert previous is not None and current is not None
+    assert previous.content_hash != current.content_hash
+    state = table.states([NEWS])[NEWS]
+    assert state.etag == '"v2"' and state.run_id == second.run_id
+
+
+def test_the_lease_keeps_a_second_run_out_until_it_expires(tables: dict[str, str]) -> None:
+    table = MonitorTable(tables["state"])
+
+    assert table.acquire_lease("run-1", now=1000, seconds=60) is None
+    assert table.acquire_lease("run-2", now=1030, seconds=60) == "run-1"
+    assert table.acquire_lease("run-2", now=1061, seconds=60) is None  # run-1's expired
+    table.release_lease("run-1")  # not the holder: no effect
+    assert table.acquire_lease("run-3", now=1062, seconds=60) == "run-2"
+    table.release_lease("run-2")
+    assert table.acquire_lease("run-3", now=1063, seconds=60) is None
+
+
+# ---- the Lambda handler ------------------------------------------------------------------------
+
+SCHEDULED_EVENT = {
+    "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+    "source": "aws.events", "account": "123456789012", "time": "2026-11-22T10:00:00Z",
+    "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:123456789012:rule/monitor"],
+    "detail": {},
+}
+
+
+@pytest.fixture
+def deployed(monitor: Monitor, steps: SiteSteps, monkeypatch: pytest.MonkeyPatch) -> EngineRunner:
+    """The handler's environment, its engine replaced by the in-memory one."""
+    monkeypatch.setenv("MONITOR_ENGINE", "orchestrator")
+    monkeypatch.setenv("ORCHESTRATOR_FUNCTION_NAME", "baton-orchestrator")
+    monkeypatch.setenv("RUNS_TABLE_NAME", "baton-runs")
+    fake = EngineRunner(steps)
+    monkeypatch.setattr(handler, "runner", lambda settings, engine: fake)
+    return fake
+
+
+def test_a_scheduled_event_runs_the_watchlist(
+    deployed: EngineRunner, lambda_context: Any, alert_queue: dict[str, str]
+) -> None:
+    answer = handler.lambda_handler(SCHEDULED_EVENT, lambda_context)
+
+    run = MonitorRun.model_validate(answer)
+    assert (run.trigger, run.status, run.total) == ("schedule", MonitorRunStatus.DONE, 5)
+    assert deployed.requests[0].run_id == run.run_id and not deployed.requests[0].alert_flagged
+
+
+def test_a_direct_invoke_runs_now(deployed: EngineRunner, lambda_context: Any) -> None:
+    run = MonitorRun.model_validate(handler.lambda_handler({}, lambda_context))
+
+    assert run.trigger == "direct" and run.status is MonitorRunStatus.DONE
+
+
+def test_the_engine_override_needs_its_variables(
+    tables: dict[str, str], alert_queue: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_FUNCTION_NAME", "baton-orchestrator")
+    monkeypatch.setenv("RUNS_TABLE_NAME", "baton-runs")
+
+    with pytest.raises(ValueError, match="stepfunctions engine needs STATE_MACHINE_ARN"):
+        handler.lambda_handler({"engine": "stepfunctions"}, lambda_context)
+
+
+def test_a_malformed_direct_invoke_names_the_field(deployed: EngineRunner, lambda_context: Any) -> None:
+    with pytest.raises(ValueError, match="engine"):
+        handler.lambda_handler({"engine": "choreography"}, lambda_context)
+
+
+# ---- following a continued orchestrator run through the runs table -----------------------------
+
+class ContinuedOrchestrator:
+    """Answers ``running`` (the run continued itself); the run then finishes in the runs table."""
+
+    def __init__(self, runs: RunsTable, request: RunRequest) -> None:
+        self.runs, self.request = runs, request
+
+    def finish(self, _seconds: float) -> None:
+        """The continuation ends the run while the monitor sleeps between polls."""
+        second, now = self.rest
+        self.runs.item_finished(second, now)
+        first = ItemOutcome(run_id=self.request.run_id, url=self.request.urls[0], succeeded=True)
+        self.runs.save_summary(RunSummary.from_outcomes(
+            self.request.run_id, "orchestrator", [first, second], started_at=now, ended_at=now))
+
+    def invoke(self, **_: Any) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        first, second = (ItemOutcome(run_id=self.request.run_id, url=url, succeeded=True)
+                         for url in self.request.urls)
+        self.runs.open_run(self.request.run_id, engine="orchestrator", total=2, started_at=now,
+                           continuation=0)
+        for url in self.request.urls:
+            self.runs.item_started(self.request.run_id, url, now)
+        self.runs.item_finished(first, now)
+        running = RunSummary.from_outcomes(self.request.run_id, "orchestrator", [first], total=2,
+                                           started_at=now)
+        self.runs.save_summary(running)
+        self.rest = (second, now)
+        return {"StatusCode": 200, "Payload": io.BytesIO(running.model_dump_json().encode())}
+
+
+def test_a_continued_orchestrator_run_is_followed_in_the_runs_table(aws: None) -> None:
+    name = f"baton-runs-{uuid.uuid4().hex[:8]}"
+    boto3.client("dynamodb").create_table(TableName=name, **RUNS_TABLE_SCHEMA)
+    runs = RunsTable(name, boto3.client("dynamodb"))
+    request = RunRequest(run_id="monitor-run-1", urls=[GARDEN, NEWS])
+    orchestrator = ContinuedOrchestrator(runs, request)
+    runner = OrchestratorRunner(name, name, lambda_client=orchestrator,
+                                dynamodb=boto3.client("dynamodb"),
+                                sleep=orchestrator.finish)
+
+    summary = runner.run(request, expired=lambda: False)
+
+    assert (summary.total, summary.succeeded, summary.pending) == (2, 2, 0)
+    assert summary == runs.summary(request.run_id)
+    assert recorded_summary(boto3.client("dynamodb"), name, "never-ran") is None
