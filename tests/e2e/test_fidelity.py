@@ -200,3 +200,32 @@ def test_map_max_concurrency_path_bounds_the_iterations(deploy_function, aws, tm
 
     assert result["status"] == "SUCCEEDED"
     assert json.loads(result["output"]) == [{"others": 0}] * 4
+
+
+def test_eventbridge_target_failures_retry_then_reach_the_on_failure_queue(deploy_function, aws):
+    name = deploy_function("fidelity.raise_transient", ("fidelity.py",))
+    lambdas, events, sqs = aws("lambda"), aws("events"), aws("sqs")
+    arn = lambdas.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    queue = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    lambdas.put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=1,
+        DestinationConfig={"OnFailure": {"Destination": queue_arn}})
+    bus = events.create_event_bus(Name=f"{name}-bus")["EventBusArn"].rsplit("/", 1)[-1]
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps({"source": ["fidelity"]}))
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "fn", "Arn": arn}])
+
+    events.put_events(Entries=[{"Source": "fidelity", "DetailType": "probe", "EventBusName": bus,
+                                "Detail": json.dumps({"item": "c"})}])
+
+    deadline = time.monotonic() + 30
+    messages: list[dict] = []
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
+    assert messages, "no failure record reached the OnFailure queue in 30 s"
+    record = json.loads(messages[0]["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2  # the call and one retry
+    assert record["responsePayload"]["errorType"] == "TransientError"
+    assert record["requestPayload"]["detail"] == {"item": "c"}
