@@ -259,6 +259,61 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from baton.watch import Watch, entries_table, watchlist_table
+
+    targets.require_reachable(args.target)
+    watch = Watch(watchlist_table(args.target, args.stack_name))
+    if args.action == "add":
+        entry, new = watch.add(args.url, args.label, args.review, args.block)
+        print(f"{'Watching' if new else 'Updated'} {entry.url}")
+    elif args.action == "remove":
+        removed = watch.remove(args.urls)
+        print(f"Stopped watching {len(removed)} URL(s).")
+    elif args.action == "import":
+        imported = watch.import_file(args.file)
+        print(f"Imported {args.file}: {len(imported.added)} added, {len(imported.updated)} updated.")
+    else:
+        print(entries_table(watch.entries()))
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from baton import monitoring
+
+    targets.require_reachable(args.target)
+    if args.schedule or args.engine:
+        if args.schedule:
+            monitoring.validate_schedule(args.schedule)  # before anything is deployed
+        changed = monitoring.set_schedule(args.target, args.stack_name, args.schedule, args.engine)
+        print("Monitor settings " + ("updated." if changed else "unchanged."))
+    table = monitoring.monitor_table(args.target, args.stack_name)
+    if args.once:
+        run = monitoring.run_once(args.target, args.stack_name, args.engine)
+        print(monitoring.run_report(table, run))
+        return 1 if run.status == "failed" else 0
+    say("Following the monitor's runs (Ctrl-C to stop)…")
+    seen = {run.run_id for run in table.recent_runs(20)}
+    while True:
+        for run in monitoring.new_runs(table, seen):
+            print(monitoring.run_report(table, run), flush=True)
+        time.sleep(2)
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from baton import monitoring
+
+    targets.require_reachable(args.target)
+    alerts = monitoring.recent_alerts(args.target, args.stack_name, args.limit)
+    if args.json:
+        print(json.dumps([vars(alert) for alert in alerts], indent=2))
+    elif not alerts:
+        print("No alerts.")
+    for alert in [] if args.json else alerts:
+        print(f"{alert.at}  {alert.subject}")
+    return 0
+
+
 def cmd_site(args: argparse.Namespace) -> int:
     from baton import site
 
@@ -332,6 +387,28 @@ def build_parser() -> argparse.ArgumentParser:
     history = with_target(add("history", cmd_history, "show one run's step-by-step history"))
     history.add_argument("run_id", metavar="RUN_ID")
     history.add_argument("--json", action="store_true", help="print JSON")
+    watch = with_target(add("watch", cmd_watch, "manage the monitor's watchlist"))
+    actions = watch.add_subparsers(dest="action", metavar="ACTION", required=True)
+    watch_add = actions.add_parser("add", help="watch a URL (or update its options)")
+    watch_add.add_argument("url")
+    watch_add.add_argument("--label")
+    watch_add.add_argument("--review", type=float, help="this URL's review threshold")
+    watch_add.add_argument("--block", type=float, help="this URL's block threshold")
+    actions.add_parser("remove", help="stop watching URLs").add_argument("urls", nargs="+")
+    actions.add_parser("list", help="show the watchlist")
+    actions.add_parser("import", help="add every URL of a file (all or none)").add_argument(
+        "file", type=Path)
+    monitor = with_target(add("monitor", cmd_monitor, "set, trigger or follow the scheduled monitor"))
+    monitor.add_argument("--schedule", metavar="EXPR",
+                         help="EventBridge schedule, e.g. 'rate(5 minutes)' or 'cron(0 8 * * ? *)'")
+    monitor.add_argument("--engine", choices=("orchestrator", "stepfunctions"),
+                         help="the engine the schedule drives")
+    when = monitor.add_mutually_exclusive_group(required=True)
+    when.add_argument("--once", action="store_true", help="run the monitor now and report")
+    when.add_argument("--follow", action="store_true", help="show each scheduled run as it ends")
+    alerts = with_target(add("alerts", cmd_alerts, "show recent alerts"))
+    alerts.add_argument("--limit", type=int, default=20, help="at most (default %(default)s)")
+    alerts.add_argument("--json", action="store_true", help="print JSON")
     site = add("site", cmd_site, "serve the sample site on 127.0.0.1 for demos and tests")
     site.add_argument("--port", type=int, default=8765, help="port (default %(default)s)")
     site.add_argument("--quiet", action="store_true", help="do not log each request")

@@ -1,0 +1,99 @@
+"""`baton monitor` and `baton alerts`: the scheduled monitor of a deployed stack, seen from the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from baton import deploy
+from baton.errors import BatonError
+from baton.schedule import validate_schedule
+from baton.targets import client
+from monitor.models import MonitorRun
+from monitor.state import MonitorTable
+
+
+def set_schedule(target: str, stack: str, expression: str | None, engine: str | None) -> bool:
+    """Redeploy the stack with a new schedule and/or engine; True when something changed."""
+    parameters = {}
+    if expression is not None:
+        parameters["MonitorSchedule"] = validate_schedule(expression)
+    if engine is not None:
+        parameters["MonitorEngine"] = engine
+    if not parameters:
+        return False
+    return deploy.deploy(target, stack, parameters, say=lambda _: None).changed
+
+
+def run_once(target: str, stack: str, engine: str | None) -> MonitorRun:
+    """Run the monitor now (a direct invocation) and return its run record."""
+    outputs = deploy.stack_outputs(target, stack)
+    response = client("lambda", target).invoke(
+        FunctionName=outputs["MonitorFunctionName"],
+        Payload=json.dumps({"engine": engine} if engine else {}).encode())
+    body = json.loads(response["Payload"].read())
+    if response.get("FunctionError"):
+        raise BatonError(f"the monitor failed: {body.get('errorType')}: {body.get('errorMessage')}")
+    return MonitorRun.model_validate(body)
+
+
+def monitor_table(target: str, stack: str) -> MonitorTable:
+    outputs = deploy.stack_outputs(target, stack)
+    return MonitorTable(outputs["MonitorStateTableName"], client("dynamodb", target))
+
+
+def new_runs(table: MonitorTable, seen: set[str]) -> Iterator[MonitorRun]:
+    """Finished monitor runs not seen before, oldest first (for --follow)."""
+    for run in reversed(table.recent_runs(20)):
+        if run.run_id not in seen and run.status != "running":
+            seen.add(run.run_id)
+            yield run
+
+
+def run_report(table: MonitorTable, run: MonitorRun) -> str:
+    """A monitor run as text: its URLs with their state, and the alerts it raised."""
+    lines = [f"monitor run {run.run_id} ({run.engine}, {run.trigger}) "
+             f"{run.started_at:%Y-%m-%d %H:%M:%S}: {run.status}"
+             + (f" — {run.error}" if run.error else "")]
+    for check in table.run_checks(run.run_id):
+        mark = "ALERT" if check.transition else ""
+        lines.append(f"  {check.state.value:<10} {mark:<5} {check.label or check.url}")
+    for alert in run.alerts:
+        lines.append(f"  -> {alert.subject}" + ("" if alert.published else " (NOT PUBLISHED)"))
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    at: str
+    subject: str
+    body: dict[str, Any]
+
+
+def recent_alerts(target: str, stack: str, limit: int = 20) -> list[AlertMessage]:
+    """The newest alerts in the stack's alerts queue, newest first. Reading does not consume
+    them: each message is hidden while the queue is paged through, then made visible again."""
+    queue = deploy.stack_outputs(target, stack)["AlertsQueueUrl"]
+    sqs = client("sqs", target)
+    found: list[AlertMessage] = []
+    handles: list[str] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
+                                       VisibilityTimeout=30, WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            handles.append(message["ReceiptHandle"])
+            envelope = json.loads(message["Body"])
+            try:
+                body = json.loads(envelope.get("Message", "{}"))
+            except json.JSONDecodeError:
+                body = {"message": envelope.get("Message")}
+            found.append(AlertMessage(envelope.get("Timestamp", ""), envelope.get("Subject", ""), body))
+    for start in range(0, len(handles), 10):
+        sqs.change_message_visibility_batch(QueueUrl=queue, Entries=[
+            {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+            for index, handle in enumerate(handles[start:start + 10])])
+    return sorted(found, key=lambda alert: alert.at, reverse=True)[:limit]
