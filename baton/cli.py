@@ -370,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--follow", action="store_true", help="keep printing new events")
     with_target(add("destroy", cmd_destroy, "delete the deployed stack"))
     run_cmd = with_target(add("run", cmd_run, "run the pipeline over URLs with an engine"))
-    run_cmd.add_argument("--engine", choices=("orchestrator", "stepfunctions"),
+    run_cmd.add_argument("--engine", choices=("orchestrator", "stepfunctions", "choreography"),
                          default="orchestrator", help="who coordinates (default %(default)s)")
     run_cmd.add_argument("--url", action="append", default=[], help="a URL (repeatable)")
     run_cmd.add_argument("--watchlist", type=Path, help="a file of URLs, one per line")
@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--allow-failures", action="store_true",
                          help="exit 0 even when some URLs failed")
     executions = with_target(add("executions", cmd_executions, "list recent runs of every engine"))
-    executions.add_argument("--engine", choices=("orchestrator", "stepfunctions"))
+    executions.add_argument("--engine", choices=("orchestrator", "stepfunctions", "choreography"))
     executions.add_argument("--limit", type=int, default=20, help="at most (default %(default)s)")
     executions.add_argument("--json", action="store_true", help="print JSON")
     history = with_target(add("history", cmd_history, "show one run's step-by-step history"))

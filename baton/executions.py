@@ -1,7 +1,9 @@
 """`baton executions` and `baton history`: past runs of every engine, in one format.
 
-Orchestrator runs come from its runs table; Step Functions runs from ListExecutions and
-GetExecutionHistory. Both become the same rows, so a user reads one kind of table.
+Orchestrator and choreography runs come from the runs table (each run's ``engine`` says which);
+Step Functions runs from ListExecutions and GetExecutionHistory. All become the same rows, so a
+user reads one kind of table. A choreographed run records no steps: its history is its items'
+ends.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from baton import deploy
 from baton.errors import BatonError
 from baton.run import execution_history
 from baton.targets import client
-from orchestrator.runs import RunsTable
+from pipeline.models import ItemOutcome
+from pipeline.runs import RunsTable
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,12 @@ class Executions:
     def recent(self, engine: str | None = None, limit: int = 20) -> list[Execution]:
         """The most recent runs, newest first, of one engine or all."""
         found: list[Execution] = []
-        if engine in (None, "orchestrator"):
-            found += [Execution(r["run_id"], "orchestrator", r.get("status", "?"),
+        if engine != "stepfunctions":
+            found += [Execution(r["run_id"], str(r.get("engine", "?")), r.get("status", "?"),
                                 r.get("started_at", ""), r.get("ended_at", ""),
                                 f"{r.get('succeeded', 0)} stored, {r.get('failed', 0)} failed "
                                 f"of {r.get('total', 0)}")
-                      for r in self.runs.recent_runs(limit)]
+                      for r in self.runs.recent_runs(limit, engine)]
         if engine in (None, "stepfunctions"):
             listed = self.sfn.list_executions(stateMachineArn=self.machine, maxResults=limit)
             found += [Execution(e["name"], "stepfunctions", e["status"].lower(),
@@ -74,13 +77,25 @@ class Executions:
                            f"attempts {step.attempts}"
                            + (f"; {step.error_type}: {step.error}" if step.error_type else ""))
                 for url, step in steps]
+        summary = self.runs.summary(run_id)
+        if summary is not None:  # a run of the runs table without steps: the choreography's
+            return summary.engine, [_end_row(at, item) for at, item in self.runs.item_ends(run_id)]
         arn = self.machine.replace(":stateMachine:", ":execution:") + f":{run_id}"
         try:
             events = execution_history(self.sfn, arn)
         except self.sfn.exceptions.ExecutionDoesNotExist:
-            raise BatonError(f"no run {run_id!r} in either engine; `baton executions` lists "
+            raise BatonError(f"no run {run_id!r} in any engine; `baton executions` lists "
                              "them") from None
         return "stepfunctions", [_sfn_row(event) for event in events]
+
+
+def _end_row(at: datetime, item: ItemOutcome) -> HistoryRow:
+    if item.succeeded:
+        step, detail = ("store", "stored") if item.record else ("scraper", "not modified")
+    else:
+        step, detail = item.failed_step or "", f"{item.error_type}: {item.error or ''}"
+    return HistoryRow(_iso(at), item.url, step, "succeeded" if item.succeeded else "failed",
+                      f"attempts {item.attempts}; {detail}")
 
 
 def _sfn_row(event: dict[str, Any]) -> HistoryRow:

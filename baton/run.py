@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 from baton import deploy
 from baton.errors import BatonError
 from baton.targets import client
-from orchestrator.runs import RunsTable
+from pipeline.choreography import start_choreography
 from pipeline.models import MAX_CONCURRENCY, ItemOutcome, RunRequest, RunSummary
 from pipeline.policy import POLICY
+from pipeline.runs import RunsTable
 
-ENGINES = ("orchestrator", "stepfunctions")
+ENGINES = ("orchestrator", "stepfunctions", "choreography")
 POLL_S = 0.5
 
 
@@ -97,7 +98,22 @@ class Engine:
         raise NotImplementedError
 
 
-class OrchestratorEngine(Engine):
+class RunsTableEngine(Engine):
+    """An engine that records its runs in the runs table, where they are followed (the handle
+    is the run's id)."""
+
+    def runs(self) -> RunsTable:
+        return RunsTable(self.outputs["RunsTableName"], client("dynamodb", self.target))
+
+    def poll(self, handle: str, request: RunRequest) -> tuple[Progress, RunSummary | None]:
+        summary = self.runs().summary(handle)
+        if summary is None:
+            return Progress(len(request.urls), current="starting"), None
+        progress = Progress(summary.total, summary.succeeded + summary.failed, summary.failed)
+        return progress, (summary if summary.pending == 0 and summary.ended_at else None)
+
+
+class OrchestratorEngine(RunsTableEngine):
     name = "orchestrator"
 
     def start(self, request: RunRequest) -> str:
@@ -108,13 +124,15 @@ class OrchestratorEngine(Engine):
             Payload=request.model_dump_json().encode())
         return request.run_id
 
-    def poll(self, handle: str, request: RunRequest) -> tuple[Progress, RunSummary | None]:
-        runs = RunsTable(self.outputs["RunsTableName"], client("dynamodb", self.target))
-        summary = runs.summary(handle)
-        if summary is None:
-            return Progress(len(request.urls), current="starting"), None
-        progress = Progress(summary.total, summary.succeeded + summary.failed, summary.failed)
-        return progress, (summary if summary.pending == 0 and summary.ended_at else None)
+
+class ChoreographyEngine(RunsTableEngine):
+    name = "choreography"
+
+    def start(self, request: RunRequest) -> str:
+        # Opens the run (so the tracker knows its total), then one PageRequested per URL.
+        start_choreography(request, self.outputs["EventBusName"], self.runs(),
+                           client("events", self.target))
+        return request.run_id
 
 
 class StepFunctionsEngine(Engine):
@@ -123,7 +141,7 @@ class StepFunctionsEngine(Engine):
     def start(self, request: RunRequest) -> str:
         response = client("stepfunctions", self.target).start_execution(
             stateMachineArn=self.outputs["PipelineStateMachineArn"], name=request.run_id,
-            input=request.model_dump_json(exclude={"continuation"}))
+            input=json.dumps(request.state_machine_input()))
         return str(response["executionArn"])
 
     def poll(self, handle: str, request: RunRequest) -> tuple[Progress, RunSummary | None]:
@@ -180,7 +198,8 @@ def with_attempts(item: ItemOutcome, history: list[dict[str, Any]]) -> ItemOutco
 
 
 ENGINE_CLASSES: dict[str, type[Engine]] = {"orchestrator": OrchestratorEngine,
-                                           "stepfunctions": StepFunctionsEngine}
+                                           "stepfunctions": StepFunctionsEngine,
+                                           "choreography": ChoreographyEngine}
 
 
 def run(engine_name: str, target: str, stack: str, request: RunRequest, wait: bool = True,

@@ -185,7 +185,7 @@ def in_process_engine(instance: Running, outputs: dict[str, str], allowed_hosts:
 
     from orchestrator.alerts import SnsAlerts
     from orchestrator.engine import Engine
-    from orchestrator.runs import RunsTable
+    from pipeline.runs import RunsTable
 
     handlers = {step: importlib.import_module(f"{step}.handler").lambda_handler
                 for step in PIPELINE_STEPS}

@@ -2,10 +2,11 @@
 
 Not an emulator: it exists so unit tests can push data through the state machine's paths
 (Parameters, ResultSelector, ResultPath, Catch, Retry, Choice, Map) without a cloud, and compare
-its outcomes with the orchestrator's. Supported: Pass, Task, Choice (StringEquals, IsNull, Or),
-Map (inline, sequential); paths ``$``, ``$.a.b`` and ``$$.Map.Item.Value``; the intrinsics
-States.Format, States.JsonToString and States.ArrayLength. Retry counts tries like ASL; waits
-are not taken.
+its outcomes with the orchestrator's. Supported: Pass, Task, Choice (StringEquals, BooleanEquals,
+IsNull, And, Or, Not), Map (inline, sequential); InputPath; paths ``$``, ``$.a.b``,
+``$$.Map.Item.Value`` and ``$$.Map.Item.Index``; the intrinsics States.Format,
+States.JsonToString, States.ArrayLength and States.ArrayGetItem. Retry counts tries like ASL;
+waits are not taken.
 """
 
 from __future__ import annotations
@@ -50,11 +51,16 @@ def _intrinsic(expression: str, data: Any, context: dict[str, Any]) -> Any:
         for path in paths:
             template = template.replace("{}", str(get_path(data, path, context)), 1)
         return template
-    value = get_path(data, args_text.strip(), context)
+    # Paths or JSON literals, none of them holding a comma: enough for this machine.
+    args = [get_path(data, arg, context) if arg.startswith("$") else json.loads(arg)
+            for arg in (text.strip() for text in args_text.split(","))]
     if name == "States.JsonToString":
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(args[0], separators=(",", ":"))
     if name == "States.ArrayLength":
-        return len(value)
+        return len(args[0])
+    if name == "States.ArrayGetItem":
+        array, index = args
+        return array[index]  # IndexError when out of range (as States.Runtime)
     raise NotImplementedError(name)
 
 
@@ -103,6 +109,8 @@ def _choice_matches(rule: dict[str, Any], data: Any) -> bool:
     value = get_path(data, rule["Variable"])
     if "StringEquals" in rule:
         return bool(value == rule["StringEquals"])
+    if "BooleanEquals" in rule:
+        return value is rule["BooleanEquals"]
     if "IsNull" in rule:
         return (value is None) == rule["IsNull"]
     raise NotImplementedError(rule)
@@ -150,7 +158,9 @@ def run_machine(
         state = machine["States"][name]
         kind = state["Type"]
         if kind == "Pass":
-            result = render(state["Parameters"], data, context) if "Parameters" in state else data
+            # InputPath narrows what Parameters see; ResultPath still places into the raw input.
+            effective = get_path(data, state["InputPath"], context) if "InputPath" in state else data
+            result = render(state["Parameters"], effective, context) if "Parameters" in state else effective
             data = put_result(data, state.get("ResultPath", "$"), result)
             name = state.get("Next")
         elif kind == "Task":

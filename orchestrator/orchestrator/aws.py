@@ -21,12 +21,6 @@ def lambda_client(read_timeout: float) -> Any:
 
 
 @functools.cache
-def dynamodb_client() -> Any:
-    """The DynamoDB client of the runs table."""
-    return boto3.client("dynamodb")
-
-
-@functools.cache
 def sns_client() -> Any:
     """The SNS client of the alerts."""
     return boto3.client("sns")

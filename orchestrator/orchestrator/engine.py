@@ -86,7 +86,7 @@ def error_name(error: BaseException) -> str:
 
 
 class RunLog(Protocol):
-    """Where the run is recorded (orchestrator.runs.RunsTable in production)."""
+    """Where the run is recorded (pipeline.runs.RunsTable in production)."""
 
     def open_run(
         self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int

@@ -12,10 +12,10 @@ from orchestrator.alerts import SnsAlerts
 from orchestrator.aws import async_lambda_client
 from orchestrator.engine import Budget, Engine
 from orchestrator.invoker import LambdaInvoker
-from orchestrator.runs import RunsTable
 from orchestrator.settings import OrchestratorSettings, get_settings
 from pipeline.models import RunRequest
 from pipeline.observability import logger, metrics, tracer
+from pipeline.runs import RunsTable
 
 
 @logger.inject_lambda_context(correlation_id_path="run_id")

@@ -25,9 +25,9 @@ from moderator import handler as moderator_handler
 from moderator import settings as moderator_settings
 from moderator import storage as moderator_storage
 from orchestrator.engine import Budget, Engine
-from orchestrator.runs import RunsTable, _from_dynamodb, run_key
-from pipeline import events
+from pipeline import dynamodb, events
 from pipeline.choreography import ENGINE, adapt, start_choreography
+from pipeline.dynamodb import from_item
 from pipeline.events import PAGE_REQUESTED, EventMetadata, entry, put_entries, rule_patterns
 from pipeline.models import (
     ItemOutcome,
@@ -37,6 +37,7 @@ from pipeline.models import (
     ScrapeRequest,
     Validators,
 )
+from pipeline.runs import RunsTable, run_key
 from scraper import handler as scraper_handler
 from scraper import settings as scraper_settings
 from scraper import storage as scraper_storage
@@ -47,7 +48,6 @@ from store.records import PageTable
 from tests.integration.conftest import table_properties
 from tracker import dlq as tracker_dlq
 from tracker import handler as tracker_handler
-from tracker import runs as tracker_runs
 from tracker import settings as tracker_settings
 from transformer import handler as transformer_handler
 from transformer import settings as transformer_settings
@@ -61,7 +61,7 @@ CACHES: list[Any] = [
     moderator_settings.get_settings, moderator_storage.s3_client, moderator_handler.backend,
     store_settings.get_settings, store_aws.s3_client, store_aws.dynamodb_client,
     events.get_settings, events.events_client,
-    tracker_settings.get_settings, tracker_handler.tracker, tracker_runs.dynamodb_client,
+    tracker_settings.get_settings, tracker_handler.tracker, dynamodb.dynamodb_client,
 ]
 
 STEPS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -270,7 +270,7 @@ def test_a_duplicated_page_requested_stores_one_record_and_counts_once(
             summary.status) == (1, 1, 0, 0, RunStatus.SUCCEEDED)
     item = boto3.client("dynamodb").get_item(
         TableName=runs_table, Key={"pk": {"S": run_key(request.run_id)}, "sk": {"S": "META"}})
-    assert _from_dynamodb(item["Item"])["finished"] == 1
+    assert from_item(item["Item"])["finished"] == 1
 
 
 def test_an_item_whose_step_keeps_failing_ends_in_the_dead_letter_queue_and_failed(

@@ -21,14 +21,14 @@ from baton.watch import Watch
 from monitor import aws, handler
 from monitor.alerts import SnsAlerts
 from monitor.check import SUBJECT_MAX
-from monitor.engines import OrchestratorRunner, recorded_summary
+from monitor.engines import OrchestratorRunner
 from monitor.logic import Monitor
 from monitor.models import CheckState, MonitorRun, MonitorRunStatus, Thresholds
 from monitor.settings import get_settings
 from monitor.state import MONITOR_STATE_TABLE_SCHEMA, MonitorTable
 from monitor.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
-from orchestrator.runs import RUNS_TABLE_SCHEMA, RunsTable
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
+from pipeline.runs import RUNS_TABLE_SCHEMA, RunsTable
 from tests.monitor_fakes import EngineRunner, Page, SiteSteps
 
 SITE = "http://site.test/pages"
@@ -298,4 +298,4 @@ def test_a_continued_orchestrator_run_is_followed_in_the_runs_table(aws: None) -
 
     assert (summary.total, summary.succeeded, summary.pending) == (2, 2, 0)
     assert summary == runs.summary(request.run_id)
-    assert recorded_summary(boto3.client("dynamodb"), name, "never-ran") is None
+    assert RunsTable(name, boto3.client("dynamodb")).summary("never-ran") is None

@@ -14,10 +14,12 @@ import pytest
 from orchestrator import aws, handler
 from orchestrator.alerts import SnsAlerts
 from orchestrator.engine import Budget, Engine
-from orchestrator.runs import RUNS_TABLE_SCHEMA, RunsTable, _from_dynamodb, run_key
 from orchestrator.settings import get_settings
+from pipeline import dynamodb
+from pipeline.dynamodb import from_item
 from pipeline.errors import PermanentError, TransientError
 from pipeline.models import RunRequest, RunStatus, Verdict
+from pipeline.runs import RUNS_TABLE_SCHEMA, RunsTable, run_key
 from tests.integration.conftest import TEMPLATE, table_properties
 from tests.orchestrator_fakes import FakeSteps
 
@@ -29,7 +31,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 def clear_caches() -> None:
     get_settings.cache_clear()
-    for client in (aws.lambda_client, aws.async_lambda_client, aws.dynamodb_client, aws.sns_client):
+    for client in (aws.lambda_client, aws.async_lambda_client, dynamodb.dynamodb_client,
+                   aws.sns_client):
         client.cache_clear()
 
 
@@ -69,7 +72,7 @@ def run_items(table: str, run_id: str) -> dict[str, dict[str, Any]]:
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": run_key(run_id)}},
     )
-    return {item["sk"]["S"]: _from_dynamodb(item) for item in answer["Items"]}
+    return {item["sk"]["S"]: from_item(item) for item in answer["Items"]}
 
 
 def engine_with(steps: FakeSteps, runs_table: str, topic: str) -> Engine:

@@ -1,7 +1,7 @@
 """The run tracker in moto: each item counted once, dead letters as failed items, runs ended.
 
-Runs are read back through the orchestrator's RunsTable: the tracker writes the same layout, so
-the CLI summarises a choreographed run as it does an orchestrated one.
+Runs are read back through the same RunsTable the tracker records with, as the orchestrator and
+the CLI use it: a choreographed run is summarised as an orchestrated one.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 import boto3
 import pytest
 
-from orchestrator.runs import RunsTable, _from_dynamodb, run_key
+from pipeline import dynamodb, runs
 from pipeline.choreography import ATTEMPTS_PER_INVOCATION, ENGINE
+from pipeline.dynamodb import from_item
 from pipeline.events import PAGE_FAILED, PAGE_NOT_MODIFIED, PAGE_REQUESTED, PAGE_STORED
 from pipeline.models import (
     Change,
@@ -26,9 +27,10 @@ from pipeline.models import (
     StoredRecord,
     Verdict,
 )
+from pipeline.runs import RunsTable, run_key
 from tests.choreography_fakes import REQUESTED_AT, event, metadata
 from tests.integration.conftest import table_properties
-from tracker import dlq, handler, runs
+from tracker import dlq, handler
 from tracker.settings import get_settings
 
 A, B, C = "http://a.test/", "http://b.test/", "http://c.test/"
@@ -37,7 +39,7 @@ A, B, C = "http://a.test/", "http://b.test/", "http://c.test/"
 def clear_caches() -> None:
     get_settings.cache_clear()
     handler.tracker.cache_clear()
-    runs.dynamodb_client.cache_clear()
+    dynamodb.dynamodb_client.cache_clear()
 
 
 @pytest.fixture
@@ -117,7 +119,7 @@ def destination_record(original: dict[str, Any], error_type: str, count: int) ->
 def meta(table: str, run_id: str) -> dict[str, Any]:
     item = boto3.client("dynamodb").get_item(
         TableName=table, Key={"pk": {"S": run_key(run_id)}, "sk": {"S": "META"}})["Item"]
-    return _from_dynamodb(item)
+    return from_item(item)
 
 
 def test_a_terminal_event_delivered_twice_is_counted_once(runs_table, run_id, lambda_context):
@@ -168,15 +170,15 @@ def test_a_run_whose_items_all_succeed_ends_succeeded_once(runs_table, run_id, l
 
 
 def test_the_run_ends_when_the_first_delivery_stopped_before_ending_it(runs_table, run_id):
-    tracker = runs.RunTracker(runs_table)
+    tracker = RunsTable(runs_table)
     at = datetime.now(UTC)
     for url in (A, B):
         tracker.record(ItemOutcome(run_id=run_id, url=url, succeeded=True), at)
     # The last item's first delivery wrote its end, then the function stopped.
     tracker._transact(
-        [{"Update": tracker._update(run_id, runs.item_key(C), "SET #outcome = :o",
+        [{"Update": tracker._update_request(run_id, runs.item_key(C), "SET #outcome = :o",
                                     {":o": {"run_id": run_id, "url": C, "succeeded": True}})},
-         {"Update": tracker._update(run_id, runs.META, "ADD #finished :one, #succeeded :one",
+         {"Update": tracker._update_request(run_id, runs.META, "ADD #finished :one, #succeeded :one",
                                     {":one": 1})}],
         ItemOutcome(run_id=run_id, url=C, succeeded=True))
 

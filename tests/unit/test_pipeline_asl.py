@@ -15,9 +15,10 @@ import pytest
 from orchestrator.alerts import SUBJECT_FORMAT
 from orchestrator.engine import Budget, Engine, error_name
 from pipeline.errors import PermanentError, TransientError
-from pipeline.models import ItemOutcome, RunRequest, RunSummary, StoredRecord, Verdict
+from pipeline.models import ItemOutcome, RunRequest, RunSummary, StoredRecord, Validators, Verdict
 from pipeline.policy import asl_retry
 from tests.asl_runner import TaskFailed, run_machine
+from tests.monitor_fakes import Page, SiteSteps
 from tests.orchestrator_fakes import FakeAlerts, FakeSteps, MemoryRunLog
 
 ASL = Path(__file__).parents[2] / "statemachines" / "pipeline.asl.json"
@@ -175,7 +176,7 @@ A, B, C, D = "http://a.test/", "http://b.test/", "http://c.test/", "http://d.tes
 class Cloud:
     """Task handlers for the runner: the fake steps behind lambda:invoke, a list behind SNS."""
 
-    def __init__(self, steps: FakeSteps) -> None:
+    def __init__(self, steps: FakeSteps | SiteSteps) -> None:
         self.steps = steps
         self.published: list[dict[str, Any]] = []
 
@@ -202,12 +203,23 @@ def scripted_steps() -> FakeSteps:
     return steps
 
 
-def run_state_machine(definition: dict[str, Any], urls: list[str]) -> tuple[dict[str, Any], Cloud]:
-    cloud = Cloud(scripted_steps())
+def run_state_machine(
+    definition: dict[str, Any], urls: list[str], request: RunRequest | None = None,
+    steps: FakeSteps | SiteSteps | None = None,
+) -> tuple[dict[str, Any], Cloud]:
+    cloud = Cloud(steps or scripted_steps())
     for placeholder in SUBSTITUTIONS:  # DefinitionSubstitutions, as CloudFormation applies them
         assert f"${{{placeholder}}}" in json.dumps(definition)
-    output = run_machine(definition, {"run_id": RUN, "urls": urls, "max_concurrency": 2}, cloud)
+    request = request or RunRequest(run_id=RUN, urls=urls, max_concurrency=2)
+    # The input every caller sends (baton run, the monitor): RunRequest.state_machine_input().
+    output = run_machine(definition, request.state_machine_input(), cloud)
     return output, cloud
+
+
+def run_orchestrator(request: RunRequest, steps: Any) -> RunSummary:
+    engine = Engine(invoke=steps, runs=MemoryRunLog(), alerts=FakeAlerts(),
+                    sleep=lambda _: None, rng=random.Random(0))
+    return engine.run(request, budget=Budget(lambda: 900_000), continue_run=lambda _: None)
 
 
 def test_state_machine_output_is_a_run_summary(definition: dict[str, Any]) -> None:
@@ -221,12 +233,10 @@ def test_state_machine_output_is_a_run_summary(definition: dict[str, Any]) -> No
 
 def test_state_machine_and_orchestrator_agree_item_by_item(definition: dict[str, Any]) -> None:
     urls = [A, B, C, D]
-    output, cloud = run_state_machine(definition, urls)
+    machine_steps = scripted_steps()
+    output, _ = run_state_machine(definition, urls, steps=machine_steps)
     engine_steps = scripted_steps()
-    engine = Engine(invoke=engine_steps, runs=MemoryRunLog(), alerts=FakeAlerts(),
-                    sleep=lambda _: None, rng=random.Random(0))
-    summary = engine.run(RunRequest(run_id=RUN, urls=urls), budget=Budget(lambda: 900_000),
-                         continue_run=lambda _: None)
+    summary = run_orchestrator(RunRequest(run_id=RUN, urls=urls), engine_steps)
 
     for machine_item, engine_item in zip(output["items"], summary.items, strict=True):
         machine = ItemOutcome.model_validate(machine_item)
@@ -238,8 +248,8 @@ def test_state_machine_and_orchestrator_agree_item_by_item(definition: dict[str,
         if machine.error is not None:
             assert json.loads(machine.error)["errorMessage"] == engine_item.error
     # Same calls, retries included: "500 twice then OK" is three scraper calls in both.
-    assert sorted(cloud.steps.calls) == sorted(engine_steps.calls)
-    assert cloud.steps.count("scraper", A) == 3
+    assert sorted(machine_steps.calls) == sorted(engine_steps.calls)
+    assert machine_steps.count("scraper", A) == 3
 
 
 def test_state_machine_alerts_like_the_orchestrator(definition: dict[str, Any]) -> None:
@@ -250,3 +260,60 @@ def test_state_machine_alerts_like_the_orchestrator(definition: dict[str, Any]) 
     ]
     assert sorted(str(StoredRecord.model_validate_json(alert["Message"]).url)
                   for alert in cloud.published) == [A, D]
+
+
+# ---- the monitor's requests: conditional GET, no alerts ----------------------------------------
+
+SITE_A, SITE_B = "http://site.test/pages/a", "http://site.test/pages/b"
+MONITOR_REQUEST = RunRequest(run_id="monitor-1", urls=[SITE_A, SITE_B],
+                             previous={SITE_A: Validators(etag='"v1"')}, alert_flagged=False)
+
+
+def site() -> SiteSteps:
+    """A is unchanged since the previous check (etag "v1"), B is at version 3 and toxic."""
+    return SiteSteps({SITE_A: Page(), SITE_B: Page(version=3, toxic=True)})
+
+
+def test_each_url_is_fetched_with_its_own_previous_validators(definition: dict[str, Any]) -> None:
+    steps = site()
+
+    run_state_machine(definition, MONITOR_REQUEST.urls, MONITOR_REQUEST, steps)
+
+    sent = {str(request.url): (request.etag, request.last_modified)
+            for request in steps.scrape_requests}
+    assert sent == {SITE_A: ('"v1"', None), SITE_B: (None, None)}
+    assert steps.count("transformer") == 1  # A answered 304: it ends after the scraper
+
+
+def test_every_succeeded_item_reports_the_validators_its_server_sent(
+    definition: dict[str, Any],
+) -> None:
+    output, _ = run_state_machine(definition, MONITOR_REQUEST.urls, MONITOR_REQUEST, site())
+
+    items = {item["url"]: ItemOutcome.model_validate(item) for item in output["items"]}
+    assert items[SITE_A].record is None and items[SITE_A].etag == '"v1"'
+    assert items[SITE_B].record is not None and items[SITE_B].etag == '"v3-toxic"'
+
+
+@pytest.mark.parametrize(("alert_flagged", "alerts"), [(True, 1), (False, 0)])
+def test_flagged_pages_are_alerted_unless_the_request_says_not_to(
+    definition: dict[str, Any], alert_flagged: bool, alerts: int
+) -> None:
+    request = MONITOR_REQUEST.model_copy(update={"alert_flagged": alert_flagged})
+
+    output, cloud = run_state_machine(definition, request.urls, request, site())
+
+    assert len(cloud.published) == alerts
+    assert [item["succeeded"] for item in output["items"]] == [True, True]
+
+
+def test_state_machine_and_orchestrator_agree_on_a_monitor_request(
+    definition: dict[str, Any],
+) -> None:
+    output, _ = run_state_machine(definition, MONITOR_REQUEST.urls, MONITOR_REQUEST, site())
+    summary = run_orchestrator(MONITOR_REQUEST, site())
+
+    machine = [ItemOutcome.model_validate(item).model_dump(exclude={"attempts", "duration_ms"})
+               for item in output["items"]]
+    assert machine == [item.model_dump(exclude={"attempts", "duration_ms"})
+                       for item in summary.items]

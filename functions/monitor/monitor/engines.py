@@ -2,7 +2,7 @@
 
 - ``OrchestratorRunner``: a RequestResponse invoke of the orchestrator. A run longer than one
   invocation comes back ``running`` (the orchestrator continued itself asynchronously); the
-  summary is then read from the runs table until every item has finished.
+  summary is then read from the runs table (``pipeline.runs``) until every item has finished.
 - ``StepFunctionsRunner``: ``start_execution`` of the pipeline state machine, then
   ``describe_execution`` until it ends; its output's items are ItemOutcomes.
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Protocol
 
-from monitor.aws import dynamodb_client, from_item, orchestrator_client, stepfunctions_client
+from monitor.aws import dynamodb_client, orchestrator_client, stepfunctions_client
 from pipeline.models import ItemOutcome, RunRequest, RunStatus, RunSummary
+from pipeline.runs import RunsTable
 
 Expired = Callable[[], bool]
 
@@ -78,48 +78,14 @@ class OrchestratorRunner:
                 detail = body.decode(errors="replace")
             raise EngineFailed(f"the orchestrator failed run {request.run_id}: {detail}")
         summary = RunSummary.model_validate_json(body)
+        runs = RunsTable(self.runs_table_name, self._dynamodb or dynamodb_client())
         while summary.status is RunStatus.RUNNING or summary.ended_at is None:
             if expired():
                 raise RunIncomplete(f"run {request.run_id} is still running ({summary.pending} "
                                     "item(s) pending); the monitor stopped following it")
             self.sleep(self.poll_seconds)
-            summary = recorded_summary(self._dynamodb or dynamodb_client(), self.runs_table_name,
-                                       request.run_id) or summary
+            summary = runs.summary(request.run_id) or summary
         return summary
-
-
-def recorded_summary(client: Any, table_name: str, run_id: str) -> RunSummary | None:
-    """A run as the orchestrator's runs table records it (see orchestrator/orchestrator/runs.py).
-
-    The same reading as orchestrator.runs.RunsTable.summary, which the monitor cannot import:
-    the orchestrator's package is not part of the monitor's code.
-    """
-    meta = client.get_item(TableName=table_name, Key={"pk": {"S": f"RUN#{run_id}"},
-                                                      "sk": {"S": "META"}},
-                           ConsistentRead=True).get("Item")
-    if meta is None:
-        return None
-    run = from_item(meta)
-    request: dict[str, Any] = {
-        "TableName": table_name,
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "ExpressionAttributeValues": {":pk": {"S": f"RUN#{run_id}"}, ":prefix": {"S": "ITEM#"}},
-        "ConsistentRead": True,
-    }
-    outcomes: list[ItemOutcome] = []
-    while True:
-        page = client.query(**request)
-        outcomes += [ItemOutcome.model_validate(item["outcome"])
-                     for item in map(from_item, page.get("Items", [])) if "outcome" in item]
-        if not page.get("LastEvaluatedKey"):
-            break
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    ended = run.get("ended_at")
-    return RunSummary.from_outcomes(
-        run_id, str(run["engine"]), outcomes, total=int(run["total"]),
-        started_at=datetime.fromisoformat(run["started_at"]),
-        ended_at=datetime.fromisoformat(ended) if ended else None,
-    )
 
 
 class StepFunctionsRunner:

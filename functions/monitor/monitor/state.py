@@ -32,21 +32,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from monitor.aws import dynamodb_client, from_item, to_item
+from monitor.aws import dynamodb_client
 from monitor.models import Check, MonitorRun, UrlState
+from pipeline.dynamodb import from_item, pk_sk_schema, to_item
 from pipeline.keys import url_id
 
-MONITOR_STATE_TABLE_SCHEMA: dict[str, Any] = {
-    "AttributeDefinitions": [
-        {"AttributeName": "pk", "AttributeType": "S"},
-        {"AttributeName": "sk", "AttributeType": "S"},
-    ],
-    "KeySchema": [
-        {"AttributeName": "pk", "KeyType": "HASH"},
-        {"AttributeName": "sk", "KeyType": "RANGE"},
-    ],
-    "BillingMode": "PAY_PER_REQUEST",
-}
+MONITOR_STATE_TABLE_SCHEMA = pk_sk_schema()
 STATE = "STATE"
 RUNS = "MONITOR#RUN"
 LEASE = "MONITOR#LEASE"

@@ -17,8 +17,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from monitor.aws import dynamodb_client, from_item, to_item
+from monitor.aws import dynamodb_client
 from monitor.models import WatchEntry
+from pipeline.dynamodb import from_item, to_item
 from pipeline.keys import url_id
 
 WATCHLIST_TABLE_SCHEMA: dict[str, Any] = {

@@ -48,8 +48,9 @@ from pipeline.events import (
 from pipeline.models import ItemOutcome, RunRequest, ScrapedPage, ScrapeRequest
 from pipeline.observability import logger
 from pipeline.policy import POLICY, RetryPolicy, delay_before_retry
+from pipeline.runs import CHOREOGRAPHY
 
-ENGINE = "choreography"
+ENGINE = CHOREOGRAPHY
 
 # Tries one invocation of an adapter makes of a step that keeps raising TransientError.
 ATTEMPTS_PER_INVOCATION = POLICY.max_attempts + 1
@@ -168,7 +169,7 @@ def failure(
 
 
 class RunOpener(Protocol):
-    """Where a run is opened (orchestrator.runs.RunsTable: the tracker fills the same table)."""
+    """Where a run is opened (pipeline.runs.RunsTable: the tracker fills the same table)."""
 
     def open_run(
         self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int

@@ -27,12 +27,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.dynamodb import from_item, to_item
 from pipeline.keys import url_id
 from pipeline.models import StoredRecord
 from store.aws import dynamodb_client, error_code, translate
@@ -41,8 +40,6 @@ LATEST = "LATEST"
 RECORD_FIELDS = frozenset(StoredRecord.model_fields)
 
 _must_be_new = {"ConditionExpression": "attribute_not_exists(pk)"}
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class AlreadyStored(Exception):
@@ -125,7 +122,7 @@ class PageTable:
                 page = self.client.query(**request)
             except (ClientError, BotoCoreError) as error:
                 raise translate(error, f"reading the history of {url}") from error
-            records.extend(to_record(_from_dynamodb(item)) for item in page.get("Items", []))
+            records.extend(to_record(from_item(item)) for item in page.get("Items", []))
             start = page.get("LastEvaluatedKey")
             if not start or (limit is not None and len(records) >= limit):
                 return records
@@ -157,7 +154,7 @@ class PageTable:
         )
 
         def item(sort_key: str, **extra: Any) -> dict[str, Any]:
-            return _to_dynamodb({**attributes, **extra, "pk": pk, "sk": sort_key})
+            return to_item({**attributes, **extra, "pk": pk, "sk": sort_key})
 
         table = self.table_name
         marker = item(run_sort_key(record.run_id))
@@ -188,7 +185,7 @@ class PageTable:
         except (ClientError, BotoCoreError) as error:
             raise translate(error, f"reading {url}") from error
         item = answer.get("Item")
-        return None if item is None else _from_dynamodb(item)
+        return None if item is None else from_item(item)
 
 
 def to_record(item: Mapping[str, Any]) -> StoredRecord:
@@ -211,22 +208,3 @@ def _cancellation(error: ClientError, table: PageTable, url: str, run_id: str) -
     if table.find_run(url, run_id) is not None:
         return AlreadyStored(run_id)
     return translate(error, f"storing {url}")
-
-
-def _to_dynamodb(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(_decimals(value)) for name, value in attributes.items()}
-
-
-def _from_dynamodb(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in item.items()}
-
-
-def _decimals(value: Any) -> Any:
-    # DynamoDB numbers must be Decimal; str() keeps the float's shortest exact repr.
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, Mapping):
-        return {key: _decimals(inner) for key, inner in value.items()}
-    if isinstance(value, list):
-        return [_decimals(inner) for inner in value]
-    return value

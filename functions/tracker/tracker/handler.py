@@ -11,15 +11,15 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.observability import logger, metrics, tracer
+from pipeline.runs import RunsTable
 from tracker.outcomes import terminal_outcome
-from tracker.runs import RunTracker
 from tracker.settings import get_settings
 
 
 @functools.cache
-def tracker() -> RunTracker:
-    """The tracker on the configured runs table, built once per warm container."""
-    return RunTracker(get_settings().runs_table_name)
+def tracker() -> RunsTable:
+    """The configured runs table, built once per warm container."""
+    return RunsTable(get_settings().runs_table_name)
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.metadata.run_id")

@@ -1,0 +1,68 @@
+"""DynamoDB items from plain values and back, and the lazily created client of the shared tables."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+@functools.cache
+def dynamodb_client() -> Any:
+    """The DynamoDB client, created on first use so warm starts reuse it and moto can start."""
+    return boto3.client("dynamodb")
+
+
+def pk_sk_schema() -> dict[str, Any]:
+    """create_table arguments of a table keyed by pk (S, HASH) and sk (S, RANGE), on demand."""
+    return {
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def to_item(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item (or expression values); None values are left out, at any depth."""
+    return {name: _serializer.serialize(_decimals(value))
+            for name, value in attributes.items() if value is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain values of a DynamoDB item: ints and floats rather than Decimals."""
+    return {name: _numbers(_deserializer.deserialize(value)) for name, value in item.items()}
+
+
+def _decimals(value: Any) -> Any:
+    # DynamoDB numbers must be Decimal; str() keeps the float's shortest exact repr.
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {key: _decimals(inner) for key, inner in value.items() if inner is not None}
+    if isinstance(value, list):
+        return [_decimals(inner) for inner in value]
+    return value
+
+
+def _numbers(value: Any) -> Any:
+    # Back from Decimal: the models validate ints and floats, not Decimals.
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {key: _numbers(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_numbers(inner) for inner in value]
+    return value

@@ -1,0 +1,385 @@
+"""The runs table: a run's progress and each item's steps and outcome, as every engine records them.
+
+Schema (template.yaml's RunsTable, named by RUNS_TABLE_NAME; ``RUNS_TABLE_SCHEMA`` below is the
+same key schema as create_table arguments):
+
+    key    pk (S, HASH)     sk (S, RANGE)
+    run    RUN#<run_id>     META
+    item   RUN#<run_id>     ITEM#<url_id>
+
+``url_id`` is ``pipeline.keys.url_id(url)``. One ``Query(pk)`` reads a whole run.
+
+- **run** (META): engine, status (running | succeeded | failed-items), total, succeeded, failed,
+  flagged, pending, continuations, started_at, ended_at, updated_at; a choreographed run also
+  ``finished`` (the counters' sum). ``started_at`` is written once (``if_not_exists``), so a
+  continued invocation keeps the run's real start.
+- **item**: url, url_id, status (running | succeeded | failed), started_at, ended_at, ``steps``
+  (one StepRecord map appended as each step ends, so a run in progress can be watched) and
+  ``outcome`` (the ItemOutcome map, set when the item ends). An item with an outcome is finished:
+  a continued or redelivered invocation skips it; an item still ``running`` is started again.
+
+Who writes what:
+
+- the orchestrator opens its run, records each item's start, steps and outcome
+  (``item_started``, ``step_finished``, ``item_finished``) and saves the run's summary;
+- the choreography's run is opened by its starter (``open_run``, engine "choreography") before
+  any item is published; the run tracker then counts each item's end with ``record``: one
+  transaction writes the item only if it has no outcome yet and increments the run's counters
+  with it, so a redelivered event cancels the whole transaction and counts nothing. ``finished``
+  reaching ``total`` ends the run (``finish_if_done``): status, ``pending`` 0 and ``ended_at``
+  are then set once. No steps are recorded.
+
+Timestamps are ISO 8601 UTC strings; numbers are DynamoDB numbers.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline.dynamodb import dynamodb_client, from_item, pk_sk_schema, to_item
+from pipeline.errors import TransientError
+from pipeline.keys import url_id
+from pipeline.models import FLAGGED, ItemOutcome, RunStatus, RunSummary, StepRecord
+
+RUNS_TABLE_SCHEMA = pk_sk_schema()
+
+META = "META"
+ITEM_PREFIX = "ITEM#"
+CHOREOGRAPHY = "choreography"  # the engine whose items ``record`` counts
+CONFLICT_TRIES = 8  # concurrent items' ends contend for the one META item
+
+
+def run_key(run_id: str) -> str:
+    """The partition key of everything about one run."""
+    return f"RUN#{run_id}"
+
+
+def item_key(url: str) -> str:
+    """The sort key of one URL's item within its run."""
+    return f"{ITEM_PREFIX}{url_id(url)}"
+
+
+def timestamp(moment: datetime) -> str:
+    """ISO 8601 UTC."""
+    return moment.astimezone(UTC).isoformat()
+
+
+class RunsTable:
+    """Records runs and their items in DynamoDB (the orchestrator's RunLog, the tracker's counts)."""
+
+    def __init__(
+        self,
+        table_name: str,
+        client: Any = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.table_name = table_name
+        self._client = client
+        self._sleep = sleep
+
+    @property
+    def client(self) -> Any:
+        return self._client or dynamodb_client()
+
+    # ---- a run -------------------------------------------------------------------------------
+
+    def open_run(
+        self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int
+    ) -> datetime:
+        """Mark the run running (creating it if new); returns when it first started."""
+        answer = self._update(
+            run_id,
+            META,
+            "SET #engine = :engine, #total = :total, #status = :status, #continuations = :cont, "
+            "#updated_at = :now, #started_at = if_not_exists(#started_at, :now)",
+            {
+                ":engine": engine,
+                ":total": total,
+                ":status": RunStatus.RUNNING.value,
+                ":cont": continuation,
+                ":now": timestamp(started_at),
+            },
+            ReturnValues="ALL_NEW",
+        )
+        return datetime.fromisoformat(from_item(answer["Attributes"])["started_at"])
+
+    def save_summary(self, summary: RunSummary) -> None:
+        """Write the run's status and counts (at a checkpoint or at the end)."""
+        values: dict[str, Any] = {
+            ":status": summary.status.value,
+            ":succeeded": summary.succeeded,
+            ":failed": summary.failed,
+            ":flagged": summary.flagged,
+            ":pending": summary.pending,
+            ":now": timestamp(datetime.now(UTC)),
+        }
+        expression = (
+            "SET #status = :status, #succeeded = :succeeded, #failed = :failed, "
+            "#flagged = :flagged, #pending = :pending, #updated_at = :now"
+        )
+        if summary.ended_at is not None:
+            expression += ", #ended_at = :ended"
+            values[":ended"] = timestamp(summary.ended_at)
+        self._update(summary.run_id, META, expression, values)
+
+    # ---- an orchestrated item ----------------------------------------------------------------
+
+    def item_started(self, run_id: str, url: str, at: datetime) -> None:
+        """Record that the URL's item started (again, if an earlier invocation left it running)."""
+        item = {
+            "pk": run_key(run_id),
+            "sk": item_key(url),
+            "url": url,
+            "url_id": url_id(url),
+            "status": "running",
+            "started_at": timestamp(at),
+            "steps": [],
+        }
+        self.client.put_item(TableName=self.table_name, Item=to_item(item))
+
+    def step_finished(self, run_id: str, url: str, step: StepRecord) -> None:
+        """Append one step's record to the item."""
+        self._update(
+            run_id,
+            item_key(url),
+            "SET #steps = list_append(if_not_exists(#steps, :empty), :step)",
+            {":empty": [], ":step": [step.model_dump(mode="json", exclude_none=True)]},
+        )
+
+    def item_finished(self, outcome: ItemOutcome, at: datetime) -> None:
+        """Record the item's outcome: from now on the run counts it as finished."""
+        self._update(
+            outcome.run_id,
+            item_key(outcome.url),
+            "SET #status = :status, #ended_at = :at, #outcome = :outcome",
+            {
+                ":status": "succeeded" if outcome.succeeded else "failed",
+                ":at": timestamp(at),
+                ":outcome": outcome.model_dump(mode="json", exclude_none=True),
+            },
+        )
+
+    # ---- a choreographed item ----------------------------------------------------------------
+
+    def record(self, outcome: ItemOutcome, at: datetime) -> bool:
+        """Count the item's end; False when it was counted before (a redelivered event)."""
+        flagged = bool(outcome.record and outcome.record.verdict in FLAGGED)
+        item = self._update_request(
+            outcome.run_id,
+            item_key(outcome.url),
+            "SET #url = :url, #url_id = :url_id, #status = :status, #ended_at = :at, "
+            "#outcome = :outcome",
+            {
+                ":url": outcome.url,
+                ":url_id": url_id(outcome.url),
+                ":status": "succeeded" if outcome.succeeded else "failed",
+                ":at": timestamp(at),
+                ":outcome": outcome.model_dump(mode="json", exclude_none=True),
+            },
+            ConditionExpression="attribute_not_exists(#outcome)",
+        )
+        run = self._update_request(
+            outcome.run_id,
+            META,
+            "ADD #succeeded :succeeded, #failed :failed, #flagged :flagged, #finished :one "
+            "SET #updated_at = :at, #engine = if_not_exists(#engine, :engine)",
+            {
+                ":succeeded": int(outcome.succeeded),
+                ":failed": int(not outcome.succeeded),
+                ":flagged": int(flagged),
+                ":one": 1,
+                ":at": timestamp(at),
+                ":engine": CHOREOGRAPHY,
+            },
+        )
+        recorded = self._transact([{"Update": item}, {"Update": run}], outcome)
+        # Also after a duplicate: the first delivery may have stopped between the two writes.
+        self.finish_if_done(outcome.run_id, at)
+        return recorded
+
+    def finish_if_done(self, run_id: str, at: datetime) -> bool:
+        """End the run if every item has ended; True if this call ended it."""
+        answer = self._retry_conflicts(lambda: self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": run_key(run_id)}, "sk": {"S": META}},
+            ConsistentRead=True,  # the increment just made must be seen
+        ))
+        meta = from_item(answer.get("Item", {}))
+        if "total" not in meta or "ended_at" in meta or meta.get("finished", 0) < meta["total"]:
+            return False
+        status = RunStatus.FAILED_ITEMS if meta.get("failed", 0) else RunStatus.SUCCEEDED
+        update = self._update_request(
+            run_id,
+            META,
+            "SET #ended_at = :at, #status = :status, #pending = :zero, #updated_at = :at",
+            {":at": timestamp(at), ":status": status.value, ":zero": 0},
+            ConditionExpression="attribute_not_exists(#ended_at)",
+        )
+        try:
+            self._retry_conflicts(lambda: self.client.update_item(**update))
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False  # another item's event ended it at the same moment
+            raise
+        return True
+
+    # ---- reading -----------------------------------------------------------------------------
+
+    def finished_items(self, run_id: str) -> dict[str, ItemOutcome]:
+        """The outcomes of the run's finished items, by url_id."""
+        return {item["url_id"]: ItemOutcome.model_validate(item["outcome"])
+                for item in self._items(run_id) if "outcome" in item}
+
+    def summary(self, run_id: str) -> RunSummary | None:
+        """The run as recorded so far, or None if it was never started."""
+        answer = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": run_key(run_id)}, "sk": {"S": META}},
+            ConsistentRead=True,
+        )
+        if "Item" not in answer:
+            return None
+        meta = from_item(answer["Item"])
+        items = list(self.finished_items(run_id).values())
+        ended = meta.get("ended_at")
+        return RunSummary.from_outcomes(
+            run_id,
+            str(meta["engine"]),
+            items,
+            total=int(meta["total"]),
+            started_at=datetime.fromisoformat(meta["started_at"]),
+            ended_at=datetime.fromisoformat(ended) if ended else None,
+        )
+
+    def recent_runs(self, limit: int = 20, engine: str | None = None) -> list[dict[str, Any]]:
+        """The runs' own records (META) of one engine or all, newest first: a Scan, as the table
+        holds nothing else."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "sk = :meta",
+            "ExpressionAttributeValues": {":meta": {"S": META}},
+        }
+        runs: list[dict[str, Any]] = []
+        while True:
+            page = self.client.scan(**request)
+            for raw in page.get("Items", []):
+                meta = from_item(raw)
+                if engine is None or meta.get("engine") == engine:
+                    runs.append(meta | {"run_id": meta["pk"].removeprefix("RUN#")})
+            if not page.get("LastEvaluatedKey"):
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(runs, key=lambda run: run.get("started_at", ""), reverse=True)[:limit]
+
+    def item_steps(self, run_id: str) -> list[tuple[str, StepRecord]]:
+        """Every recorded step of the run as (url, step), in the order they ended."""
+        steps = [(item["url"], StepRecord.model_validate(step))
+                 for item in self._items(run_id) for step in item.get("steps", [])]
+        return sorted(steps, key=lambda pair: pair[1].ended_at)
+
+    def item_ends(self, run_id: str) -> list[tuple[datetime, ItemOutcome]]:
+        """Every finished item of the run as (when it ended, its outcome), in that order."""
+        ends = [(datetime.fromisoformat(item["ended_at"]), ItemOutcome.model_validate(item["outcome"]))
+                for item in self._items(run_id) if "outcome" in item and "ended_at" in item]
+        return sorted(ends, key=lambda pair: pair[0])
+
+    def _items(self, run_id: str) -> list[dict[str, Any]]:
+        """Every item record of the run, all pages of the query."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": run_key(run_id)},
+                ":prefix": {"S": ITEM_PREFIX},
+            },
+            "ConsistentRead": True,  # an item finished just before a re-invocation must count
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.client.query(**request)
+            items += [from_item(raw) for raw in page.get("Items", [])]
+            if not page.get("LastEvaluatedKey"):
+                return items
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # ---- writing -----------------------------------------------------------------------------
+
+    def _update(
+        self, run_id: str, sort_key: str, expression: str, values: Mapping[str, Any], **extra: Any
+    ) -> Any:
+        return self.client.update_item(
+            **self._update_request(run_id, sort_key, expression, values, **extra))
+
+    def _update_request(
+        self, run_id: str, sort_key: str, expression: str, values: Mapping[str, Any], **extra: Any
+    ) -> dict[str, Any]:
+        """UpdateItem's arguments (also a transaction's Update)."""
+        # Every attribute is written as #name: several (status, total...) are reserved words.
+        text = expression + extra.get("ConditionExpression", "")
+        return {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": run_key(run_id)}, "sk": {"S": sort_key}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": {f"#{n}": n for n in re.findall(r"#(\w+)", text)},
+            "ExpressionAttributeValues": to_item(values),
+            **extra,
+        }
+
+    def _transact(self, writes: list[dict[str, Any]], outcome: ItemOutcome) -> bool:
+        def attempt() -> bool:
+            try:
+                self.client.transact_write_items(TransactItems=writes)
+            except ClientError as error:
+                if _code(error) != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    return False
+                if not reasons and self._has_outcome(outcome):  # some emulators omit reasons
+                    return False
+                raise
+            return True
+
+        return self._retry_conflicts(attempt)
+
+    def _retry_conflicts(self, call: Callable[[], Any]) -> Any:
+        """``call``, again after a short jittered wait while it conflicts with another write."""
+        for attempt in range(1, CONFLICT_TRIES + 1):
+            try:
+                return call()
+            except ClientError as error:
+                if not _is_conflict(error) or attempt == CONFLICT_TRIES:
+                    if _is_conflict(error) or _code(error) in _THROTTLED:
+                        raise TransientError(f"runs table busy: {_code(error)}") from error
+                    raise
+            self._sleep(random.uniform(0, 0.05 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    def _has_outcome(self, outcome: ItemOutcome) -> bool:
+        answer = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": run_key(outcome.run_id)}, "sk": {"S": item_key(outcome.url)}},
+            ConsistentRead=True,
+        )
+        return "outcome" in answer.get("Item", {})
+
+
+_THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException",
+                        "RequestLimitExceeded", "InternalServerError"})
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _is_conflict(error: ClientError) -> bool:
+    reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+    return _code(error) == "TransactionConflictException" or "TransactionConflict" in reasons
