@@ -221,11 +221,44 @@ def bench_engines(instance: Running, n: int = 50, concurrency: int = 8) -> None:
                                               continue_run=lambda request: None))
         print(f"{f'in-process chain, {n} URLs, concurrency {concurrency}':<58} "
               f"{in_process * 1000:9.1f} ms")
-        for engine_name, goal in (("orchestrator", 1.5), ("stepfunctions", 2.0)):
-            wall = run_deployed(engine_name)
+        for engine_name, goal in (("orchestrator", "1.5"), ("stepfunctions", "2.0"),
+                                  ("choreography", "none set")):
+            start = time.perf_counter()
+            summary = run.run(engine_name, "local", "bench", run.run_request(urls, concurrency),
+                              timeout_s=600)
+            wall = time.perf_counter() - start
+            assert not isinstance(summary, str)
+            durations = [item.duration_ms for item in summary.items if item.duration_ms]
+            latency = f"{statistics.mean(durations):6.0f} ms" if durations else "   n/a"
             print(f"{f'{engine_name}, {n} URLs, concurrency {concurrency}':<58} "
                   f"{wall * 1000:9.1f} ms   ratio to in-process {wall / in_process:5.2f} "
-                  f"(goal <= {goal})")
+                  f"(goal <= {goal}); per-item latency {latency}")
+    finally:
+        site.stop()
+
+
+def bench_monitor(n: int = 50) -> None:
+    """A monitor run over N first-time pages, then over the same N pages unchanged (304s)."""
+    from baton import monitoring
+    from baton.watch import Watch, watchlist_table
+
+    site = serve(port=0).start()
+    try:
+        allowed = site.base_url.removeprefix("http://")
+        deploy.deploy("local", "bench", {"ScraperAllowedHosts": allowed}, say=lambda _: None)
+        watchlist = Path(tempfile.mkdtemp(prefix="baton-bench-")) / "watchlist.txt"
+        # Distinct pages of the site's content kinds, each answering 304 to a matching GET.
+        pages = ("garden", "library", "recette", "wanderung", "news")
+        watchlist.write_text("".join(f"{site.base_url}/pages/{pages[i % len(pages)]}?copy={i}\n"
+                                     for i in range(n)))
+        Watch(watchlist_table("local", "bench")).import_file(watchlist)
+        runs: list[Any] = []
+        first = timed(lambda: runs.append(monitoring.run_once("local", "bench", "orchestrator")))
+        again = timed(lambda: runs.append(monitoring.run_once("local", "bench", "orchestrator")))
+        print(f"{f'monitor run, {n} first-time pages':<58} {first * 1000:9.1f} ms   "
+              f"({dict(runs[0].counts)})")
+        print(f"{f'monitor run, {n} unchanged pages (conditional GET)':<58} {again * 1000:9.1f} ms   "
+              f"ratio to first-time {again / first:5.2f} ({dict(runs[1].counts)})")
     finally:
         site.stop()
 
@@ -243,6 +276,7 @@ def main() -> None:
             bench_invokes(instance)
             bench_pipeline(instance, state_root)
             bench_engines(instance)
+            bench_monitor()
         finally:
             cloud.down()
 
