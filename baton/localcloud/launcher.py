@@ -17,7 +17,9 @@ The changes:
 5. An inline Map honours ``MaxConcurrencyPath`` (stock: ignored, so every item ran at once).
 6. An EventBridge rule invokes its Lambda target asynchronously, with the function's async retry
    policy and OnFailure destination (stock: a bare call, so a failed event was lost), and the
-   failure record counts the invocations made (stock: always 3).
+   failure record counts the invocations made (stock: always 3). A throttled asynchronous event
+   waits for capacity instead of spending a retry (stock: throttles went to the dead-letter queue
+   even though AWS keeps retrying them for up to the event's maximum age).
 7. A layer is extracted once per content and shared read-only by every worker, as /opt is on AWS
    (stock: extracted again for each worker, ~0.7 s per cold start for a 6 MB layer here).
 """
@@ -187,6 +189,9 @@ ASYNC_INVOKE_EDITS = [
     (
         "            last_result = _execute_function(func, event)\n",
         "            last_result = _execute_function(func, event)\n"
+        "            while last_result.get(\"throttle\") and time.time() - started < max_event_age:\n"
+        "                time.sleep(0.1)\n"
+        "                last_result = _execute_function(func, event)\n"
         "            last_result[\"baton_invoke_count\"] = attempt + 1\n",
     ),
 ]

@@ -229,3 +229,26 @@ def test_eventbridge_target_failures_retry_then_reach_the_on_failure_queue(deplo
     assert record["requestContext"]["approximateInvokeCount"] == 2  # the call and one retry
     assert record["responsePayload"]["errorType"] == "TransientError"
     assert record["requestPayload"]["detail"] == {"item": "c"}
+
+
+def test_throttled_async_events_wait_for_capacity_instead_of_failing(deploy_function, aws,
+                                                                    tmp_path):
+    name = deploy_function("fidelity.leave_a_mark", ("fidelity.py",))
+    lambdas, sqs = aws("lambda"), aws("sqs")
+    queue = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    lambdas.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    lambdas.put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": queue_arn}})
+
+    for index in range(3):  # three at once, one at a time allowed
+        lambdas.invoke(FunctionName=name, InvocationType="Event",
+                       Payload=json.dumps({"folder": str(tmp_path), "name": f"m{index}"}).encode())
+
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.iterdir())) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m0", "m1", "m2"]
+    assert sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", []) == []

@@ -40,3 +40,12 @@ def count_concurrent(event, context):
     time.sleep(0.3)  # long enough for any concurrent sibling to start meanwhile
     os.remove(marker)
     return {"others": others}
+
+
+def leave_a_mark(event, context):
+    """Write a file named after the event in a shared folder, taking a while to do it."""
+    import os
+
+    time.sleep(0.5)
+    open(os.path.join(event["folder"], event["name"]), "w").close()
+    return {"marked": event["name"]}
