@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import re
 import signal
 import sys
@@ -416,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The CLI shares code with the functions; their Powertools logs are for CloudWatch, not for
+    # the user's terminal (nor for --json output).
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))

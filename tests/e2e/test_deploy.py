@@ -134,3 +134,13 @@ def test_failed_deploy_shows_the_failing_resource_and_exits_non_zero(local_cloud
     assert "deploy failed" in result.stderr
     failure = result.stderr.split("deploy failed")[1]
     assert "ClashingBucket" in failure or "OtherBucket" in failure
+
+
+def test_reserved_concurrency_in_the_template_reaches_the_functions(stack, aws):
+    lambdas = aws("lambda")
+    adapters = [f["FunctionName"] for f in lambdas.list_functions()["Functions"]
+                if f["FunctionName"].startswith("baton-e2e-") and "EventsFunction" in f["FunctionName"]]
+
+    assert len(adapters) == 4
+    for name in adapters:
+        assert lambdas.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 8
