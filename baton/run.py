@@ -14,28 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from baton import deploy
 from baton.errors import BatonError
 from baton.targets import client
 from pipeline.choreography import start_choreography
-from pipeline.models import MAX_CONCURRENCY, ItemOutcome, RunRequest, RunSummary
+from pipeline.models import MAX_CONCURRENCY, ItemOutcome, RunRequest, RunSummary, url_problem
 from pipeline.policy import POLICY
 from pipeline.runs import RunsTable
 
 ENGINES = ("orchestrator", "stepfunctions", "choreography")
 POLL_S = 0.5
-
-
-def check_url(url: str) -> str | None:
-    """Why ``url`` cannot be fetched, or None when it is a usable http(s) URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        return "only http and https URLs can be fetched"
-    if not parts.hostname:
-        return "no host name"
-    return None
 
 
 def read_watchlist(path: Path) -> list[str]:
@@ -52,7 +41,7 @@ def read_watchlist(path: Path) -> list[str]:
         url = line.split("#", 1)[0].strip()
         if not url:
             continue
-        if (why := check_url(url)) is not None:
+        if (why := url_problem(url)) is not None:
             problems.append(f"  line {number}: {url!r}: {why}")
         urls.append(url)
     if problems:
@@ -64,7 +53,7 @@ def run_request(urls: list[str], max_concurrency: int) -> RunRequest:
     """A validated run request: at least one URL, all well formed, duplicates dropped."""
     if not urls:
         raise BatonError("no URLs to run: give --url URL (repeatable) or --watchlist FILE")
-    bad = [f"  {url!r}: {why}" for url in urls if (why := check_url(url)) is not None]
+    bad = [f"  {url!r}: {why}" for url in urls if (why := url_problem(url)) is not None]
     if bad:
         raise BatonError("malformed URL(s), nothing was run:\n" + "\n".join(bad))
     if not 1 <= max_concurrency <= MAX_CONCURRENCY:

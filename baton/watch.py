@@ -22,9 +22,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from baton.errors import BatonError
-from baton.run import check_url
 from monitor.models import LABEL_MAX, WatchEntry
 from monitor.watchlist import UnknownUrls, WatchlistTable
+from pipeline.models import url_problem
 
 # Stack output naming the watchlist table (template.yaml's WatchlistTable).
 TABLE_OUTPUT = "WatchlistTableName"
@@ -53,7 +53,7 @@ def parse_line(number: int, line: str) -> WatchLine | str | None:
     if not text:
         return None
     url, *columns = text.split()
-    if (why := check_url(url)) is not None:
+    if (why := url_problem(url)) is not None:
         return f"{url!r}: {why}"
     thresholds: dict[str, float] = {}
     words: list[str] = []
@@ -129,7 +129,7 @@ class Watch:
     def add(self, url: str, label: str | None = None, review_threshold: float | None = None,
             block_threshold: float | None = None) -> tuple[WatchEntry, bool]:
         """Watch ``url`` (or update its label and thresholds); (entry, True when it is new)."""
-        if (why := check_url(url)) is not None:
+        if (why := url_problem(url)) is not None:
             raise BatonError(f"cannot watch {url!r}: {why}")
         existing = self.table.get_many([url]).get(url)
         try:

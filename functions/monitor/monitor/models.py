@@ -9,19 +9,11 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.models import Contract, Verdict
+from pipeline.models import Contract, Verdict, url_problem
 
 LABEL_MAX = 200
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be watched, or None when it is a usable http(s) URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        return "only http and https URLs can be fetched"
-    if not parts.hostname:
-        return "no host name"
-    return None
 
 
 def display_name(url: str, label: str | None) -> str:

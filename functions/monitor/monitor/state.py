@@ -34,14 +34,14 @@ from botocore.exceptions import ClientError
 
 from monitor.aws import dynamodb_client
 from monitor.models import Check, MonitorRun, UrlState
-from pipeline.dynamodb import from_item, pk_sk_schema, to_item
+from pipeline.dynamodb import batch_write, from_item, pk_sk_schema, to_item
 from pipeline.keys import url_id
 
 MONITOR_STATE_TABLE_SCHEMA = pk_sk_schema()
 STATE = "STATE"
 RUNS = "MONITOR#RUN"
 LEASE = "MONITOR#LEASE"
-BATCH_WRITE_MAX, BATCH_GET_MAX = 25, 100
+BATCH_GET_MAX = 100
 
 
 def url_key(url: str) -> str:
@@ -109,16 +109,7 @@ class MonitorTable:
         requests = [{"PutRequest": {"Item": to_item({
             **check.model_dump(mode="json"), "pk": checks_key(run.run_id), "sk": url_key(check.url),
             "expires_at": expires_at})}} for check in checks]
-        for start in range(0, len(requests), BATCH_WRITE_MAX):
-            pending: dict[str, Any] = {self.table_name: requests[start:start + BATCH_WRITE_MAX]}
-            for attempt in range(8):
-                pending = self.client.batch_write_item(RequestItems=pending).get(
-                    "UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(0.05 * 2 ** attempt)
-            if pending:
-                raise RuntimeError(f"DynamoDB kept throttling writes to {self.table_name}")
+        batch_write(self.client, self.table_name, requests)
 
     def recent_runs(self, limit: int = 20) -> list[MonitorRun]:
         """The newest monitor runs first."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from monitor.aws import dynamodb_client
 from monitor.models import WatchEntry
-from pipeline.dynamodb import from_item, to_item
+from pipeline.dynamodb import batch_write, from_item, to_item
 from pipeline.keys import url_id
 
 WATCHLIST_TABLE_SCHEMA: dict[str, Any] = {
@@ -27,7 +27,6 @@ WATCHLIST_TABLE_SCHEMA: dict[str, Any] = {
     "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
     "BillingMode": "PAY_PER_REQUEST",
 }
-BATCH_WRITE_MAX = 25  # DynamoDB's limit per BatchWriteItem
 BATCH_GET_MAX = 100  # and per BatchGetItem
 
 
@@ -103,16 +102,7 @@ class WatchlistTable:
         return list(watched)
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), BATCH_WRITE_MAX):
-            pending: dict[str, Any] = {self.table_name: requests[start:start + BATCH_WRITE_MAX]}
-            for attempt in range(8):
-                pending = self.client.batch_write_item(RequestItems=pending).get(
-                    "UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(0.05 * 2 ** attempt)
-            if pending:
-                raise RuntimeError(f"DynamoDB kept throttling writes to {self.table_name}")
+        batch_write(self.client, self.table_name, requests)
 
 
 def entry_key_plain(url: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -12,6 +13,22 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+
+BATCH_WRITE_MAX = 25  # DynamoDB's limit per BatchWriteItem
+
+
+def batch_write(client: Any, table_name: str, requests: list[dict[str, Any]]) -> None:
+    """Put/Delete requests in batches, re-sending what DynamoDB leaves unprocessed (with backoff)."""
+    for start in range(0, len(requests), BATCH_WRITE_MAX):
+        pending: dict[str, Any] = {table_name: requests[start:start + BATCH_WRITE_MAX]}
+        for attempt in range(8):
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not pending:
+                break
+            time.sleep(0.05 * 2 ** attempt)
+        if pending:
+            raise RuntimeError(f"DynamoDB kept throttling writes to {table_name}")
 
 
 @functools.cache

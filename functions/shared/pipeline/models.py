@@ -9,8 +9,19 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be fetched, or None when it is a usable http(s) URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "only http and https URLs can be fetched"
+    if not parts.hostname:
+        return "no host name"
+    return None
 
 
 class Contract(BaseModel):
