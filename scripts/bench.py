@@ -212,7 +212,8 @@ def bench_engines(instance: Running, n: int = 50, concurrency: int = 8) -> None:
             request = run.run_request(urls[:count], concurrency)
             return timed(lambda: run.run(engine, "local", "bench", request, timeout_s=600))
 
-        run_deployed("orchestrator", count=concurrency)  # warm the workers of every function
+        for engine_name in run.ENGINES:  # warm the workers of every function of every engine
+            run_deployed(engine_name, count=concurrency)
         engine = in_process_engine(instance, outputs, allowed)
         engine.run(run.run_request(urls[:concurrency], concurrency),  # and the in-process imports
                    budget=Budget(lambda: 900_000, 60), continue_run=lambda request: None)
