@@ -17,7 +17,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from baton import deploy, targets
 from baton.errors import BatonError
-from baton.localcloud import DEFAULT_PORT, LocalCloud
+from baton.localcloud import DEFAULT_PORT, LocalCloud, probe_health
 
 # Logical function names and the stack outputs that hold their deployed names.
 FUNCTIONS = {
@@ -85,8 +85,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def ensure_target(target: str) -> None:
-    """Start the local cloud for the `local` target; check any emulator target answers."""
-    if target == "local" and LocalCloud(say=say).running() is None:
+    """Start the local cloud for the `local` target if nothing answers there; check the target."""
+    if target == "local" and probe_health(targets.local_port()) is None:
         say("The local cloud is not running; starting it (baton up)…")
         LocalCloud(say=say).up(port=targets.local_port())
     targets.require_reachable(target)
@@ -188,15 +188,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
     group = f"/aws/lambda/{function_name(args.target, args.stack_name, args.function)}"
     logs = targets.client("logs", args.target)
     start_ms = int((time.time() - args.since) * 1000)
-    seen: set[str] = set()
+    seen: set[object] = set()
     while True:
         try:
             events = logs.filter_log_events(logGroupName=group, startTime=start_ms)["events"]
         except logs.exceptions.ResourceNotFoundException:
             events = []
         for event in events:
-            if event["eventId"] not in seen:
-                seen.add(event["eventId"])
+            # Some emulators give no eventId: the stream, time and text identify an event too.
+            key = event.get("eventId") or (event.get("logStreamName"), event["timestamp"],
+                                           event["message"])
+            if key not in seen:
+                seen.add(key)
                 stamp = time.strftime("%H:%M:%S", time.localtime(event["timestamp"] / 1000))
                 print(f"{stamp} {event['message'].rstrip()}", flush=True)
         if not args.follow:

@@ -75,6 +75,15 @@ def test_each_function_with_its_sample_event_chains_to_a_stored_record(stack, sa
     assert latest[0]["content_hash"]["S"] == transformed["content_hash"]
 
 
+def test_logs_show_what_the_function_logged(stack, sample_site_url):
+    invoke("scraper", {"run_id": "e2e-logs-run", "url": f"{sample_site_url}/pages/library"})
+
+    result = baton("logs", "scraper", "--stack-name", "baton-e2e", "--since", "5m")
+
+    assert result.returncode == 0, result.stderr
+    assert "e2e-logs-run" in result.stdout
+
+
 def _url_id(url: str) -> str:
     from pipeline.keys import url_id
 
