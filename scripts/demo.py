@@ -6,15 +6,19 @@ through the pipeline with each engine and prints their summaries.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from baton import deploy, run
-from baton.cli import EMULATOR_PARAMETERS
-from baton.errors import BatonError
-from baton.localcloud import LocalCloud
-from baton.site import DEFAULT_PORT, serve
-from baton.targets import local_port
+# Powertools logs of the shared pipeline code are for CloudWatch, not for the demo's output.
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+from baton import deploy, run  # noqa: E402
+from baton.cli import EMULATOR_PARAMETERS  # noqa: E402
+from baton.errors import BatonError  # noqa: E402
+from baton.localcloud import LocalCloud  # noqa: E402
+from baton.site import DEFAULT_PORT, serve  # noqa: E402
+from baton.targets import local_port  # noqa: E402
 
 WATCHLIST = Path(__file__).resolve().parent.parent / "examples" / "sample-watchlist.txt"
 
