@@ -13,12 +13,12 @@ from pathlib import Path
 # Powertools logs of the shared pipeline code are for CloudWatch, not for the demo's output.
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
-from baton import deploy, run  # noqa: E402
-from baton.cli import EMULATOR_PARAMETERS  # noqa: E402
-from baton.errors import BatonError  # noqa: E402
-from baton.localcloud import LocalCloud  # noqa: E402
-from baton.site import DEFAULT_PORT, serve  # noqa: E402
-from baton.targets import local_port  # noqa: E402
+from baton import deploy, run
+from baton.cli import EMULATOR_PARAMETERS
+from baton.errors import BatonError
+from baton.localcloud import LocalCloud
+from baton.site import DEFAULT_PORT, serve
+from baton.targets import local_port
 
 WATCHLIST = Path(__file__).resolve().parent.parent / "examples" / "sample-watchlist.txt"
 
