@@ -32,6 +32,7 @@ from baton.localcloud import LocalCloud, Running  # noqa: E402
 from baton.site import serve  # noqa: E402
 from baton.targets import client  # noqa: E402
 from tests.e2e.conftest import ROLE, free_port, zip_handler  # noqa: E402
+from tests.lambda_context import FakeLambdaContext  # noqa: E402
 
 PIPELINE_STEPS = ("scraper", "transformer", "moderator", "store")
 
@@ -155,21 +156,6 @@ def bench_pipeline(instance: Running, scratch: Path) -> None:
         site.stop()
 
 
-class InProcessContext:
-    """Just enough of a Lambda context for Powertools' decorators."""
-
-    function_name = "in-process"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:in-process"
-    memory_limit_in_mb = 512
-    aws_request_id = "in-process"
-    log_group_name = "/aws/lambda/in-process"
-    log_stream_name = "in-process"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
 def in_process_engine(instance: Running, outputs: dict[str, str], allowed_hosts: str) -> Any:
     """The orchestrator's engine calling the four handlers in this process: the baseline."""
     for folder in ("functions/shared", "functions/scraper", "functions/transformer",
@@ -191,7 +177,7 @@ def in_process_engine(instance: Running, outputs: dict[str, str], allowed_hosts:
                 for step in PIPELINE_STEPS}
 
     def invoke(step: str, payload: dict[str, Any]) -> dict[str, Any]:
-        return dict(handlers[step](payload, InProcessContext()))
+        return dict(handlers[step](payload, FakeLambdaContext(function_name="in-process")))
 
     return Engine(invoke=invoke, runs=RunsTable(outputs["RunsTableName"], client("dynamodb")),
                   alerts=SnsAlerts(outputs["AlertTopicArn"]))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import yaml
 from moto import mock_aws
 
 from baton.site import SampleSite, serve
+from tests.lambda_context import FakeLambdaContext
 
 TEMPLATE = Path(__file__).parents[2] / "template.yaml"
 
@@ -41,18 +41,6 @@ def table_properties(logical_id: str) -> dict[str, Any]:
     }
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "test-function"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-    log_group_name: str = "/aws/lambda/test-function"
-    log_stream_name: str = "test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 @pytest.fixture
@@ -102,3 +90,16 @@ def sample_site(sample_site_server: SampleSite) -> Iterator[SampleSite]:
     sample_site_server.state.reset()
     yield sample_site_server
     sample_site_server.state.reset()
+
+
+@pytest.fixture
+def alert_queue(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An SNS topic (exported as ALERT_TOPIC_ARN) with an SQS queue subscribed to read alerts."""
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name=f"baton-alerts-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=f"baton-alerts-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    monkeypatch.setenv("ALERT_TOPIC_ARN", topic)
+    return {"topic": topic, "queue": queue_url}

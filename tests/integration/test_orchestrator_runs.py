@@ -47,19 +47,6 @@ def runs_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     clear_caches()
 
 
-@pytest.fixture
-def alert_queue(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """An SNS topic (exported as ALERT_TOPIC_ARN) with an SQS queue subscribed to read alerts."""
-    sns, sqs = boto3.client("sns"), boto3.client("sqs")
-    topic = sns.create_topic(Name=f"baton-alerts-{uuid.uuid4().hex[:8]}")["TopicArn"]
-    queue_url = sqs.create_queue(QueueName=f"baton-alerts-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    monkeypatch.setenv("ALERT_TOPIC_ARN", topic)
-    return {"topic": topic, "queue": queue_url}
-
-
 def received_alerts(queue_url: str) -> list[dict[str, Any]]:
     messages = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
     return [json.loads(message["Body"]) for message in messages.get("Messages", [])]

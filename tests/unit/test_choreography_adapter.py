@@ -23,7 +23,8 @@ from pipeline.events import (
 )
 from pipeline.models import ItemOutcome, ScrapedPage, ScrapeRequest
 from pipeline.policy import POLICY
-from tests.choreography_fakes import REQUESTED_AT, FakeLambdaContext, RecordingPublish, event, metadata
+from tests.choreography_fakes import REQUESTED_AT, RecordingPublish, event, metadata
+from tests.lambda_context import FakeLambdaContext
 
 # The real handlers validate before touching AWS; Powertools warns that they published no metric.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
