@@ -153,3 +153,15 @@ def test_reserved_concurrency_in_the_template_reaches_the_functions(stack, aws):
     assert len(adapters) == 4
     for name in adapters:
         assert lambdas.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 8
+
+
+def test_every_choreography_rule_target_has_a_retry_policy_and_dead_letter_queue(stack, aws):
+    events, bus = aws("events"), "baton-e2e-pipeline"
+    targets = [target for rule in events.list_rules(EventBusName=bus)["Rules"]
+               for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)[
+                   "Targets"]]
+
+    assert len(targets) == 5  # the four steps and the tracker
+    for target in targets:
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+        assert target["DeadLetterConfig"]["Arn"].split(":")[-1].startswith("baton-e2e-DeadLetterQueue")
