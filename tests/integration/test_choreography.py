@@ -59,7 +59,7 @@ CACHES: list[Any] = [
     scraper_settings.get_settings, scraper_handler.fetcher, scraper_storage.s3_client,
     transformer_settings.get_settings, transformer_storage.s3_client,
     moderator_settings.get_settings, moderator_storage.s3_client, moderator_handler.backend,
-    store_settings.get_settings, store_aws.s3_client, store_aws.dynamodb_client,
+    store_settings.get_settings, store_aws.s3_client,
     events.get_settings, events.events_client,
     tracker_settings.get_settings, tracker_handler.tracker, dynamodb.dynamodb_client,
 ]

@@ -27,6 +27,7 @@ from monitor.models import CheckState, MonitorRun, MonitorRunStatus, Thresholds
 from monitor.settings import get_settings
 from monitor.state import MONITOR_STATE_TABLE_SCHEMA, MonitorTable
 from monitor.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
+from pipeline.dynamodb import dynamodb_client
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
 from pipeline.runs import RUNS_TABLE_SCHEMA, RunsTable
 from tests.monitor_fakes import EngineRunner, Page, SiteSteps
@@ -47,7 +48,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 def clear_caches() -> None:
     get_settings.cache_clear()
-    for client in (aws.dynamodb_client, aws.sns_client, aws.stepfunctions_client,
+    for client in (dynamodb_client, aws.sns_client, aws.stepfunctions_client,
                    aws.orchestrator_client):
         client.cache_clear()
 

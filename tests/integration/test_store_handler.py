@@ -10,6 +10,7 @@ import boto3
 import pytest
 from pydantic import ValidationError
 
+from pipeline.dynamodb import dynamodb_client
 from pipeline.errors import PermanentError
 from pipeline.keys import page_text_key
 from pipeline.models import Change, StoredRecord
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 def clear_caches() -> None:
     get_settings.cache_clear()
     aws.s3_client.cache_clear()
-    aws.dynamodb_client.cache_clear()
+    dynamodb_client.cache_clear()
 
 
 @pytest.fixture

@@ -9,16 +9,16 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
+from pipeline.dynamodb import dynamodb_client
 from pipeline.models import Change, StoredRecord, Verdict
-from store import aws
 from store.records import AlreadyStored, LatestMoved, PageTable
 
 
 @pytest.fixture
 def table(records_table: str) -> Iterator[PageTable]:
-    aws.dynamodb_client.cache_clear()
+    dynamodb_client.cache_clear()
     yield PageTable(records_table)
-    aws.dynamodb_client.cache_clear()
+    dynamodb_client.cache_clear()
 
 
 def record(run_id: str, url: str, content_hash: str = "h1") -> StoredRecord:

@@ -10,12 +10,6 @@ from botocore.config import Config
 
 
 @functools.cache
-def dynamodb_client() -> Any:
-    """The DynamoDB client of the watchlist, the monitor's state and the runs table."""
-    return boto3.client("dynamodb")
-
-
-@functools.cache
 def sns_client() -> Any:
     """The SNS client of the alerts."""
     return boto3.client("sns")

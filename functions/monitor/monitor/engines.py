@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from monitor.aws import dynamodb_client, orchestrator_client, stepfunctions_client
+from monitor.aws import orchestrator_client, stepfunctions_client
+from pipeline.dynamodb import dynamodb_client
 from pipeline.models import ItemOutcome, RunRequest, RunStatus, RunSummary
 from pipeline.runs import RunsTable
 

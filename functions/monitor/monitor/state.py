@@ -32,9 +32,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from monitor.aws import dynamodb_client
 from monitor.models import Check, MonitorRun, UrlState
-from pipeline.dynamodb import batch_write, from_item, pk_sk_schema, to_item
+from pipeline.dynamodb import Table, batch_write, from_item, pk_sk_schema, to_item
 from pipeline.keys import url_id
 
 MONITOR_STATE_TABLE_SCHEMA = pk_sk_schema()
@@ -56,17 +55,12 @@ def checks_key(run_id: str) -> str:
     return f"{RUNS}#{run_id}"
 
 
-class MonitorTable:
+class MonitorTable(Table):
     """Reads and writes the monitor's state, runs, checks and lease in one DynamoDB table."""
 
     def __init__(self, table_name: str, client: Any = None, retention_days: int = 14) -> None:
-        self.table_name = table_name
-        self._client = client
+        super().__init__(table_name, client)
         self.retention_s = retention_days * 86_400
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
 
     # ---- per-URL state ---------------------------------------------------------------------
 

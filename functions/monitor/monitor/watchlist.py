@@ -17,9 +17,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from monitor.aws import dynamodb_client
 from monitor.models import WatchEntry
-from pipeline.dynamodb import batch_write, from_item, to_item
+from pipeline.dynamodb import Table, batch_write, from_item, to_item
 from pipeline.keys import url_id
 
 WATCHLIST_TABLE_SCHEMA: dict[str, Any] = {
@@ -43,16 +42,8 @@ def entry_key(url: str) -> dict[str, Any]:
     return {"pk": {"S": f"URL#{url_id(url)}"}}
 
 
-class WatchlistTable:
+class WatchlistTable(Table):
     """Reads and writes watchlist entries."""
-
-    def __init__(self, table_name: str, client: Any = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
 
     def entries(self) -> list[WatchEntry]:
         """Every entry, oldest first (then by URL): a Scan, as the table holds nothing else."""

@@ -83,3 +83,15 @@ def _numbers(value: Any) -> Any:
     if isinstance(value, list):
         return [_numbers(inner) for inner in value]
     return value
+
+
+class Table:
+    """One DynamoDB table by name; its client is the shared lazy one unless a test passes its own."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or dynamodb_client()

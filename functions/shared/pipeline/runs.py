@@ -43,7 +43,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.dynamodb import dynamodb_client, from_item, pk_sk_schema, to_item
+from pipeline.dynamodb import Table, from_item, pk_sk_schema, to_item
 from pipeline.errors import TransientError
 from pipeline.keys import url_id
 from pipeline.models import FLAGGED, ItemOutcome, RunStatus, RunSummary, StepRecord
@@ -71,7 +71,7 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-class RunsTable:
+class RunsTable(Table):
     """Records runs and their items in DynamoDB (the orchestrator's RunLog, the tracker's counts)."""
 
     def __init__(
@@ -81,13 +81,8 @@ class RunsTable:
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.table_name = table_name
-        self._client = client
+        super().__init__(table_name, client)
         self._sleep = sleep
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
 
     # ---- a run -------------------------------------------------------------------------------
 

@@ -31,10 +31,6 @@ def s3_client() -> Any:
     return boto3.client("s3")
 
 
-@functools.cache
-def dynamodb_client() -> Any:
-    """The DynamoDB client, created on first use (see s3_client)."""
-    return boto3.client("dynamodb")
 
 
 def error_code(error: ClientError) -> str:

@@ -31,10 +31,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.dynamodb import from_item, to_item
+from pipeline.dynamodb import Table, from_item, to_item
 from pipeline.keys import url_id
 from pipeline.models import StoredRecord
-from store.aws import dynamodb_client, error_code, translate
+from store.aws import error_code, translate
 
 LATEST = "LATEST"
 RECORD_FIELDS = frozenset(StoredRecord.model_fields)
@@ -80,16 +80,8 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class PageTable:
+class PageTable(Table):
     """Reads and writes a URL's latest state, history and run markers in one DynamoDB table."""
-
-    def __init__(self, table_name: str, client: Any = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
 
     def latest(self, url: str) -> Latest | None:
         """The URL's newest stored check, or None if it was never stored."""
