@@ -33,30 +33,29 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from pipeline.keys import url_id
 from pipeline.models import (
     FLAGGED,
+    Contract,
     ItemOutcome,
-    ModerationResult,
     RunRequest,
     RunSummary,
     ScrapedPage,
     ScrapeRequest,
     StepRecord,
     StoredRecord,
-    TransformedPage,
 )
 from pipeline.observability import logger
-from pipeline.policy import POLICY, RetryPolicy, delay_before_retry
+from pipeline.policy import GaveUp, RetryPolicy, call_with_retries, error_name
+from pipeline.steps import FIRST, ORCHESTRATOR, STEPS, Step
 
-ENGINE = "orchestrator"
-SCRAPER, TRANSFORMER, MODERATOR, STORE, ALERT = "scraper", "transformer", "moderator", "store", "alert"
+ENGINE = ORCHESTRATOR
+ALERT = "alert"  # the step name an item's alert is recorded under (not a pipeline step)
 
-Answer = TypeVar("Answer", bound=BaseModel)
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 ContinueRun = Callable[[RunRequest], None]
 # url -> (etag, last_modified) of its previous check, for a conditional GET.
@@ -78,11 +77,6 @@ class StepError(Exception):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
-
-
-def error_name(error: BaseException) -> str:
-    """The name the policy matches: the remote ``errorType`` if known, else the class name."""
-    return error.error_type if isinstance(error, StepError) else type(error).__name__
 
 
 class RunLog(Protocol):
@@ -143,7 +137,7 @@ class Engine:
     invoke: Invoke
     runs: RunLog
     alerts: Alerts
-    policy: RetryPolicy = POLICY
+    policy: RetryPolicy | None = None  # None: each step's own (pipeline.steps)
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
     previous_check: PreviousCheck = no_previous_check
@@ -245,63 +239,61 @@ class Engine:
     def _steps(
         self, run_id: str, url: str, attempts: _MaxAttempts, run: RunRequest | None
     ) -> tuple[StoredRecord | None, ScrapedPage]:
+        """The registry's steps in order, each one's answer the next one's payload."""
         previous = run.previous.get(url) if run else None
         if previous is not None:
             etag, last_modified = previous.etag, previous.last_modified
         else:
             etag, last_modified = self.previous_check(url)
         try:
-            request = ScrapeRequest(
+            payload: Contract = ScrapeRequest(
                 run_id=run_id,
                 url=url,  # type: ignore[arg-type]  # validated by the model
                 etag=etag,
                 last_modified=last_modified,
             )
         except ValidationError as error:
-            # A malformed URL fails where the scraper's own input model would have rejected it;
-            # attempts 0 says nothing was invoked.
-            raise _StepFailed(SCRAPER, error, attempts=0) from error
-        page = self._step(run_id, url, SCRAPER, request, ScrapedPage, attempts)
-        if page.not_modified:
-            return None, page  # 304: unchanged since the previous check, nothing to transform
-        text = self._step(run_id, url, TRANSFORMER, page, TransformedPage, attempts)
-        moderated = self._step(run_id, url, MODERATOR, text, ModerationResult, attempts)
-        record = self._step(run_id, url, STORE, moderated, StoredRecord, attempts)
-        if record.verdict in FLAGGED and (run is None or run.alert_flagged):
-            self._alert(run_id, url, record, attempts)
-        return record, page
+            # A malformed URL fails where the first step's own input model would have rejected
+            # it; attempts 0 says nothing was invoked.
+            raise _StepFailed(FIRST.name, error, attempts=0) from error
+        page: ScrapedPage | None = None
+        for step in STEPS:
+            payload = self._step(run_id, url, step, payload, attempts)
+            if isinstance(payload, ScrapedPage):
+                page = payload  # its validators are the item's, for the next conditional GET
+            if step.ends_item(payload):
+                assert page is not None
+                return None, page  # e.g. 304: unchanged since the previous check
+        assert page is not None and isinstance(payload, StoredRecord)
+        if payload.verdict in FLAGGED and (run is None or run.alert_flagged):
+            self._alert(run_id, url, payload, attempts)
+        return payload, page
 
     def _step(
-        self,
-        run_id: str,
-        url: str,
-        step: str,
-        payload: BaseModel,
-        answer: type[Answer],
-        attempts: _MaxAttempts,
-    ) -> Answer:
-        """Invoke ``step`` with retries per the policy; its answer parsed as ``answer``."""
+        self, run_id: str, url: str, step: Step, payload: BaseModel, attempts: _MaxAttempts
+    ) -> Contract:
+        """Invoke ``step`` with retries per the policy; its answer parsed as its output model."""
         started_at = self.now()
         body = payload.model_dump(mode="json")
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                # Parsing is part of the try: an answer breaking the contract is a
-                # ValidationError, final like any other.
-                result = answer.model_validate(self.invoke(step, body))
-            except Exception as error:  # every failure is classified by name, none swallowed
-                if self.policy.is_retryable(error_name(error)) and attempt <= self.policy.max_attempts:
-                    logger.info("retrying step", run_id=run_id, url=url, step=step,
-                                error_type=error_name(error), attempt=attempt)
-                    self.sleep(delay_before_retry(attempt, self.rng, self.policy))
-                    continue
-                attempts.see(attempt)
-                self._record_step(run_id, url, step, started_at, attempt, error)
-                raise _StepFailed(step, error, attempt) from error
-            attempts.see(attempt)
-            self._record_step(run_id, url, step, started_at, attempt)
-            return result
+
+        def on_retry(name: str, attempt: int) -> None:
+            logger.info("retrying step", run_id=run_id, url=url, step=step.name,
+                        error_type=name, attempt=attempt)
+
+        try:
+            # Parsing is part of the call: an answer breaking the contract is a
+            # ValidationError, final like any other.
+            result, attempt = call_with_retries(
+                lambda: step.output_model.model_validate(self.invoke(step.name, body)),
+                policy=self.policy or step.policy, sleep=self.sleep, rng=self.rng,
+                on_retry=on_retry)
+        except GaveUp as gave_up:
+            attempts.see(gave_up.attempts)
+            self._record_step(run_id, url, step.name, started_at, gave_up.attempts, gave_up.error)
+            raise _StepFailed(step.name, gave_up.error, gave_up.attempts) from gave_up.error
+        attempts.see(attempt)
+        self._record_step(run_id, url, step.name, started_at, attempt)
+        return result
 
     def _alert(self, run_id: str, url: str, record: StoredRecord, attempts: _MaxAttempts) -> None:
         started_at = self.now()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import functools
+import os
+from typing import Any
 
-from pydantic import Field, PositiveFloat
+from pydantic import Field, PositiveFloat, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.steps import STEPS
 
 
 class OrchestratorSettings(BaseSettings):
@@ -13,10 +17,8 @@ class OrchestratorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True)
 
-    scraper_function: str = Field(min_length=1, validation_alias="SCRAPER_FUNCTION_NAME")
-    transformer_function: str = Field(min_length=1, validation_alias="TRANSFORMER_FUNCTION_NAME")
-    moderator_function: str = Field(min_length=1, validation_alias="MODERATOR_FUNCTION_NAME")
-    store_function: str = Field(min_length=1, validation_alias="STORE_FUNCTION_NAME")
+    # Step name -> Lambda function name, one ``<STEP>_FUNCTION_NAME`` variable per registry step.
+    step_functions: dict[str, str] = Field(default_factory=dict)
     runs_table_name: str = Field(min_length=3, validation_alias="RUNS_TABLE_NAME")
     alert_topic_arn: str = Field(min_length=1, validation_alias="ALERT_TOPIC_ARN")
     # Stop starting items when less than this remains (or less than twice the slowest item so
@@ -31,14 +33,18 @@ class OrchestratorSettings(BaseSettings):
         default=75.0, validation_alias="ORCHESTRATOR_INVOKE_READ_TIMEOUT"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _function_names_from_environment(cls, values: Any) -> Any:
+        # One variable per step of the registry, so a new step needs no new field here.
+        missing = [step.env_var for step in STEPS if not os.environ.get(step.env_var)]
+        if missing:
+            raise ValueError(f"missing function name variable(s): {', '.join(missing)}")
+        return {**values, "step_functions": {step.name: os.environ[step.env_var] for step in STEPS}}
+
     def function_names(self) -> dict[str, str]:
         """Step name → Lambda function name."""
-        return {
-            "scraper": self.scraper_function,
-            "transformer": self.transformer_function,
-            "moderator": self.moderator_function,
-            "store": self.store_function,
-        }
+        return dict(self.step_functions)
 
 
 @functools.cache

@@ -42,13 +42,12 @@ from pipeline.events import (
     PAGE_NOT_MODIFIED,
     PAGE_REQUESTED,
     EventMetadata,
-    Link,
     PipelineDetail,
 )
-from pipeline.models import ItemOutcome, RunRequest, ScrapedPage, ScrapeRequest
+from pipeline.models import Contract, ItemOutcome, RunRequest, ScrapedPage, ScrapeRequest
 from pipeline.observability import logger
-from pipeline.policy import POLICY, RetryPolicy, delay_before_retry
-from pipeline.runs import CHOREOGRAPHY
+from pipeline.policy import POLICY, GaveUp, RetryPolicy, call_with_retries, error_name
+from pipeline.steps import CHOREOGRAPHY, FIRST, Step
 
 ENGINE = CHOREOGRAPHY
 
@@ -58,11 +57,6 @@ ATTEMPTS_PER_INVOCATION = POLICY.max_attempts + 1
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 Publish = Callable[[str, EventMetadata, BaseModel], None]
 PreviousCheck = Callable[[str], tuple[str | None, str | None]]
-
-
-def error_name(error: BaseException) -> str:
-    """The name the policy matches: the error's class name, as Lambda reports it."""
-    return type(error).__name__
 
 
 def adapt(
@@ -91,30 +85,27 @@ def adapt(
         metadata, data = detail.metadata, detail.data
         send = publish or events.publish
 
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                # Parsing is part of the try: an answer breaking the contract is a
-                # ValidationError, final like any other (as in the orchestrator).
-                output = link.output_model.model_validate(logic(data, context))
-                break
-            except Exception as error:  # classified by name; re-raised unless final
-                name = error_name(error)
-                if policy.is_retryable(name) and attempt <= policy.max_attempts:
-                    logger.info("retrying step", step=step, url=metadata.url, error_type=name,
-                                attempt=attempt)
-                    sleep(delay_before_retry(attempt, jitter, policy))
-                    continue
-                if name not in policy.final:
-                    logger.error("step gave up; to the dead-letter queue", step=step,
-                                 url=metadata.url, error_type=name, attempts=attempt)
-                    raise
-                failed = failure(link, metadata, error, attempt, now())
-                send(PAGE_FAILED, after(metadata, attempt, None), failed)
-                logger.warning("item failed", step=step, url=metadata.url, error_type=name,
-                               attempts=failed.attempts)
-                return {"published": PAGE_FAILED, "attempts": failed.attempts}
+        def on_retry(name: str, attempt: int) -> None:
+            logger.info("retrying step", step=step, url=metadata.url, error_type=name,
+                        attempt=attempt)
+
+        try:
+            # Parsing is part of the call: an answer breaking the contract is a
+            # ValidationError, final like any other (as in the orchestrator).
+            output, attempt = call_with_retries(
+                lambda: link.output_model.model_validate(logic(data, context)),
+                policy=policy, sleep=sleep, rng=jitter, on_retry=on_retry)
+        except GaveUp as gave_up:
+            if gave_up.error_type not in policy.final:
+                logger.error("step gave up; to the dead-letter queue", step=step,
+                             url=metadata.url, error_type=gave_up.error_type,
+                             attempts=gave_up.attempts)
+                raise gave_up.error from None
+            failed = failure(link, metadata, gave_up.error, gave_up.attempts, now())
+            send(PAGE_FAILED, after(metadata, gave_up.attempts, None), failed)
+            logger.warning("item failed", step=step, url=metadata.url,
+                           error_type=gave_up.error_type, attempts=failed.attempts)
+            return {"published": PAGE_FAILED, "attempts": failed.attempts}
 
         passed_on = after(metadata, attempt, output)
         detail_type, published = next_event(link, passed_on, output, now())
@@ -138,13 +129,13 @@ def duration_ms(metadata: EventMetadata, at: datetime) -> float:
 
 
 def next_event(
-    link: Link, metadata: EventMetadata, output: BaseModel, at: datetime
+    link: Step, metadata: EventMetadata, output: Contract, at: datetime
 ) -> tuple[str, BaseModel]:
-    """The event a step's output becomes: the chain's next, or the end of a 304 page.
+    """The event a step's output becomes: the chain's next, or the item's end (a 304 page).
 
     ``metadata`` is what is passed on (attempts and validators include this step's).
     """
-    if isinstance(output, ScrapedPage) and output.not_modified:
+    if link.ends_item(output):
         outcome = ItemOutcome(
             run_id=metadata.run_id, url=metadata.url, succeeded=True, attempts=metadata.attempts,
             duration_ms=duration_ms(metadata, at), etag=metadata.etag,
@@ -155,12 +146,12 @@ def next_event(
 
 
 def failure(
-    link: Link, metadata: EventMetadata, error: BaseException, attempts: int, at: datetime
+    link: Step, metadata: EventMetadata, error: BaseException, attempts: int, at: datetime
 ) -> ItemOutcome:
     """The failed outcome of an item whose step ended with ``error``."""
     return ItemOutcome(
         run_id=metadata.run_id, url=metadata.url, succeeded=False,
-        error_type=error_name(error), error=str(error), failed_step=link.step,
+        error_type=error_name(error), error=str(error), failed_step=link.name,
         attempts=max(metadata.attempts, attempts), duration_ms=duration_ms(metadata, at),
     )
 
@@ -216,7 +207,7 @@ def start_choreography(
                 last_modified=last_modified,
             )
         except ValidationError as error:
-            failed = failure(CHAIN["scraper"], metadata, error, 0, now())
+            failed = failure(FIRST, metadata, error, 0, now())
             entries.append(events.entry(PAGE_FAILED, metadata, failed, bus_name))
             continue
         entries.append(events.entry(PAGE_REQUESTED, metadata, scrape, bus_name))

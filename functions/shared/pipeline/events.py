@@ -8,7 +8,7 @@ the orchestrator keeps in memory and an event chain has to carry along (the item
 attempts so far, when it was requested). The contracts forbid unknown fields, so this cannot
 ride inside ``data``.
 
-``CHAIN`` is the one place the chain is described; rules, adapters and tests derive from it.
+``CHAIN`` derives from the step registry (pipeline.steps); rules, adapters and tests use it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,24 +24,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import TransientError
-from pipeline.models import (
-    Contract,
-    ItemOutcome,
-    ModerationResult,
-    ScrapedPage,
-    ScrapeRequest,
-    StoredRecord,
-    TransformedPage,
-)
+from pipeline.models import Contract, ItemOutcome
+from pipeline.steps import EVENT_SOURCE, FIRST, STEP, STEPS, Step
 
-SOURCE = "baton.pipeline"
+SOURCE = EVENT_SOURCE
 
-PAGE_REQUESTED = "baton.PageRequested.v1"
-PAGE_SCRAPED = "baton.PageScraped.v1"
-PAGE_TRANSFORMED = "baton.PageTransformed.v1"
-PAGE_MODERATED = "baton.PageModerated.v1"
-PAGE_STORED = "baton.PageStored.v1"
-PAGE_NOT_MODIFIED = "baton.PageNotModified.v1"  # 304: the item ends after the scraper
+# The chain's events, named after the steps that emit them (pipeline.steps says which).
+PAGE_REQUESTED = FIRST.consumes
+PAGE_SCRAPED = STEP["scraper"].emits
+PAGE_TRANSFORMED = STEP["transformer"].emits
+PAGE_MODERATED = STEP["moderator"].emits
+PAGE_STORED = STEPS[-1].emits
+PAGE_NOT_MODIFIED = "baton.PageNotModified.v1"  # a step's ``ends_item``: the item ends there
 PAGE_FAILED = "baton.PageFailed.v1"
 
 # An item's end: the run tracker counts exactly one of these per item.
@@ -50,27 +43,9 @@ TERMINAL = (PAGE_STORED, PAGE_NOT_MODIFIED, PAGE_FAILED)
 
 MAX_ENTRIES = 10  # PutEvents accepts at most 10 entries per call
 
-
-@dataclass(frozen=True)
-class Link:
-    """One step of the chain: the event it reacts to and the event it emits."""
-
-    step: str
-    consumes: str
-    input_model: type[Contract]
-    emits: str
-    output_model: type[Contract]
-
-
-CHAIN: dict[str, Link] = {
-    link.step: link
-    for link in (
-        Link("scraper", PAGE_REQUESTED, ScrapeRequest, PAGE_SCRAPED, ScrapedPage),
-        Link("transformer", PAGE_SCRAPED, ScrapedPage, PAGE_TRANSFORMED, TransformedPage),
-        Link("moderator", PAGE_TRANSFORMED, TransformedPage, PAGE_MODERATED, ModerationResult),
-        Link("store", PAGE_MODERATED, ModerationResult, PAGE_STORED, StoredRecord),
-    )
-}
+# The chain by step name: each step consumes the previous one's event (pipeline.steps.Step).
+Link = Step
+CHAIN: dict[str, Step] = dict(STEP)
 
 # detail-type -> its data's model, for every event of the chain.
 DATA_MODELS: dict[str, type[Contract]] = {
@@ -81,7 +56,7 @@ DATA_MODELS: dict[str, type[Contract]] = {
 }
 
 
-def consumer_of(detail_type: str) -> Link | None:
+def consumer_of(detail_type: str) -> Step | None:
     """The step that reacts to ``detail_type``, or None for a terminal event."""
     return next((link for link in CHAIN.values() if link.consumes == detail_type), None)
 
@@ -89,7 +64,7 @@ def consumer_of(detail_type: str) -> Link | None:
 def rule_patterns() -> dict[str, dict[str, Any]]:
     """EventBridge rule patterns by target: each step, and the tracker for terminal events."""
     patterns = {
-        link.step: {"source": [SOURCE], "detail-type": [link.consumes]} for link in CHAIN.values()
+        link.name: {"source": [SOURCE], "detail-type": [link.consumes]} for link in CHAIN.values()
     }
     patterns["tracker"] = {"source": [SOURCE], "detail-type": list(TERMINAL)}
     return patterns

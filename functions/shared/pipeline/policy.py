@@ -1,8 +1,9 @@
 """The retry/catch policy of a pipeline step, written once as data for both engines.
 
-The orchestrator applies it in Python (``is_retryable``, ``delay_before_retry``); the state
-machine gets it as ASL (``asl_retry``, ``asl_catch``); a test checks that every Task of
-``statemachines/pipeline.asl.json`` carries exactly ``asl_retry()``, so the engines cannot drift.
+The orchestrator and the choreography's adapters apply it in Python through one loop
+(``call_with_retries``); the state machine gets it as ASL (``asl_retry``, ``asl_catch``), written
+into every Task by ``baton build`` from the step registry (``pipeline.steps``) and checked by a
+test, so the engines cannot drift.
 
 Semantics are those of ASL ``Retry``: ``max_attempts`` counts retries *after* the first try, and
 the n-th retry waits ``interval_seconds * backoff_rate ** (n - 1)``. The orchestrator adds full
@@ -13,8 +14,11 @@ jitter under that bound; the state machine cannot, because the local emulator ig
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+Result = TypeVar("Result")
 
 CATCH_ALL = "States.ALL"
 
@@ -91,3 +95,48 @@ def delay_before_retry(
     if retry < 1:
         raise ValueError(f"retry counts from 1, got {retry}")
     return rng.uniform(0.0, policy.max_delay(retry))
+
+
+def error_name(error: BaseException) -> str:
+    """The name the policy matches: a remote error's ``error_type`` if it has one (a failed
+    Lambda invoke's ``errorType``), else the class name, as Lambda reports a raised error."""
+    return str(getattr(error, "error_type", None) or type(error).__name__)
+
+
+class GaveUp(Exception):
+    """A step failed for good: its last error and the tries it took (the policy's final answer)."""
+
+    def __init__(self, error: BaseException, attempts: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.attempts = attempts
+        self.error_type = error_name(error)
+
+
+def call_with_retries(
+    call: Callable[[], Result],
+    *,
+    policy: RetryPolicy = POLICY,
+    sleep: Callable[[float], None],
+    rng: random.Random,
+    on_retry: Callable[[str, int], None] = lambda name, attempt: None,
+) -> tuple[Result, int]:
+    """``call()``'s result and the tries it took, retrying what ``policy`` says may pass later.
+
+    The one retry loop of the engines that retry in Python (the orchestrator, the choreography's
+    adapters), so an item's ``attempts`` means the same in all three engines. Every exception is
+    classified by name, none swallowed: what is not retried (or no longer) raises ``GaveUp``.
+    ``on_retry(error name, attempt)`` is told before each wait (for logs).
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call(), attempt
+        except Exception as error:
+            name = error_name(error)
+            if policy.is_retryable(name) and attempt <= policy.max_attempts:
+                on_retry(name, attempt)
+                sleep(delay_before_retry(attempt, rng, policy))
+                continue
+            raise GaveUp(error, attempt) from error

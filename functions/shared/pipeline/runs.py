@@ -47,12 +47,13 @@ from pipeline.dynamodb import Table, from_item, pk_sk_schema, to_item
 from pipeline.errors import TransientError
 from pipeline.keys import url_id
 from pipeline.models import FLAGGED, ItemOutcome, RunStatus, RunSummary, StepRecord
+from pipeline.steps import CHOREOGRAPHY  # the engine whose items ``record`` counts
 
 RUNS_TABLE_SCHEMA = pk_sk_schema()
 
 META = "META"
 ITEM_PREFIX = "ITEM#"
-CHOREOGRAPHY = "choreography"  # the engine whose items ``record`` counts
+
 CONFLICT_TRIES = 8  # concurrent items' ends contend for the one META item
 
 

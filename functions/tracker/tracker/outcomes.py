@@ -114,7 +114,7 @@ def dead_letter_outcome(
         succeeded=False,
         error_type=error_type,
         error=error,
-        failed_step=link.step,
+        failed_step=link.name,
         attempts=max(metadata.attempts, tries),
         duration_ms=duration_ms(metadata, at),
     )
