@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from baton.asl import scopes
 from orchestrator.alerts import SUBJECT_FORMAT
 from orchestrator.engine import Budget, Engine, error_name
 from pipeline.errors import PermanentError, TransientError
@@ -38,17 +39,6 @@ READABLE = re.compile(r"[A-Z][a-z]*( [a-z]+)*\??")
 @pytest.fixture(scope="module")
 def definition() -> dict[str, Any]:
     return json.loads(ASL.read_text())
-
-
-def scopes(machine: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The definition and every nested ItemProcessor/Iterator/Branch: each has its own names."""
-    yield machine
-    for state in machine["States"].values():
-        for key in ("ItemProcessor", "Iterator"):
-            if key in state:
-                yield from scopes(state[key])
-        for branch in state.get("Branches", []):
-            yield from scopes(branch)
 
 
 def all_states(machine: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -1,0 +1,100 @@
+"""template.yaml's per-step wiring, checked against the step registry (``pipeline.steps``).
+
+CloudFormation cannot loop, so each step's resources are written out in the template; this
+module says, in one sentence each, what a step lacks there: its two functions (RequestResponse
+and EventBridge), their handlers, timeout and rule pattern, the orchestrator's variable and
+permission, the state machine's substitution, the stack output the CLI reads and the log groups.
+A test runs it on the real template (and on a registry with an extra step, to show the messages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pipeline.events import rule_patterns
+from pipeline.steps import EVENT_SOURCE, STEPS, Step
+
+ORCHESTRATOR = "OrchestratorFunction"
+STATE_MACHINE = "PipelineStateMachine"
+TRACKER = "TrackerFunction"
+
+
+def _function_problems(resources: dict[str, Any], globals_: dict[str, Any], logical_id: str,
+                       handler: str, step: Step) -> list[str]:
+    resource = resources.get(logical_id)
+    if resource is None:
+        return [f"step {step.name!r}: no resource {logical_id} (AWS::Serverless::Function, "
+                f"CodeUri functions/{step.name}/, Handler {handler})"]
+    found = []
+    properties = resource.get("Properties", {})
+    if properties.get("CodeUri") != f"functions/{step.name}/":
+        found.append(f"{logical_id}: CodeUri should be functions/{step.name}/")
+    if properties.get("Handler") != handler:
+        found.append(f"{logical_id}: Handler should be {handler}")
+    timeout = properties.get("Timeout", globals_.get("Timeout"))
+    if logical_id == step.resource and timeout != step.timeout_seconds:
+        found.append(f"{logical_id}: Timeout is {timeout}, the registry says "
+                     f"{step.timeout_seconds} (Step.timeout_seconds)")
+    return found
+
+
+def _rule_patterns(resource: dict[str, Any]) -> list[Any]:
+    events = resource.get("Properties", {}).get("Events", {})
+    return [event.get("Properties", {}).get("Pattern") for event in events.values()
+            if event.get("Type") == "EventBridgeRule"]
+
+
+def _log_group_problem(resources: dict[str, Any], function_id: str) -> str | None:
+    log_group = function_id.removesuffix("Function") + "LogGroup"
+    expected = {"Fn::Sub": f"/aws/lambda/${{{function_id}}}"}
+    if resources.get(log_group, {}).get("Properties", {}).get("LogGroupName") != expected:
+        return f"no {log_group} (AWS::Logs::LogGroup named /aws/lambda/${{{function_id}}})"
+    return None
+
+
+def problems(template: dict[str, Any], steps: Sequence[Step] = STEPS) -> list[str]:
+    """What ``template`` lacks for the registry's steps, one sentence each (empty: all wired)."""
+    resources = template.get("Resources", {})
+    globals_ = template.get("Globals", {}).get("Function", {})
+    outputs = template.get("Outputs", {})
+    patterns = rule_patterns()
+    orchestrator = resources.get(ORCHESTRATOR, {}).get("Properties", {})
+    machine = resources.get(STATE_MACHINE, {}).get("Properties", {})
+    found: list[str] = []
+    for step in steps:
+        found += _function_problems(resources, globals_, step.resource,
+                                    f"{step.name}.handler.lambda_handler", step)
+        found += _function_problems(resources, globals_, step.events_resource,
+                                    f"{step.name}.events.lambda_handler", step)
+        consumes = {"source": [EVENT_SOURCE], "detail-type": [step.consumes]}
+        events_function = resources.get(step.events_resource, {})
+        if events_function and _rule_patterns(events_function) != [consumes]:
+            found.append(f"{step.events_resource}: one EventBridgeRule event with Pattern "
+                         f"{consumes}")
+        if events_function and "EVENT_BUS_NAME" not in events_function.get(
+                "Properties", {}).get("Environment", {}).get("Variables", {}):
+            found.append(f"{step.events_resource}: Environment variable EVENT_BUS_NAME")
+        reference = {"Ref": step.resource}
+        variables = orchestrator.get("Environment", {}).get("Variables", {})
+        if variables.get(step.env_var) != reference:
+            found.append(f"{ORCHESTRATOR}: Environment variable {step.env_var}: !Ref "
+                         f"{step.resource}")
+        invoke = {"LambdaInvokePolicy": {"FunctionName": reference}}
+        if invoke not in orchestrator.get("Policies", []):
+            found.append(f"{ORCHESTRATOR}: Policies entry LambdaInvokePolicy for {step.resource}")
+        if invoke not in machine.get("Policies", []):
+            found.append(f"{STATE_MACHINE}: Policies entry LambdaInvokePolicy for {step.resource}")
+        substitution = machine.get("DefinitionSubstitutions", {}).get(step.arn_substitution)
+        if substitution != {"Fn::GetAtt": [step.resource, "Arn"]}:
+            found.append(f"{STATE_MACHINE}: DefinitionSubstitutions {step.arn_substitution}: "
+                         f"!GetAtt {step.resource}.Arn")
+        if outputs.get(step.output, {}).get("Value") != reference:
+            found.append(f"Outputs: {step.output} with Value !Ref {step.resource}")
+        for function_id in (step.resource, step.events_resource):
+            if (problem := _log_group_problem(resources, function_id)) is not None:
+                found.append(problem)
+    tracker = resources.get(TRACKER, {})
+    if _rule_patterns(tracker) != [patterns["tracker"]]:
+        found.append(f"{TRACKER}: one EventBridgeRule event with Pattern {patterns['tracker']}")
+    return found
