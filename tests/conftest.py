@@ -2,9 +2,15 @@
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Each function's folder is its own import root, as in its Lambda zip (the shared layer too).
+FUNCTION_ROOTS = sorted(path for path in (ROOT / "functions").iterdir() if path.is_dir())
+sys.path[:0] = [str(path) for path in FUNCTION_ROOTS if str(path) not in sys.path]
 
 for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
     os.environ.pop(variable, None)
