@@ -14,8 +14,8 @@ from typing import Any
 
 from baton import deploy
 from baton.errors import BatonError
-from baton.run import execution_history
 from baton.targets import client
+from pipeline.engine_client import execution_history
 from pipeline.models import ItemOutcome
 from pipeline.runs import RunsTable
 

@@ -21,13 +21,13 @@ from baton.watch import Watch
 from monitor import aws, handler
 from monitor.alerts import SnsAlerts
 from monitor.check import SUBJECT_MAX
-from monitor.engines import OrchestratorRunner
 from monitor.logic import Monitor
 from monitor.models import CheckState, MonitorRun, MonitorRunStatus, Thresholds
 from monitor.settings import get_settings
 from monitor.state import MONITOR_STATE_TABLE_SCHEMA, MonitorTable
 from monitor.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
 from pipeline.dynamodb import dynamodb_client
+from pipeline.engine_client import Deployment, OrchestratorClient, Runner
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
 from pipeline.runs import RUNS_TABLE_SCHEMA, RunsTable
 from tests.monitor_fakes import EngineRunner, Page, SiteSteps
@@ -48,8 +48,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 def clear_caches() -> None:
     get_settings.cache_clear()
-    for client in (dynamodb_client, aws.sns_client, aws.stepfunctions_client,
-                   aws.orchestrator_client):
+    for client in (dynamodb_client, aws.sns_client, handler.aws_client):
         client.cache_clear()
 
 
@@ -247,6 +246,7 @@ class ContinuedOrchestrator:
 
     def __init__(self, runs: RunsTable, request: RunRequest) -> None:
         self.runs, self.request = runs, request
+        self.calls: list[dict[str, Any]] = []
 
     def finish(self, _seconds: float) -> None:
         """The continuation ends the run while the monitor sleeps between polls."""
@@ -256,7 +256,8 @@ class ContinuedOrchestrator:
         self.runs.save_summary(RunSummary.from_outcomes(
             self.request.run_id, "orchestrator", [first, second], started_at=now, ended_at=now))
 
-    def invoke(self, **_: Any) -> dict[str, Any]:
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
         now = datetime.now(UTC)
         first, second = (ItemOutcome(run_id=self.request.run_id, url=url, succeeded=True)
                          for url in self.request.urls)
@@ -278,12 +279,15 @@ def test_a_continued_orchestrator_run_is_followed_in_the_runs_table(aws: None) -
     runs = RunsTable(name, boto3.client("dynamodb"))
     request = RunRequest(run_id="monitor-run-1", urls=[GARDEN, NEWS])
     orchestrator = ContinuedOrchestrator(runs, request)
-    runner = OrchestratorRunner(name, name, lambda_client=orchestrator,
-                                dynamodb=boto3.client("dynamodb"),
-                                sleep=orchestrator.finish)
+    clients = {"lambda": orchestrator, "dynamodb": boto3.client("dynamodb")}
+    runner = Runner(OrchestratorClient(Deployment(orchestrator_function=name, runs_table_name=name),
+                                       clients.__getitem__), sleep=orchestrator.finish)
 
     summary = runner.run(request, expired=lambda: False)
 
+    (call,) = orchestrator.calls  # one asynchronous start; the run is followed in the table
+    assert call["InvocationType"] == "Event"
+    assert RunRequest.model_validate_json(call["Payload"]) == request
     assert (summary.total, summary.succeeded, summary.pending) == (2, 2, 0)
     assert summary == runs.summary(request.run_id)
     assert RunsTable(name, boto3.client("dynamodb")).summary("never-ran") is None

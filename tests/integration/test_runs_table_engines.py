@@ -16,6 +16,7 @@ import pytest
 
 from baton import executions, run
 from baton.errors import BatonError
+from pipeline.engine_client import ChoreographyClient, Deployment
 from pipeline.events import PAGE_REQUESTED
 from pipeline.models import ItemOutcome, RunRequest, RunStatus, Validators
 from pipeline.runs import RunsTable
@@ -79,7 +80,7 @@ def test_the_choreography_engine_opens_the_run_and_requests_every_page(stack):
 
 def test_a_choreographed_run_is_followed_through_the_runs_table_until_it_ends(stack):
     request = RunRequest(run_id="run-choreo-2", urls=[A, B])
-    engine = run.ChoreographyEngine("local", "baton")
+    engine = ChoreographyClient(Deployment.from_outputs(stack), boto3.client)
     engine.start(request)
     table = RunsTable(stack["RunsTableName"])
 

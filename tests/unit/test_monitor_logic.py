@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from monitor.engines import EngineFailed
 from monitor.logic import Monitor, new_run_id
 from monitor.models import (
     Alert,
@@ -22,6 +21,7 @@ from monitor.models import (
     UrlState,
     WatchEntry,
 )
+from pipeline.engine_client import EngineFailed
 from pipeline.models import RunRequest, RunSummary
 from tests.monitor_fakes import EngineRunner, Page, SiteSteps
 

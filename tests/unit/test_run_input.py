@@ -1,4 +1,4 @@
-"""`baton run` refuses bad input before anything starts, and reads Step Functions attempts."""
+"""`baton run` refuses bad input before anything starts."""
 
 from pathlib import Path
 
@@ -6,7 +6,6 @@ import pytest
 
 from baton import run
 from baton.errors import BatonError
-from pipeline.models import ItemOutcome
 
 
 def test_run_without_urls_is_refused():
@@ -51,24 +50,3 @@ def test_watchlist_comments_and_blank_lines_are_skipped(tmp_path: Path):
     watchlist.write_text("# pages\nhttp://a.example/\n\nhttp://b.example/  # second\n")
 
     assert run.read_watchlist(watchlist) == ["http://a.example/", "http://b.example/"]
-
-
-def failed_event(url: str, error: str = "TransientError") -> dict:
-    return {"type": "TaskFailed", "taskFailedEventDetails": {
-        "error": error, "cause": f'{{"errorMessage": "{url} answered 500"}}'}}
-
-
-def test_step_functions_attempts_count_the_items_own_retried_failures():
-    item = ItemOutcome(run_id="r", url="http://s/flaky", succeeded=True)
-    history = [failed_event("http://s/flaky"), failed_event("http://s/flaky"),
-               failed_event("http://s/other"), failed_event("http://s/flaky", "PermanentError")]
-
-    assert run.with_attempts(item, history).attempts == 3
-
-
-def test_a_final_retryable_failure_is_not_counted_twice():
-    item = ItemOutcome(run_id="r", url="http://s/down", succeeded=False, error_type="TransientError",
-                       failed_step="scraper")
-    history = [failed_event("http://s/down")] * 4  # the first try and three retries
-
-    assert run.with_attempts(item, history).attempts == 4

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from monitor.alerts import SnsAlerts
-from monitor.engines import OrchestratorRunner, PipelineRunner, StepFunctionsRunner
-from monitor.logic import Monitor, Trigger
+from monitor.logic import Monitor, PipelineRunner, Trigger
 from monitor.models import Invocation, Thresholds
 from monitor.settings import MonitorSettings, get_settings
 from monitor.state import MonitorTable
 from monitor.watchlist import WatchlistTable
+from pipeline.engine_client import Runner, engine_client
 from pipeline.observability import logger, metrics, tracer
 
 
@@ -61,8 +63,9 @@ def monitor(settings: MonitorSettings, engine: str | None = None) -> Monitor:
 def runner(settings: MonitorSettings, engine: str) -> PipelineRunner:
     """The engine named ``engine``, configured from the settings."""
     settings.require(engine)
-    if engine == "stepfunctions":
-        return StepFunctionsRunner(str(settings.state_machine_arn),
-                                   poll_seconds=settings.poll_seconds)
-    return OrchestratorRunner(str(settings.orchestrator_function), str(settings.runs_table_name),
-                              poll_seconds=settings.poll_seconds)
+    return Runner(engine_client(engine, settings.deployment(), aws_client),
+                  poll_seconds=settings.poll_seconds)
+
+
+# The monitor's clients, created on first use and reused while the container is warm.
+aws_client = functools.cache(boto3.client)

@@ -1,7 +1,7 @@
 """The monitor's use case: one firing = read the watchlist, run the pipeline, check, alert, record.
 
 Pure: the watchlist, the state table, the engine and the alert topic are injected (the real ones
-are monitor.watchlist, monitor.state, monitor.engines and monitor.alerts), as are time and ids.
+are monitor.watchlist, monitor.state, pipeline.engine_client and monitor.alerts), as are time and ids.
 
 Guarantees:
 - **one run at a time**: a firing takes the state table's lease first; if an earlier run still
@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from monitor.check import alert_for, alert_subject, check
-from monitor.engines import Expired, PipelineRunner
 from monitor.models import (
     Alert,
     AlertSent,
@@ -37,10 +36,20 @@ from monitor.models import (
     UrlState,
     WatchEntry,
 )
-from pipeline.models import RunRequest, Validators
+from pipeline.engine_client import Expired
+from pipeline.models import RunRequest, RunSummary, Validators
 from pipeline.observability import logger
 
 Trigger = Literal["schedule", "direct"]
+
+
+class PipelineRunner(Protocol):
+    """Runs a whole run and returns its final summary (pipeline.engine_client.Runner)."""
+
+    @property
+    def engine(self) -> str: ...
+
+    def run(self, request: RunRequest, *, expired: Expired) -> RunSummary: ...
 
 
 class Watchlist(Protocol):

@@ -8,9 +8,13 @@ from typing import Literal
 from pydantic import Field, PositiveFloat, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.engine_client import Deployment
 from pipeline.models import MAX_CONCURRENCY
 
 EngineName = Literal["orchestrator", "stepfunctions"]
+# The variable behind each field of the deployment, for messages.
+VARIABLES = {"orchestrator_function": "ORCHESTRATOR_FUNCTION_NAME",
+             "runs_table_name": "RUNS_TABLE_NAME", "state_machine_arn": "STATE_MACHINE_ARN"}
 
 
 class MonitorSettings(BaseSettings):
@@ -49,14 +53,13 @@ class MonitorSettings(BaseSettings):
 
     def require(self, engine: str) -> None:
         """Fail, naming the variables, unless ``engine`` can be driven with these settings."""
-        needs = {
-            "orchestrator": {"ORCHESTRATOR_FUNCTION_NAME": self.orchestrator_function,
-                             "RUNS_TABLE_NAME": self.runs_table_name},
-            "stepfunctions": {"STATE_MACHINE_ARN": self.state_machine_arn},
-        }[engine]
-        missing = [name for name, value in needs.items() if not value]
-        if missing:
-            raise ValueError(f"the {engine} engine needs {', '.join(missing)}")
+        self.deployment().require(engine, VARIABLES)
+
+    def deployment(self) -> Deployment:
+        """Where the engines are, as the environment names them."""
+        return Deployment(orchestrator_function=self.orchestrator_function,
+                          state_machine_arn=self.state_machine_arn,
+                          runs_table_name=self.runs_table_name)
 
 
 @functools.cache

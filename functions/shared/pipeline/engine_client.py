@@ -1,0 +1,292 @@
+"""Start, follow and summarise a run of any engine: the one client of the CLI and the monitor.
+
+Each engine is started and followed its own way, and every one ends in the same ``RunSummary``:
+
+- orchestrator: an asynchronous invoke of the orchestrator function (a run longer than one
+  invocation continues itself), followed in the runs table;
+- choreography: the run is opened in the runs table and one PageRequested published per URL,
+  then followed in the runs table (the tracker counts each item's end);
+- stepfunctions: StartExecution named after the run, followed with DescribeExecution; the items'
+  attempts come from the execution history, as the other engines count them.
+
+Clients come from a ``Clients`` factory (service name → boto3 client): the CLI passes its
+target's, the monitor the shared layer's lazy ones.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from pipeline.choreography import start_choreography
+from pipeline.models import ItemOutcome, RunRequest, RunSummary
+from pipeline.runs import RunsTable
+from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, STEPS
+
+Clients = Callable[[str], Any]
+Expired = Callable[[], bool]
+
+# A run the orchestrator has not opened by then never started (the function cannot run, the
+# asynchronous invoke was lost): said instead of waiting for ever.
+START_TIMEOUT_S = 60.0
+
+
+class EngineFailed(RuntimeError):
+    """The engine could not run the run (its function cannot start, the execution failed)."""
+
+
+class RunIncomplete(RuntimeError):
+    """The run did not finish before its follower had to stop following it."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where a deployed stack's engines are: the names its outputs (or environment) give."""
+
+    orchestrator_function: str | None = None
+    state_machine_arn: str | None = None
+    runs_table_name: str | None = None
+    event_bus_name: str | None = None
+
+    # The stack output that holds each field, for the CLI and for messages.
+    OUTPUTS: ClassVar[dict[str, str]] = {
+        "orchestrator_function": "OrchestratorFunctionName",
+        "state_machine_arn": "PipelineStateMachineArn",
+        "runs_table_name": "RunsTableName",
+        "event_bus_name": "EventBusName",
+    }
+    NEEDS: ClassVar[dict[str, tuple[str, ...]]] = {
+        ORCHESTRATOR: ("orchestrator_function", "runs_table_name"),
+        STEPFUNCTIONS: ("state_machine_arn",),
+        CHOREOGRAPHY: ("event_bus_name", "runs_table_name"),
+    }
+
+    @classmethod
+    def from_outputs(cls, outputs: Mapping[str, str]) -> Deployment:
+        """The deployment a stack's outputs describe."""
+        return cls(**{field: outputs.get(output) for field, output in cls.OUTPUTS.items()})
+
+    def missing(self, engine: str) -> list[str]:
+        """The fields ``engine`` needs and this deployment lacks."""
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+        return [field for field in self.NEEDS[engine] if not getattr(self, field)]
+
+    def require(self, engine: str, names: Mapping[str, str] = OUTPUTS) -> None:
+        """Fail, naming what is missing (by ``names``: stack outputs by default), unless
+        ``engine`` can run on this deployment."""
+        if missing := self.missing(engine):
+            raise ValueError(f"the {engine} engine needs {', '.join(names[m] for m in missing)}")
+
+
+@dataclass
+class Progress:
+    """How far a run is: items done (failed among them) of its total, and what runs now."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    current: str = ""
+
+
+class EngineClient(Protocol):
+    """Starts a run on one engine and reports its progress, then its summary."""
+
+    engine: str
+
+    def start(self, request: RunRequest) -> str:
+        """Start ``request``; returns the handle ``poll`` takes."""
+        ...
+
+    def poll(self, handle: str, request: RunRequest) -> tuple[Progress, RunSummary | None]:
+        """Progress so far, and the summary once the run has finished."""
+        ...
+
+
+class _RunsTableClient:
+    """An engine that records its runs in the runs table, where they are followed by run id."""
+
+    engine = ""
+
+    def __init__(self, deployment: Deployment, clients: Clients,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        deployment.require(self.engine)
+        self.deployment = deployment
+        self.clients = clients
+        self.clock = clock
+        self.started_at = 0.0
+
+    def runs(self) -> RunsTable:
+        return RunsTable(str(self.deployment.runs_table_name), self.clients("dynamodb"))
+
+    def poll(self, handle: str, request: RunRequest) -> tuple[Progress, RunSummary | None]:
+        summary = self.runs().summary(handle)
+        if summary is None:
+            if self.clock() - self.started_at > START_TIMEOUT_S:
+                raise EngineFailed(
+                    f"the {self.engine} engine did not start run {handle} within "
+                    f"{START_TIMEOUT_S:.0f} s: its function may be unable to run (see its logs)")
+            return Progress(len(request.urls), current="starting"), None
+        progress = Progress(summary.total, summary.succeeded + summary.failed, summary.failed)
+        return progress, (summary if summary.pending == 0 and summary.ended_at else None)
+
+
+class OrchestratorClient(_RunsTableClient):
+    """The orchestrator engine: one asynchronous invoke; the run continues itself if long."""
+
+    engine = ORCHESTRATOR
+
+    def start(self, request: RunRequest) -> str:
+        # Asynchronous, so a run longer than one invocation is followed the same way as a
+        # short one, and no caller holds a connection open for 15 minutes.
+        self.clients("lambda").invoke(
+            FunctionName=self.deployment.orchestrator_function, InvocationType="Event",
+            Payload=request.model_dump_json().encode())
+        self.started_at = self.clock()
+        return request.run_id
+
+
+class ChoreographyClient(_RunsTableClient):
+    """The choreography engine: the run opened, then one event per URL; the tracker counts."""
+
+    engine = CHOREOGRAPHY
+
+    def start(self, request: RunRequest) -> str:
+        # Opens the run first (so the tracker knows its total), then one PageRequested per URL.
+        start_choreography(request, str(self.deployment.event_bus_name), self.runs(),
+                           self.clients("events"))
+        self.started_at = self.clock()
+        return request.run_id
+
+
+class StepFunctionsClient:
+    """The Step Functions engine: an execution named after the run."""
+
+    engine = STEPFUNCTIONS
+
+    def __init__(self, deployment: Deployment, clients: Clients) -> None:
+        deployment.require(self.engine)
+        self.deployment = deployment
+        self.clients = clients
+
+    def start(self, request: RunRequest) -> str:
+        response = self.clients("stepfunctions").start_execution(
+            stateMachineArn=self.deployment.state_machine_arn, name=request.run_id,
+            input=json.dumps(request.state_machine_input()))
+        return str(response["executionArn"])
+
+    def poll(self, handle: str, request: RunRequest) -> tuple[Progress, RunSummary | None]:
+        sfn = self.clients("stepfunctions")
+        described = sfn.describe_execution(executionArn=handle)
+        history = execution_history(sfn, handle)
+        progress = Progress(len(request.urls), current=last_state_entered(history))
+        if described["status"] == "RUNNING":
+            return progress, None
+        if described["status"] != "SUCCEEDED":
+            raise EngineFailed(f"execution {handle} ended {described['status']}: "
+                               f"{described.get('error', '')} {described.get('cause', '')}".strip())
+        output = json.loads(described["output"])
+        items = [with_attempts(ItemOutcome.model_validate(item), history)
+                 for item in output["items"]]
+        summary = RunSummary.from_outcomes(request.run_id, self.engine, items,
+                                           started_at=described.get("startDate"),
+                                           ended_at=described.get("stopDate"))
+        progress.done, progress.failed = summary.total, summary.failed
+        return progress, summary
+
+
+CLIENTS: dict[str, Callable[[Deployment, Clients], EngineClient]] = {
+    ORCHESTRATOR: OrchestratorClient,
+    STEPFUNCTIONS: StepFunctionsClient,
+    CHOREOGRAPHY: ChoreographyClient,
+}
+
+
+def engine_client(engine: str, deployment: Deployment, clients: Clients) -> EngineClient:
+    """The client of ``engine`` on ``deployment``; ValueError names what it lacks."""
+    deployment.require(engine)
+    return CLIENTS[engine](deployment, clients)
+
+
+def follow(
+    client: EngineClient,
+    handle: str,
+    request: RunRequest,
+    *,
+    expired: Expired,
+    poll_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+    show: Callable[[Progress], None] | None = None,
+) -> RunSummary:
+    """Poll a started run until its summary; RunIncomplete once ``expired()`` says stop."""
+    while True:
+        progress, summary = client.poll(handle, request)
+        if show is not None:
+            show(progress)
+        if summary is not None:
+            return summary
+        if expired():
+            raise RunIncomplete(f"run {request.run_id} is still running ({progress.done} of "
+                                f"{progress.total} item(s) done); stopped following it")
+        sleep(poll_seconds)
+
+
+@dataclass
+class Runner:
+    """Runs a whole run on one engine and returns its final summary (the monitor's view)."""
+
+    client: EngineClient
+    poll_seconds: float = 2.0
+    sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def engine(self) -> str:
+        return self.client.engine
+
+    def run(self, request: RunRequest, *, expired: Expired) -> RunSummary:
+        """Start ``request`` and follow it to its summary."""
+        handle = self.client.start(request)
+        return follow(self.client, handle, request, expired=expired,
+                      poll_seconds=self.poll_seconds, sleep=self.sleep)
+
+
+# ---- Step Functions history ---------------------------------------------------------------------
+
+
+def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution's history, oldest first."""
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events += page["events"]
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def last_state_entered(history: list[dict[str, Any]]) -> str:
+    """The name of the state most recently entered, for progress."""
+    for event in reversed(history):
+        details = event.get("stateEnteredEventDetails")
+        if details:
+            return str(details["name"])
+    return ""
+
+
+def with_attempts(item: ItemOutcome, history: list[dict[str, Any]]) -> ItemOutcome:
+    """An item's attempts from the history: 1 + its retried failures.
+
+    The history does not say which Map iteration an event belongs to, so a failure is the
+    item's when the error's message names its URL (the steps' errors do).
+    """
+    retry_on = {name for step in STEPS for name in step.policy.retry_on}
+    retried = sum(
+        1 for event in history
+        if (failed := event.get("taskFailedEventDetails"))
+        and failed.get("error") in retry_on and item.url in failed.get("cause", ""))
+    final_failure = 0 if item.succeeded or item.error_type not in retry_on else 1
+    return item.model_copy(update={"attempts": max(item.attempts, 1 + retried - final_failure)})
