@@ -27,14 +27,14 @@ os.environ.update(POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="1
 
 from baton import deploy, run  # noqa: E402
 from baton.build import build_layer  # noqa: E402
-from baton.cli import FUNCTIONS  # noqa: E402
 from baton.localcloud import LocalCloud, Running  # noqa: E402
 from baton.site import serve  # noqa: E402
 from baton.targets import client  # noqa: E402
+from pipeline.steps import ENGINES, STEP, STEPS  # noqa: E402
 from tests.e2e.conftest import ROLE, free_port, zip_handler  # noqa: E402
 from tests.lambda_context import FakeLambdaContext  # noqa: E402
 
-PIPELINE_STEPS = ("scraper", "transformer", "moderator", "store")
+PIPELINE_STEPS = tuple(step.name for step in STEPS)
 
 
 def report(name: str, seconds: float, goal_s: float) -> None:
@@ -130,7 +130,7 @@ def bench_pipeline(instance: Running, scratch: Path) -> None:
         lambdas = client("lambda")
 
         def invoke(step: str, event: dict[str, Any]) -> dict[str, Any]:
-            response = lambdas.invoke(FunctionName=outputs[FUNCTIONS[step]],
+            response = lambdas.invoke(FunctionName=outputs[STEP[step].output],
                                       Payload=json.dumps(event).encode())
             body = dict(json.loads(response["Payload"].read()))
             if response.get("FunctionError"):
@@ -158,9 +158,8 @@ def bench_pipeline(instance: Running, scratch: Path) -> None:
 
 def in_process_engine(instance: Running, outputs: dict[str, str], allowed_hosts: str) -> Any:
     """The orchestrator's engine calling the four handlers in this process: the baseline."""
-    for folder in ("functions/shared", "functions/scraper", "functions/transformer",
-                   "functions/moderator", "functions/store"):
-        sys.path.insert(0, str(ROOT / folder))
+    for folder in ("shared", *PIPELINE_STEPS):
+        sys.path.insert(0, str(ROOT / "functions" / folder))
     os.environ.update(
         AWS_ENDPOINT_URL=instance.endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
         AWS_DEFAULT_REGION="us-east-1", BUCKET_NAME=outputs["DataBucketName"],
@@ -198,7 +197,7 @@ def bench_engines(instance: Running, n: int = 50, concurrency: int = 8) -> None:
             request = run.run_request(urls[:count], concurrency)
             return timed(lambda: run.run(engine, "local", "bench", request, timeout_s=600))
 
-        for engine_name in run.ENGINES:  # warm the workers of every function of every engine
+        for engine_name in ENGINES:  # warm the workers of every function of every engine
             run_deployed(engine_name, count=concurrency)
         engine = in_process_engine(instance, outputs, allowed)
         engine.run(run.run_request(urls[:concurrency], concurrency),  # and the in-process imports

@@ -19,6 +19,7 @@ from baton.errors import BatonError
 from baton.localcloud import LocalCloud
 from baton.site import DEFAULT_PORT, serve
 from baton.targets import local_port
+from pipeline.steps import ENGINES
 
 WATCHLIST = Path(__file__).resolve().parent.parent / "examples" / "sample-watchlist.txt"
 
@@ -36,7 +37,7 @@ def main() -> int:
         result = deploy.deploy("local", parameters=EMULATOR_PARAMETERS)
         print(f"stack {result.stack}: {'deployed' if result.changed else 'no changes'}")
         urls = run.read_watchlist(WATCHLIST)
-        for engine in run.ENGINES:
+        for engine in ENGINES:
             print(f"\n== {engine}: {len(urls)} pages of {WATCHLIST.name}")
             summary = run.run(engine, "local", result.stack, run.run_request(urls, 8),
                               show=run.show_progress)
