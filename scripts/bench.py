@@ -27,7 +27,7 @@ os.environ.update(POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="1
 
 from baton import deploy, run  # noqa: E402
 from baton.build import build_layer  # noqa: E402
-from baton.cli import FUNCTIONS  # noqa: E402
+from baton.commands.common import FUNCTIONS  # noqa: E402
 from baton.localcloud import LocalCloud, Running  # noqa: E402
 from baton.site import serve  # noqa: E402
 from baton.targets import client  # noqa: E402

@@ -1,0 +1,33 @@
+"""`baton history`: show one run's step-by-step history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from baton import targets
+from baton.commands.common import add_target_options, non_empty
+
+SUMMARY = "show one run's step-by-step history"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Declare `baton history` and its options."""
+    parser = add_target_options(subparsers.add_parser("history", help=SUMMARY, description=SUMMARY))
+    parser.add_argument("run_id", metavar="RUN_ID", type=non_empty)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the run's engine and every step of every item, as a table or JSON."""
+    from baton.executions import Executions, table
+
+    targets.require_reachable(args.target)
+    engine, rows = Executions(args.target, args.stack_name).history(args.run_id)
+    if args.json:
+        print(json.dumps({"run_id": args.run_id, "engine": engine,
+                          "events": [vars(row) for row in rows]}, indent=2))
+    else:
+        print(f"run {args.run_id} ({engine})\n{table(rows)}")
+    return 0
