@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pydantic import ValidationError
+
 from baton import run as runs
 from baton import targets
 from baton.commands.common import add_target_options, existing_file, http_url, int_between, say
+from baton.errors import BatonError
 from pipeline.models import MAX_CONCURRENCY
 
 SUMMARY = "run the pipeline over URLs with an engine"
@@ -36,7 +39,12 @@ def run(args: argparse.Namespace) -> int:
     urls = list(args.url)
     if args.watchlist:
         urls += runs.read_watchlist(args.watchlist)
-    request = runs.run_request(urls, args.max_concurrency)
+    try:
+        request = runs.run_request(urls, args.max_concurrency)
+    except ValidationError as error:  # the run's contract, e.g. more URLs than a run may have
+        raise BatonError("cannot run this: " + "; ".join(
+            f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}"
+            for problem in error.errors(include_url=False))) from error
     targets.require_reachable(args.target)
     say(f"run {request.run_id}: {len(request.urls)} URL(s) with the {args.engine} engine")
     result = runs.run(args.engine, args.target, args.stack_name, request, wait=not args.no_wait,

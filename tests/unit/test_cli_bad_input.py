@@ -61,6 +61,7 @@ CASES = [
     (["run", "--watchlist", "{tmp}/ipv6.txt"], 1, "Invalid IPv6 URL"),
     (["run", "--watchlist", "{tmp}/latin1.txt"], 1, "cannot read the watchlist"),
     (["run", "--watchlist", "{tmp}/comments.txt"], 1, "no URLs to run"),
+    (["run", "--watchlist", "{tmp}/too-many.txt"], 1, "at most 10000 items"),
     (["run", "--url", GOOD, "--max-concurrency", "0"], 2, "between 1 and"),
     (["run", "--url", GOOD, "--max-concurrency=-4"], 2, "between 1 and"),
     (["run", "--url", GOOD, "--max-concurrency", "100000"], 2, "between 1 and"),
@@ -71,7 +72,9 @@ CASES = [
     (["executions", "--limit", "1001"], 2, "between 1 and 1000"),
     (["executions", "--engine", "lambda"], 2, "invalid choice"),
     (["history"], 2, "RUN_ID"),
-    (["history", " "], 2, "must not be empty"),
+    (["history", ""], 2, "is not a run id"),
+    (["history", "run 1"], 2, "is not a run id"),
+    (["history", "r" * 81], 2, "is not a run id"),
     (["alerts", "--limit=-1"], 2, "between 1 and 1000"),
     (["alerts", "--limit", "many"], 2, "expected a whole number"),
     # watch: URLs, thresholds, labels, files
@@ -121,6 +124,7 @@ def tmp(tmp_path: Path) -> Path:
     (tmp_path / "latin1.txt").write_bytes(f"{GOOD}   Caf\xe9 page\n".encode("latin-1"))
     (tmp_path / "ipv6.txt").write_text(f"{GOOD}\nhttp://[::1/pages/x\n")
     (tmp_path / "comments.txt").write_text("# nothing but comments\n\n")
+    (tmp_path / "too-many.txt").write_text("".join(f"{GOOD}?p={n}\n" for n in range(10_001)))
     return tmp_path
 
 
