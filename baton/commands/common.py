@@ -71,7 +71,6 @@ def int_between(low: int, high: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
         return value
 
-    parse.__name__ = "number"  # argparse names the type in some messages
     return parse
 
 
@@ -93,7 +92,8 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a duration like 30s, 10m, 2h or 1d, got {text!r}")
     seconds = int(match[1]) * DURATION_UNITS[match[2]]
     if not 0 < seconds <= MAX_DURATION_S:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3650d, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most {MAX_DURATION_S // 86400}d, got {text!r}")
     return seconds
 
 
