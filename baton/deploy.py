@@ -45,6 +45,8 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
         return json.loads(json.dumps(cfn_yaml.loads(path.read_text(), str(path))))
     except FileNotFoundError as missing:
         raise BatonError(f"no template at {path}") from missing
+    except OSError as error:  # a directory, no permission
+        raise BatonError(f"cannot read the template {path}: {error.strerror}") from error
     except Exception as error:  # cfn-lint raises several YAML error types; all mean "fix the file"
         raise BatonError(f"{path} is not a valid template: {error}") from error
 
@@ -57,6 +59,8 @@ def lint_template(path: Path = TEMPLATE, build_dir: Path | None = None) -> list[
     """
     from cfnlint.api import ManualArgs, lint_file
 
+    if not path.is_file():  # checked before it is hashed below
+        raise BatonError(f"no template at {path}")
     clean_mark = None
     if build_dir is not None:
         clean_mark = build_dir / "lint-clean" / hashlib.sha256(path.read_bytes()).hexdigest()

@@ -35,8 +35,8 @@ def read_watchlist(path: Path) -> list[str]:
     Any bad line fails the whole file, naming every bad line, so nothing half-read is run.
     """
     try:
-        lines = path.read_text().splitlines()
-    except OSError as error:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
         raise BatonError(f"cannot read the watchlist: {error}") from error
     urls, problems = [], []
     for number, line in enumerate(lines, start=1):

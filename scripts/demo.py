@@ -14,7 +14,7 @@ from pathlib import Path
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 from baton import deploy, run
-from baton.cli import EMULATOR_PARAMETERS
+from baton.commands.common import EMULATOR_PARAMETERS
 from baton.errors import BatonError
 from baton.localcloud import LocalCloud
 from baton.site import DEFAULT_PORT, serve

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from baton import cli, deploy
+from baton.commands.deploy import parse_parameters
 from baton.errors import BatonError
 
 
@@ -45,7 +46,7 @@ def test_invalid_event_json_gives_the_parse_error_position(tmp_path: Path, capsy
 
 def test_param_without_equals_sign_is_refused():
     with pytest.raises(BatonError, match="KEY=VALUE"):
-        cli.parse_parameters(["ReviewThreshold"])
+        parse_parameters(["ReviewThreshold"])
 
 
 def test_the_projects_template_is_cfn_lint_clean():

@@ -16,7 +16,11 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` cannot be fetched, or None when it is a usable http(s) URL."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number, or out of range, raises only when read
+    except ValueError as error:  # an unclosed "[", a bad port: urlsplit says which
+        return f"malformed URL: {error}"
     if parts.scheme not in ("http", "https"):
         return "only http and https URLs can be fetched"
     if not parts.hostname:

@@ -1,0 +1,1 @@
+"""The `baton` sub-commands, one module per verb: each declares its arguments and runs them."""
