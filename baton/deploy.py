@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from baton import build
+from baton import asl, build
 from baton.errors import BatonError
 from baton.targets import client
 
@@ -130,6 +130,8 @@ def build_all(template: dict[str, Any], build_dir: Path, for_aws: bool
         source = (ROOT / location).resolve()
         if not source.exists():
             raise BatonError(f"{logical_id}.{prop} points to {location}, which does not exist")
+        if resource["Type"] == "AWS::Serverless::StateMachine":
+            asl.sync(source)  # each step Task's Retry/Catch, from the step registry
         built[logical_id, prop] = artifact_for(resource["Type"], logical_id, source, build_dir,
                                                for_aws)
     return built

@@ -11,15 +11,13 @@ from pathlib import Path
 from baton import deploy, targets
 from baton.errors import BatonError
 from baton.localcloud import LocalCloud, probe_health
+from pipeline.engine_client import Deployment
+from pipeline.steps import ORCHESTRATOR, STEPS
 
-# Logical function names and the stack outputs that hold their deployed names.
-FUNCTIONS = {
-    "scraper": "ScraperFunctionName",
-    "transformer": "TransformerFunctionName",
-    "moderator": "ModeratorFunctionName",
-    "store": "StoreFunctionName",
-    "orchestrator": "OrchestratorFunctionName",
-}
+# Logical function names and the stack outputs that hold their deployed names: every step of the
+# registry, and the orchestrator.
+FUNCTIONS = {step.name: step.output for step in STEPS} | {
+    ORCHESTRATOR: Deployment.OUTPUTS["orchestrator_function"]}
 # Parameters a deploy to an emulator gets unless given: the sample site is local by nature.
 EMULATOR_PARAMETERS = {"ScraperAllowedHosts": "127.0.0.1:8765,localhost:8765"}
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

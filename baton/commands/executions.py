@@ -7,7 +7,7 @@ import json
 
 from baton import targets
 from baton.commands.common import add_target_options, int_between
-from baton.run import ENGINES
+from pipeline.steps import ENGINES
 
 SUMMARY = "list recent runs of every engine"
 MAX_LIMIT = 1000  # Step Functions' ListExecutions pages at most this many

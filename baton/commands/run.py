@@ -12,6 +12,7 @@ from baton import targets
 from baton.commands.common import add_target_options, existing_file, http_url, int_between, say
 from baton.errors import BatonError
 from pipeline.models import MAX_CONCURRENCY
+from pipeline.steps import ENGINES, ORCHESTRATOR
 
 SUMMARY = "run the pipeline over URLs with an engine"
 
@@ -19,7 +20,7 @@ SUMMARY = "run the pipeline over URLs with an engine"
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Declare `baton run` and its options."""
     parser = add_target_options(subparsers.add_parser("run", help=SUMMARY, description=SUMMARY))
-    parser.add_argument("--engine", choices=runs.ENGINES, default="orchestrator",
+    parser.add_argument("--engine", choices=ENGINES, default=ORCHESTRATOR,
                         help="who coordinates (default %(default)s)")
     parser.add_argument("--url", type=http_url, action="append", default=[],
                         help="a URL (repeatable)")

@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from pipeline.choreography import start_choreography
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
 from pipeline.runs import RunsTable
 from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, STEPS
@@ -155,6 +154,10 @@ class ChoreographyClient(_RunsTableClient):
     engine = CHOREOGRAPHY
 
     def start(self, request: RunRequest) -> str:
+        # Imported here: the choreography's runtime brings Powertools and X-Ray (~0.5 s), which
+        # every CLI command would otherwise pay at start.
+        from pipeline.choreography import start_choreography
+
         # Opens the run first (so the tracker knows its total), then one PageRequested per URL.
         start_choreography(request, str(self.deployment.event_bus_name), self.runs(),
                            self.clients("events"))
