@@ -27,6 +27,7 @@ from pipeline.models import (
     TransformedPage,
     Verdict,
 )
+from pipeline.runs import RunClaimed
 
 FETCHED_AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -124,10 +125,17 @@ class MemoryRunLog:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open_run(
-        self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int
+        self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int,
+        lease_until: datetime | None = None,
     ) -> datetime:
         with self._lock:
             meta = self.meta.setdefault(run_id, {"started_at": started_at})
+            if lease_until is not None:
+                held = "claimed" in meta and (meta["claimed"] > continuation or (
+                    meta["claimed"] == continuation and meta["lease_until"] >= started_at))
+                if held or meta.get("ended"):
+                    raise RunClaimed(f"run {run_id}: continuation {continuation} is held")
+                meta.update(claimed=continuation, lease_until=lease_until)
             meta.update(engine=engine, total=total, status="running", continuations=continuation)
             return meta["started_at"]
 
@@ -139,9 +147,25 @@ class MemoryRunLog:
                 if run == run_id and "outcome" in item
             }
 
-    def item_started(self, run_id: str, url: str, at: datetime) -> None:
+    def item_started(self, run_id: str, url: str, at: datetime) -> bool:
         with self._lock:
-            self.items[(run_id, url_id(url))] = {"url": url, "status": "running", "steps": []}
+            item = self.items.setdefault((run_id, url_id(url)), {})
+            if "outcome" in item:
+                return False
+            item.update(url=url, status="running", steps=[])  # keeps an ``alerted`` mark
+            return True
+
+    def claim_alert(self, run_id: str, url: str) -> bool:
+        with self._lock:
+            item = self.items.setdefault((run_id, url_id(url)), {"url": url, "steps": []})
+            if item.get("alerted"):
+                return False
+            item["alerted"] = True
+            return True
+
+    def release_alert(self, run_id: str, url: str) -> None:
+        with self._lock:
+            self.items[(run_id, url_id(url))].pop("alerted", None)
 
     def step_finished(self, run_id: str, url: str, step: StepRecord) -> None:
         with self._lock:
@@ -159,6 +183,7 @@ class MemoryRunLog:
             self.meta[summary.run_id].update(
                 status=summary.status.value, succeeded=summary.succeeded, failed=summary.failed,
                 flagged=summary.flagged, pending=summary.pending,
+                ended=summary.ended_at is not None,
             )
 
     def steps(self, run_id: str, url: str) -> list[StepRecord]:

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -51,6 +51,7 @@ from pipeline.models import (
 )
 from pipeline.observability import logger
 from pipeline.policy import GaveUp, RetryPolicy, call_with_retries, error_name
+from pipeline.runs import RunClaimed
 from pipeline.steps import FIRST, ORCHESTRATOR, STEPS, Step
 
 ENGINE = ORCHESTRATOR
@@ -83,12 +84,17 @@ class RunLog(Protocol):
     """Where the run is recorded (pipeline.runs.RunsTable in production)."""
 
     def open_run(
-        self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int
+        self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int,
+        lease_until: datetime | None = None,
     ) -> datetime: ...
 
     def finished_items(self, run_id: str) -> dict[str, ItemOutcome]: ...
 
-    def item_started(self, run_id: str, url: str, at: datetime) -> None: ...
+    def item_started(self, run_id: str, url: str, at: datetime) -> bool: ...
+
+    def claim_alert(self, run_id: str, url: str) -> bool: ...
+
+    def release_alert(self, run_id: str, url: str) -> None: ...
 
     def step_finished(self, run_id: str, url: str, step: StepRecord) -> None: ...
 
@@ -150,13 +156,22 @@ class Engine:
         run_id = request.run_id
         # One item per URL: the runs table keys items by url_id, so a duplicate would collide.
         urls = list(dict.fromkeys(request.urls))
-        started_at = self.runs.open_run(
-            run_id,
-            engine=ENGINE,
-            total=len(urls),
-            started_at=self.now(),
-            continuation=request.continuation,
-        )
+        now = self.now()
+        try:
+            # The invocation claims its continuation for as long as it may run: a redelivered
+            # or duplicated invocation of it finds the claim and does nothing.
+            started_at = self.runs.open_run(
+                run_id,
+                engine=ENGINE,
+                total=len(urls),
+                started_at=now,
+                continuation=request.continuation,
+                lease_until=now + timedelta(milliseconds=budget.remaining_ms()),
+            )
+        except RunClaimed as claimed:
+            logger.warning("duplicate invocation; nothing to do", run_id=run_id, reason=str(claimed))
+            done = list(self.runs.finished_items(run_id).values())
+            return RunSummary.from_outcomes(run_id, ENGINE, done, total=max(len(urls), len(done)))
         outcomes = self.runs.finished_items(run_id)  # from earlier invocations of this run
         pending = [url for url in urls if url_id(url) not in outcomes]
         if outcomes:
@@ -216,7 +231,9 @@ class Engine:
         ``request`` (the item's run) supplies the URL's previous validators and whether to alert.
         """
         began = self.clock()
-        self.runs.item_started(run_id, url, self.now())
+        if not self.runs.item_started(run_id, url, self.now()):
+            # Finished by another invocation meanwhile: its outcome stands, nothing is redone.
+            return self.runs.finished_items(run_id)[url_id(url)]
         attempts = _MaxAttempts()
         try:
             record, page = self._steps(run_id, url, attempts, request)
@@ -297,9 +314,12 @@ class Engine:
 
     def _alert(self, run_id: str, url: str, record: StoredRecord, attempts: _MaxAttempts) -> None:
         started_at = self.now()
+        if not self.runs.claim_alert(run_id, url):
+            return  # an earlier attempt at this item sent it: one alert per (run, URL)
         try:
             self.alerts.flagged(record)
         except Exception as error:  # the record is stored; the item fails at its alert
+            self.runs.release_alert(run_id, url)
             attempts.see(1)
             self._record_step(run_id, url, ALERT, started_at, 1, error)
             raise _StepFailed(ALERT, error, 1, record=record) from error

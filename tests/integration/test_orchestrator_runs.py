@@ -6,6 +6,7 @@ import json
 import random
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -18,8 +19,8 @@ from orchestrator.settings import get_settings
 from pipeline import dynamodb
 from pipeline.dynamodb import from_item
 from pipeline.errors import PermanentError, TransientError
-from pipeline.models import RunRequest, RunStatus, Verdict
-from pipeline.runs import RUNS_TABLE_SCHEMA, RunsTable, run_key
+from pipeline.models import ItemOutcome, RunRequest, RunStatus, Verdict
+from pipeline.runs import RUNS_TABLE_SCHEMA, RunClaimed, RunsTable, run_key
 from tests.integration.conftest import TEMPLATE, table_properties
 from tests.orchestrator_fakes import FakeSteps
 
@@ -191,3 +192,38 @@ def test_template_declares_the_runs_table_with_this_schema() -> None:
     if "RunsTable:" not in TEMPLATE.read_text():
         pytest.skip("template.yaml does not declare RunsTable yet")
     assert table_properties("RunsTable") == RUNS_TABLE_SCHEMA
+
+
+# ---- claims: a redelivered invocation or item does nothing twice -------------------------------
+
+def test_a_continuation_is_claimed_once_until_its_lease_expires(runs_table: str) -> None:
+    runs, now = RunsTable(runs_table), datetime.now(UTC)
+    lease = now + timedelta(minutes=15)
+    runs.open_run("run-c", engine="orchestrator", total=1, started_at=now, continuation=0,
+                  lease_until=lease)
+
+    with pytest.raises(RunClaimed):  # a duplicate while the first holds it
+        runs.open_run("run-c", engine="orchestrator", total=1, started_at=now, continuation=0,
+                      lease_until=lease)
+    # the next continuation, and a retry once the holder's lease is over, may take it
+    runs.open_run("run-c", engine="orchestrator", total=1, started_at=now, continuation=1,
+                  lease_until=lease)
+    runs.open_run("run-c", engine="orchestrator", total=1, started_at=lease + timedelta(seconds=1),
+                  continuation=1, lease_until=lease + timedelta(minutes=15))
+    with pytest.raises(RunClaimed):  # an older continuation, late
+        runs.open_run("run-c", engine="orchestrator", total=1, started_at=now, continuation=0,
+                      lease_until=lease)
+
+
+def test_an_item_with_an_outcome_is_never_started_again(runs_table: str) -> None:
+    runs, now = RunsTable(runs_table), datetime.now(UTC)
+    assert runs.item_started("run-i", A, now) is True
+    assert runs.claim_alert("run-i", A) is True
+    assert runs.item_started("run-i", A, now) is True  # restarted: still running
+    assert runs.claim_alert("run-i", A) is False  # ...and its alert is still taken
+    runs.item_finished(ItemOutcome(run_id="run-i", url=A, succeeded=True), now)
+
+    assert runs.item_started("run-i", A, now) is False
+    assert [item.succeeded for item in runs.finished_items("run-i").values()] == [True]
+    runs.release_alert("run-i", A)
+    assert runs.claim_alert("run-i", A) is True

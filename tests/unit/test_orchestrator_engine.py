@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -326,3 +327,75 @@ def test_a_run_needs_at_least_one_url() -> None:
 def test_a_run_id_must_be_usable_as_an_execution_name() -> None:
     with pytest.raises(ValidationError, match="run_id"):
         RunRequest(run_id="has spaces/and slashes", urls=[A])
+
+
+# ---- at-least-once delivery, exactly-once effects ----------------------------------------------
+
+def test_a_redelivered_invocation_of_a_finished_run_redoes_nothing(world: World) -> None:
+    world.steps.verdicts[A] = Verdict.BLOCK
+    first = world.run(A, B)
+    calls = list(world.steps.calls)
+
+    again = world.run(A, B)  # the same continuation delivered once more
+
+    assert world.steps.calls == calls
+    assert len(world.alerts.sent) == 1
+    assert {item.url for item in again.items} == {A, B}
+    assert [item.succeeded for item in again.items] == [item.succeeded for item in first.items]
+
+
+def test_a_concurrent_duplicate_of_a_running_invocation_does_nothing(world: World) -> None:
+    # Another invocation of continuation 0 holds the run for the next 15 minutes.
+    held_from = world.engine().now()
+    world.runs.open_run(RUN, engine="orchestrator", total=2, started_at=held_from, continuation=0,
+                        lease_until=held_from + timedelta(minutes=15))
+
+    summary = world.run(A, B)
+
+    assert world.steps.calls == []
+    assert summary.pending == 2 and summary.status is RunStatus.RUNNING
+
+
+def test_a_retry_after_the_holder_died_takes_over_once_its_lease_expired(world: World) -> None:
+    long_ago = world.engine().now() - timedelta(hours=1)
+    world.runs.open_run(RUN, engine="orchestrator", total=2, started_at=long_ago, continuation=0,
+                        lease_until=long_ago + timedelta(minutes=15))
+
+    summary = world.run(A, B)
+
+    assert summary.succeeded == 2 and world.steps.count("store") == 2
+
+
+def test_an_item_finished_meanwhile_is_not_started_again(world: World) -> None:
+    world.run(A)
+    finished = world.runs.finished_items(RUN)
+    calls = len(world.steps.calls)
+
+    outcome = world.engine().run_item(RUN, A)
+
+    assert len(world.steps.calls) == calls
+    assert outcome == next(iter(finished.values()))
+
+
+def test_an_item_started_again_after_its_alert_went_out_does_not_alert_twice(world: World) -> None:
+    world.steps.verdicts[A] = Verdict.REVIEW
+    engine = world.engine()
+    engine.run_item(RUN, A)
+    world.runs.items.clear()  # as if the invocation died before recording the outcome...
+    world.runs.claim_alert(RUN, A)  # ...but after its alert was taken and sent
+
+    outcome = engine.run_item(RUN, A)
+
+    assert outcome.succeeded and len(world.alerts.sent) == 1
+
+
+def test_a_failed_alert_is_given_back_so_the_next_attempt_sends_it(world: World) -> None:
+    world.steps.verdicts[A] = Verdict.BLOCK
+    world.alerts.error = RuntimeError("SNS down")
+    engine = world.engine()
+    assert not engine.run_item(RUN, A).succeeded
+    world.runs.items.clear()  # the item is retried (e.g. by a redrive)
+    world.alerts.error = None
+
+    assert engine.run_item(RUN, A).succeeded
+    assert len(world.alerts.sent) == 1

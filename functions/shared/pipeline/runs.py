@@ -57,6 +57,10 @@ ITEM_PREFIX = "ITEM#"
 CONFLICT_TRIES = 8  # concurrent items' ends contend for the one META item
 
 
+class RunClaimed(Exception):
+    """Another invocation holds this continuation of the run, or the run has ended."""
+
+
 def run_key(run_id: str) -> str:
     """The partition key of everything about one run."""
     return f"RUN#{run_id}"
@@ -88,23 +92,46 @@ class RunsTable(Table):
     # ---- a run -------------------------------------------------------------------------------
 
     def open_run(
-        self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int
+        self,
+        run_id: str,
+        *,
+        engine: str,
+        total: int,
+        started_at: datetime,
+        continuation: int,
+        lease_until: datetime | None = None,
     ) -> datetime:
-        """Mark the run running (creating it if new); returns when it first started."""
-        answer = self._update(
-            run_id,
-            META,
-            "SET #engine = :engine, #total = :total, #status = :status, #continuations = :cont, "
-            "#updated_at = :now, #started_at = if_not_exists(#started_at, :now)",
-            {
-                ":engine": engine,
-                ":total": total,
-                ":status": RunStatus.RUNNING.value,
-                ":cont": continuation,
-                ":now": timestamp(started_at),
-            },
-            ReturnValues="ALL_NEW",
-        )
+        """Mark the run running (creating it if new); returns when it first started.
+
+        With ``lease_until`` the caller also claims the run's ``continuation`` until then: a
+        redelivered or duplicated invocation of the same (or an earlier) continuation, or any
+        invocation once the run has ended, raises ``RunClaimed`` and must do nothing. A lease
+        that expired (its invocation died) can be taken over by a retry of the same continuation.
+        """
+        expression = ("SET #engine = :engine, #total = :total, #status = :status, "
+                      "#continuations = :cont, #updated_at = :now, "
+                      "#started_at = if_not_exists(#started_at, :now)")
+        values: dict[str, Any] = {
+            ":engine": engine,
+            ":total": total,
+            ":status": RunStatus.RUNNING.value,
+            ":cont": continuation,
+            ":now": timestamp(started_at),
+        }
+        extra: dict[str, Any] = {}
+        if lease_until is not None:
+            expression += ", #claimed = :cont, #lease_until = :lease"
+            values[":lease"] = timestamp(lease_until)
+            extra["ConditionExpression"] = (
+                "attribute_not_exists(#ended_at) AND (attribute_not_exists(#claimed) "
+                "OR #claimed < :cont OR (#claimed = :cont AND #lease_until < :now))")
+        try:
+            answer = self._update(run_id, META, expression, values, ReturnValues="ALL_NEW", **extra)
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                raise RunClaimed(f"run {run_id}: continuation {continuation} is held by another "
+                                 "invocation, or the run has ended") from error
+            raise
         return datetime.fromisoformat(from_item(answer["Attributes"])["started_at"])
 
     def save_summary(self, summary: RunSummary) -> None:
@@ -128,18 +155,40 @@ class RunsTable(Table):
 
     # ---- an orchestrated item ----------------------------------------------------------------
 
-    def item_started(self, run_id: str, url: str, at: datetime) -> None:
-        """Record that the URL's item started (again, if an earlier invocation left it running)."""
-        item = {
-            "pk": run_key(run_id),
-            "sk": item_key(url),
-            "url": url,
-            "url_id": url_id(url),
-            "status": "running",
-            "started_at": timestamp(at),
-            "steps": [],
-        }
-        self.client.put_item(TableName=self.table_name, Item=to_item(item))
+    def item_started(self, run_id: str, url: str, at: datetime) -> bool:
+        """Record that the URL's item started (again, if an earlier invocation left it running);
+        False when it has an outcome already, which is never overwritten: do not run it again.
+
+        An update, not a put: a restarted item keeps its ``alerted`` mark (one alert per item).
+        """
+        try:
+            self._update(
+                run_id, item_key(url),
+                "SET #url = :url, #url_id = :url_id, #status = :status, #started_at = :at, "
+                "#steps = :empty",
+                {":url": url, ":url_id": url_id(url), ":status": "running",
+                 ":at": timestamp(at), ":empty": []},
+                ConditionExpression="attribute_not_exists(#outcome)")
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def claim_alert(self, run_id: str, url: str) -> bool:
+        """Take the item's one alert; False when it was taken before (the alert went out)."""
+        try:
+            self._update(run_id, item_key(url), "SET #alerted = :yes", {":yes": True},
+                         ConditionExpression="attribute_not_exists(#alerted)")
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_alert(self, run_id: str, url: str) -> None:
+        """Give the alert back after a failed publish, so a retry of the item can send it."""
+        self._update(run_id, item_key(url), "REMOVE #alerted", {})
 
     def step_finished(self, run_id: str, url: str, step: StepRecord) -> None:
         """Append one step's record to the item."""
@@ -320,14 +369,16 @@ class RunsTable(Table):
         """UpdateItem's arguments (also a transaction's Update)."""
         # Every attribute is written as #name: several (status, total...) are reserved words.
         text = expression + extra.get("ConditionExpression", "")
-        return {
+        request = {
             "TableName": self.table_name,
             "Key": {"pk": {"S": run_key(run_id)}, "sk": {"S": sort_key}},
             "UpdateExpression": expression,
             "ExpressionAttributeNames": {f"#{n}": n for n in re.findall(r"#(\w+)", text)},
-            "ExpressionAttributeValues": to_item(values),
             **extra,
         }
+        if values:  # DynamoDB refuses an empty map
+            request["ExpressionAttributeValues"] = to_item(values)
+        return request
 
     def _transact(self, writes: list[dict[str, Any]], outcome: ItemOutcome) -> bool:
         def attempt() -> bool:
