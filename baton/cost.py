@@ -56,7 +56,7 @@ class Invocation:
 
     @property
     def gb_seconds(self) -> float:
-        """Configured memory × billed duration (rounded up to the millisecond, as AWS bills)."""
+        """Configured memory times billed duration (rounded up to the millisecond, as AWS bills)."""
         return self.memory_mb / 1024 * math.ceil(self.billed_ms) / 1000
 
 
@@ -118,7 +118,8 @@ def cost(trace: Trace, prices: Mapping[str, float] | None = None) -> Cost:
         + trace.dynamodb_reads * p["dynamodb_read_unit"],
         "s3": trace.s3_puts * p["s3_put_request"] + trace.s3_gets * p["s3_get_request"],
     }
-    counts = {"lambda_invocations": len(trace.invocations), "lambda_gb_seconds": round(gb_seconds, 6)}
+    counts = {"lambda_invocations": len(trace.invocations), "lambda_gb_seconds": round(gb_seconds, 6),
+              "step_attempts": sum(1 for i in trace.invocations if i.function in LAMBDA_STEPS)}
     counts |= {k: v for k, v in asdict(trace).items() if k not in ("invocations", "estimated")}
     return Cost(sum(by_service.values()), by_service, counts, list(trace.estimated))
 

@@ -14,7 +14,7 @@ _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
 def allowed_origins() -> frozenset[str]:
-    """Origins allowed to call baton's local servers: BATON_ALLOWED_ORIGINS (comma-separated), empty by default."""
+    """Origins allowed to call baton's local servers: BATON_ALLOWED_ORIGINS (comma-separated), empty by default."""  # noqa: E501
     raw = os.environ.get("BATON_ALLOWED_ORIGINS", "")
     return frozenset(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
 

@@ -32,7 +32,7 @@ def test_a_hand_built_trace_costs_the_hand_computed_figure():
 
     priced = cost(trace, PRICES)
 
-    # GB-s: 0.5 × 0.100 + 0.5 × 0.251 (billed per started ms) + 0.125 × 1.000 = 0.3005
+    # GB-s: 0.5 x 0.100 + 0.5 x 0.251 (billed per started ms) + 0.125 x 1.000 = 0.3005
     assert priced.by_service == pytest.approx({
         "lambda": 3 * 1 + 0.3005 * 10, "stepfunctions": 10 * 2, "eventbridge": 5 * 3,
         "sns": 1 * 5, "sqs": 2 * 7, "dynamodb": 6 * 11 + 2 * 13, "s3": 3 * 17 + 2 * 19})
