@@ -180,7 +180,9 @@ def _orchestrator_trace(view: RunView, memory_mb: Mapping[str, int]) -> Trace:
 
 def _sfn_trace(view: RunView, memory_mb: Mapping[str, int]) -> Trace:
     trace = Trace(state_transitions=view.state_transitions,
-                  estimated=["DynamoDB units assume items under 1 KB"])
+                  estimated=["state transitions inside the Map follow each item's path where the "
+                             "history leaves them out (as the local cloud's does)",
+                             "DynamoDB units assume items under 1 KB"])
     _bar_invocations(trace, view.bars, memory_mb)
     return trace
 

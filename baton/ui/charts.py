@@ -165,7 +165,7 @@ def graph_svg(view: RunView) -> str:
 
 def distribution_svg(latencies: list[float], scale_ms: float, width: int = 420) -> str:
     """Per-item latencies as a strip of dots over a shared scale, with p50 and p95 marks."""
-    height = 46
+    height = 48
     parts = [f'<svg class="dist" xmlns="http://www.w3.org/2000/svg" width="{width + 20}" '
              f'height="{height}">',
              f'<line x1="10" y1="30" x2="{width + 10}" y2="30" stroke="#999"/>']
@@ -173,11 +173,11 @@ def distribution_svg(latencies: list[float], scale_ms: float, width: int = 420) 
         x = 10 + width * value / scale_ms
         parts.append(f'<circle cx="{x:.1f}" cy="22" r="4" fill="#4a7fd4" fill-opacity="0.7">'
                      f'<title>{value:.0f} ms</title></circle>')
-    for share, label in ((0.5, "p50"), (0.95, "p95")):
+    for share, label, y in ((0.5, "p50", 44), (0.95, "p95", 8)):
         x = 10 + width * percentile(latencies, share) / scale_ms
         parts.append(f'<line x1="{x:.1f}" y1="10" x2="{x:.1f}" y2="34" stroke="#d2453d"/>'
-                     f'<text class="tick" x="{x:.1f}" y="44">{label}</text>')
-    parts.append(f'<text class="tick" x="{width + 10}" y="8" text-anchor="end">'
+                     f'<text class="tick" x="{x:.1f}" y="{y}">{label}</text>')
+    parts.append(f'<text class="tick" x="{width + 10}" y="44" text-anchor="end">'
                  f'{scale_ms / 1000:.1f} s</text>')
     parts.append("</svg>")
     return "".join(parts)

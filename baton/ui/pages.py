@@ -119,14 +119,15 @@ def comparison(view: RunView, cost: Cost) -> dict[str, Any]:
 
 def compare_page(runs: list[tuple[RunView, Cost]], rows: list[RunRow], picked: list[str]) -> str:
     """Two runs side by side (or the form to choose them)."""
-    options = "".join(f'<option value="{escape(r.run_id)}">{escape(r.run_id)} ({r.engine})</option>'
-                      for r in rows)
+    def select(name: str, chosen: str | None) -> str:
+        options = "".join(f'<option value="{escape(r.run_id)}"{" selected" if r.run_id == chosen else ""}>'
+                          f'{escape(r.run_id)} ({r.engine})</option>' for r in rows)
+        return f'<select name="{name}">{options}</select>'
+
     chooser = (f'<form class="filters" method="get" action="/compare">'
-               f'<select name="a">{options}</select><select name="b">{options}</select>'
+               f'{select("a", picked[0] if picked else None)}'
+               f'{select("b", picked[1] if len(picked) > 1 else None)}'
                f'<button type="submit">Compare</button></form>')
-    for index, run_id in enumerate(picked[:2]):
-        chooser = chooser.replace(f'<select name="{"ab"[index]}"><option value="{escape(run_id)}">',
-                                  f'<select name="{"ab"[index]}"><option value="{escape(run_id)}" selected>')
     if len(runs) < 2:
         return page("Compare", chooser + '<p class="empty">Choose two runs.</p>')
     figures = [comparison(view, cost) for view, cost in runs]
@@ -142,7 +143,8 @@ def compare_page(runs: list[tuple[RunView, Cost]], rows: list[RunRow], picked: l
     costs = "".join(f"<tr><td>{s}</td>" + "".join(f"<td>{_usd(c.by_service[s])}</td>" for _, c in runs)
                     + "</tr>" for s in services)
     body = (f'{chooser}<table class="compare"><thead><tr><th></th>{heads}</tr></thead>'
-            f'<tbody>{lines}</tbody></table><h2>Per-item latency</h2><table class="dists">{dists}</table>'
+            f'<tbody>{lines}</tbody></table><h2>Per-item latency (first step start to last step end)</h2>'
+            f'<table class="dists">{dists}</table>'
             f'<h2>Cost by service</h2><table class="compare"><thead><tr><th></th>{heads}</tr></thead>'
             f'<tbody>{costs}</tbody></table>')
     return page("Compare", body)
@@ -175,6 +177,10 @@ def monitor_page(entries: list[Any], runs: list[Any], checks: dict[str, list[Any
             cells += f'<td class="check {state}">{state}{alert}</td>'
         history += f"<tr><td>{escape(url)}</td>{cells}</tr>"
     sent = "".join(f"<tr><td>{escape(a.at[:19])}</td><td>{escape(a.subject)}</td></tr>" for a in alerts)
+    empty = '<tr><td class="empty">{}</td></tr>'
+    watch = watch or empty.format("no watched URLs: <code>baton watch add URL</code>")
+    history = history or empty.format("no monitor runs yet: <code>baton monitor --once</code>")
+    sent = sent or empty.format("no alerts in the alerts queue")
     body = (f'<h2>Watchlist</h2><table class="runs"><thead><tr><th>URL</th><th>label</th>'
             f'<th>review</th><th>block</th></tr></thead><tbody>{watch}</tbody></table>'
             f'<h2>Checks (⚑ an alerted transition)</h2><div class="scroll"><table class="runs checks">'

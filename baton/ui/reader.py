@@ -156,7 +156,7 @@ class Reader:
             run_id, "stepfunctions", status, described.get("startDate"), described.get("stopDate"),
             len(urls), sum(item.succeeded for item in items), sum(not item.succeeded for item in items),
             sum(bool(item.record and item.record.verdict in FLAGGED) for item in items),
-            items, bars, state_transitions=state_transitions(history),
+            items, bars, state_transitions=state_transitions(history, items),
             notes=["the history does not link a task to its Map iteration: attempts are paired "
                    "with their URL by order"])
 
@@ -242,16 +242,25 @@ def _chain_bar(ended: datetime, outcome: ItemOutcome) -> Bar:
 TERMINAL = {"TaskSucceeded", "TaskFailed", "TaskTimedOut"}
 
 
-def state_transitions(history: list[dict[str, Any]]) -> int:
+def state_transitions(history: list[dict[str, Any]], items: list[ItemOutcome]) -> int:
     """State transitions as billed: every state entered, plus every retried task attempt."""
     entered = sum(1 for event in history if event["type"].endswith("StateEntered"))
     attempts = sum(1 for event in history if event["type"] == "TaskScheduled")
     tasks_entered = sum(1 for event in history if event["type"] == "TaskStateEntered")
-    if tasks_entered == 0:
-        # An emulator may leave iterations' states out of the history: count them from the
-        # tasks, one state per attempt, plus the choice and pass states every item goes through.
-        return entered + attempts
-    return entered + attempts - tasks_entered
+    if tasks_entered:
+        return entered + attempts - tasks_entered
+    # An emulator may leave the iterations' states out of the history: count their tasks'
+    # attempts, plus the choice and pass states each item's path through the ASL enters.
+    return entered + attempts + sum(_untasked_states(item) for item in items)
+
+
+def _untasked_states(item: ItemOutcome) -> int:
+    if item.succeeded:
+        # Is it unchanged? then Keep validators, Is it flagged?, Record success (or Skip unchanged)
+        return 4 if item.record else 2
+    if item.failed_step in (None, "scraper"):
+        return 1  # Record fetch failure
+    return 3 + (item.failed_step == "alert")  # Is it unchanged?, Keep validators, Record … failure
 
 
 def _payload(event: dict[str, Any]) -> dict[str, Any]:
