@@ -39,6 +39,12 @@ def item_latencies(view: RunView) -> dict[str, float]:
     return latencies
 
 
+def critical_url(view: RunView) -> str | None:
+    """The URL that ended last: its chain of steps is the run's critical path."""
+    ends = {url: max(b.ended_at for b in view.bars_of(url)) for url in view.urls() if view.bars_of(url)}
+    return max(ends, key=lambda url: ends[url]) if ends else None
+
+
 def _span(view: RunView) -> tuple[float, float]:
     """The chart's time origin (epoch s) and length (s)."""
     starts = [b.started_at.timestamp() for b in view.bars]
@@ -83,11 +89,13 @@ def gantt_svg(view: RunView) -> str:
                      f'<text class="tick" x="{x:.1f}" y="{AXIS_H - 10}">{tick:g} s</text>')
         tick += step
     index = {id(bar): n for n, bar in enumerate(view.bars)}
+    critical = critical_url(view)
     for row, url in enumerate(urls):
         y = AXIS_H + row * ROW_H
-        parts.append(f'<g class="row" data-url="{escape(url)}">'
+        mark, note = ("critical", " (ended last: the run's critical path)") if url == critical else ("", "")
+        parts.append(f'<g class="row {mark}" data-url="{escape(url)}">'
                      f'<text class="url" x="{LABEL_W - 8}" y="{y + 16}">{escape(_short(url))}'
-                     f'<title>{escape(url)}</title></text>')
+                     f'<title>{escape(url + note)}</title></text>')
         for bar in view.bars_of(url):
             x = LABEL_W + (bar.started_at.timestamp() - origin) * scale
             width = max(bar.duration_ms / 1000 * scale, 2.0)
@@ -177,7 +185,7 @@ def distribution_svg(latencies: list[float], scale_ms: float, width: int = 420) 
         x = 10 + width * percentile(latencies, share) / scale_ms
         parts.append(f'<line x1="{x:.1f}" y1="10" x2="{x:.1f}" y2="34" stroke="#d2453d"/>'
                      f'<text class="tick" x="{x:.1f}" y="{y}">{label}</text>')
-    parts.append(f'<text class="tick" x="{width + 10}" y="44" text-anchor="end">'
+    parts.append(f'<text class="scale" x="{width + 10}" y="44">'
                  f'{scale_ms / 1000:.1f} s</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -192,8 +200,9 @@ def text_timeline(view: RunView, width: int = 60) -> str:
     urls = view.urls()
     label_w = min(max((len(_short(u)) for u in urls), default=10), 48)
     lines = [f"run {view.run_id} ({view.engine}, {view.status}): {len(urls)} URLs over "
-             f"{length:.2f} s; █ succeeded ▒ retried ✗ failed ░ running"]
+             f"{length:.2f} s; █ succeeded ▒ retried ✗ failed ░ running; * the critical path"]
     lines.append(" " * label_w + " |" + "0 s".ljust(width - 6) + f"{length:.1f} s|")
+    critical = critical_url(view)
     for url in urls:
         cells = [" "] * width
         for bar in view.bars_of(url):
@@ -204,6 +213,7 @@ def text_timeline(view: RunView, width: int = 60) -> str:
         steps = " ".join(f"{b.step[:5]}{'x' + str(b.attempts) if b.attempts > 1 else ''}"
                          f"{'' if b.outcome == 'succeeded' else ':' + b.outcome}"
                          for b in view.bars_of(url))
-        lines.append(f"{_short(url, label_w).rjust(label_w)} |{''.join(cells)}| {steps}")
+        mark = "*" if url == critical else " "
+        lines.append(f"{_short(url, label_w).rjust(label_w)}{mark}|{''.join(cells)}| {steps}")
     lines += [f"note: {note}" for note in view.notes]
     return "\n".join(lines)

@@ -82,6 +82,7 @@ def run_page(view: RunView, cost: Cost) -> str:
              f'<dd>{_seconds(view.duration_s)}</dd><dt>cost</dt><dd>{_usd(cost.total_usd)}</dd></dl>')
     legend = "".join(f'<span class="key"><i style="background:{colour}"></i>{outcome}</span>'
                      for outcome, colour in COLOURS.items())
+    legend += '<span class="key"><b>bold URL</b>: ended last (the critical path)</span>'
     notes = "".join(f'<p class="note">{escape(note)}</p>' for note in view.notes)
     body = (f'{facts}<h2>Timeline</h2><div class="legend">{legend}</div>'
             f'<div class="scroll" id="timeline" data-run="{escape(view.run_id)}">{gantt_svg(view)}</div>'

@@ -185,6 +185,18 @@ class Reader:
         """The run's estimated AWS cost."""
         return costs.cost(costs.trace_of(view, self.memory_mb))
 
+    # ---- objects -----------------------------------------------------------------------------
+
+    def object_text(self, key: str, limit: int = 65536) -> str:
+        """The start of a stored page or text (pages travel by S3 key), as text."""
+        s3 = client("s3", self.target)
+        try:
+            body = s3.get_object(Bucket=self.outputs["DataBucketName"], Key=key,
+                                 Range=f"bytes=0-{limit - 1}")["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            raise BatonError(f"no object {key!r} in the data bucket") from None
+        return body.decode("utf-8", errors="replace")
+
     # ---- logs ---------------------------------------------------------------------------------
 
     def log_lines(self, engine: str, bar: Bar) -> list[str]:
@@ -298,6 +310,7 @@ def sfn_bars(history: list[dict[str, Any]]) -> list[Bar]:
     step_of: dict[str, int] = {}  # URL → index of its current step
     last: dict[str, dict[str, Any]] = {}  # URL → its last terminal event
     pending: list[dict[str, Any]] = []  # scheduled tasks not yet paired
+    inputs: dict[str, dict[str, Any]] = {}  # URL → its last task's result
     previous_terminal: tuple[str, bool] | None = None  # (URL, goes on) of the latest end
     bars: list[Bar] = []
     for event in history:
@@ -332,7 +345,10 @@ def sfn_bars(history: list[dict[str, Any]]) -> list[Bar]:
                         event["timestamp"], "failed" if failed else "succeeded",
                         details.get("error") if failed else None,
                         _cause(details.get("cause")) if failed else None,
-                        output=payload or None))
+                        # A task's input is its iteration's previous result (the URL, first).
+                        input=inputs.get(url, {"url": url}), output=payload or None))
+        if payload:
+            inputs[url] = payload
         last[url] = event
         goes_on = False
         if not failed:

@@ -65,6 +65,9 @@ class Handler(BaseHTTPRequestHandler):
             elif path.startswith("/runs/"):
                 view = self.server.reader.run(path.removeprefix("/runs/"))
                 self._html(pages.run_page(view, self.server.reader.cost(view)))
+            elif path == "/objects":
+                text = self.server.reader.object_text(query.get("key", ""))
+                self._send(HTTPStatus.OK, text.encode(), "text/plain; charset=utf-8")
             elif path == "/compare":
                 self._compare(picked or [query.get("a", ""), query.get("b", "")])
             elif path == "/monitor":

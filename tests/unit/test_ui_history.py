@@ -107,6 +107,7 @@ def test_the_text_timeline_draws_one_line_per_url_with_its_steps():
     assert rows[0].endswith("| scrap trans moder store")
     assert rows[1].endswith("| scrap:retried scrap trans:failed")
     assert "✗" in rows[1] and "▒" in rows[1]
+    assert "*|" in rows[0]  # a ended last: the critical path
 
 
 def test_log_lines_are_those_of_the_invocations_naming_the_url():

@@ -29,7 +29,8 @@ def view() -> RunView:
 def test_the_gantt_has_one_row_per_url_and_one_rect_per_bar():
     svg = gantt_svg(view())
 
-    assert svg.count('<g class="row"') == 2
+    assert re.findall(r'<g class="row ?(\w*)" data-url="([^"]+)"', svg) == [
+        ("critical", "http://a.test/"), ("", "http://b.test/")]  # a ended last
     assert re.findall(r'data-outcome="(\w+)"', svg) == ["retried", "succeeded", "succeeded", "failed"]
     assert sorted(map(int, re.findall(r'data-bar="(\d+)"', svg))) == [0, 1, 2, 3]
 

@@ -43,9 +43,29 @@ async function showBar(rect) {
   field(list, "error", bar.error);
   field(list, "input", bar.input);
   field(list, "output", bar.output);
+  const stored = document.createElement("p");
+  for (const key of objectKeys([bar.input, bar.output])) {
+    const link = text("a", key);
+    link.href = `/objects?key=${encodeURIComponent(key)}`;
+    link.target = "_blank";
+    stored.append(link, " ");
+  }
+  if (stored.childElementCount) list.append(text("dt", "stored objects"), stored);
   const logs = text("pre", bar.logs.length ? bar.logs.join("\n") : "(no log lines found for this invocation)", "logs");
   body.replaceChildren(list, text("h3", "CloudWatch log lines"), logs);
   panel.scrollIntoView({ block: "nearest" });
+}
+
+// Pages and texts travel by S3 key (raw_key, text_key): each becomes a link to the object.
+function objectKeys(values, found = new Set()) {
+  for (const value of values) {
+    if (!value || typeof value !== "object") continue;
+    for (const [name, inner] of Object.entries(value)) {
+      if (name.endsWith("_key") && typeof inner === "string") found.add(inner);
+      else objectKeys([inner], found);
+    }
+  }
+  return found;
 }
 
 document.addEventListener("click", (event) => {
