@@ -30,7 +30,7 @@ BARS = {"orchestrator": {"garden": 4, "rant": 5, "flaky": 4, "missing": 1},
         "choreography": {"garden": 1, "rant": 1, "flaky": 1, "missing": 1}}
 BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1300,1000"]
+                 "--window-size=1140,900"]
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +163,26 @@ def test_the_ui_refuses_other_origins_and_hosts(ui):
         urllib.request.urlopen(urllib.request.Request(ui.url, headers={"Origin": "http://evil.example"}))
     assert refused.value.code == 403
     assert refused.value.headers.get("Access-Control-Allow-Origin") is None
+
+
+def test_a_bar_links_the_pages_and_texts_it_stored(runs, ui, browser):
+    browser.get(f"{ui.url}runs/{runs['stepfunctions'].run_id}")
+    transformer = browser.find_element(
+        "css selector", 'g.row[data-url*="/pages/garden"] rect.bar[data-step="transformer"]')
+
+    transformer.click()
+
+    links = browser.find_elements("css selector", "#detail-body a[href^='/objects?key=']")
+    assert len(links) == 2  # its input's raw page, its output's text
+    texts = [urllib.request.urlopen(link.get_attribute("href"), timeout=10).read().decode()
+             for link in links]
+    assert any("<html" in text.lower() for text in texts)
+
+
+def test_the_monitor_page_shows_the_alerts_sent(runs, ui, browser):
+    browser.get(f"{ui.url}monitor")
+    browser.save_screenshot(str(SCREENSHOTS / "ui-monitor.png"))
+
+    headings = [h.text for h in browser.find_elements("css selector", "h2")]
+    assert headings[0] == "Watchlist" and headings[-1] == "Alerts sent"
+    assert "page flagged" in browser.find_elements("css selector", "table.runs")[-1].text
