@@ -178,7 +178,7 @@ def monitor_page(entries: list[Any], runs: list[Any], checks: dict[str, list[Any
             cells += f'<td class="check {state}">{state}{alert}</td>'
         history += f"<tr><td>{escape(url)}</td>{cells}</tr>"
     sent = "".join(f"<tr><td>{escape(a.at[:19])}</td><td>{escape(a.subject)}</td></tr>" for a in alerts)
-    empty = '<tr><td class="empty">{}</td></tr>'
+    empty = '<tr><td class="empty" colspan="99">{}</td></tr>'
     watch = watch or empty.format("no watched URLs: <code>baton watch add URL</code>")
     history = history or empty.format("no monitor runs yet: <code>baton monitor --once</code>")
     sent = sent or empty.format("no alerts in the alerts queue")

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from baton import run
+from baton import monitoring, run
 from baton.ui.history import cost_usd, timeline
 from baton.ui.server import UiServer, serve
+from baton.watch import Watch, watchlist_table
 from pipeline.models import RunSummary
 from tests.e2e.test_engines import reset_site
 
@@ -179,10 +180,23 @@ def test_a_bar_links_the_pages_and_texts_it_stored(runs, ui, browser):
     assert any("<html" in text.lower() for text in texts)
 
 
-def test_the_monitor_page_shows_the_alerts_sent(runs, ui, browser):
+def test_the_monitor_page_shows_each_urls_checks_and_the_alerts_sent(runs, ui, browser,
+                                                                      sample_site_url):
+    watched = [f"{sample_site_url}/pages/garden?ui=monitor", f"{sample_site_url}/faults/missing?ui=monitor"]
+    watch = Watch(watchlist_table("local", STACK))
+    for url in watched:
+        watch.add(url)
+    monitor_run = monitoring.run_once("local", STACK, "stepfunctions")
+    checks = monitoring.monitor_table("local", STACK).run_checks(monitor_run.run_id)
+
     browser.get(f"{ui.url}monitor")
     browser.save_screenshot(str(SCREENSHOTS / "ui-monitor.png"))
 
     headings = [h.text for h in browser.find_elements("css selector", "h2")]
     assert headings[0] == "Watchlist" and headings[-1] == "Alerts sent"
+    grid = {row.find_element("css selector", "td").text:
+            [cell.text for cell in row.find_elements("css selector", "td.check")]
+            for row in browser.find_elements("css selector", "table.checks tbody tr")}
+    assert {url: grid[url][-1].rstrip(" ⚑") for url in watched} == {
+        check.url: check.state.value for check in checks}
     assert "page flagged" in browser.find_elements("css selector", "table.runs")[-1].text
