@@ -26,6 +26,7 @@ from baton.commands import (
     setup,
     site,
     status,
+    ui,
     up,
     watch,
 )
@@ -34,7 +35,7 @@ from baton.errors import BatonError
 
 # In the order `baton --help` lists them.
 COMMANDS = (up, down, status, setup, build, deploy, invoke, logs, destroy, run, executions,
-            history, watch, monitor, alerts, site)
+            history, ui, watch, monitor, alerts, site)
 DEBUG_VARIABLE = "BATON_DEBUG"
 
 

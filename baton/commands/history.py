@@ -18,7 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Declare `baton history` and its options."""
     parser = add_target_options(subparsers.add_parser("history", help=SUMMARY, description=SUMMARY))
     parser.add_argument("run_id", metavar="RUN_ID", type=run_id)
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--json", action="store_true", help="print JSON (with the run's cost_usd)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="draw the run as a timeline: one row per URL, one bar per step")
     return parser
 
 
@@ -37,12 +39,18 @@ def run_id(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Print the run's engine and every step of every item, as a table or JSON."""
     from baton.executions import Executions, table
+    from baton.ui.history import cost_usd, timeline
 
     targets.require_reachable(args.target)
+    if args.timeline and not args.json:
+        print(timeline(args.target, args.stack_name, args.run_id))
+        return 0
     engine, rows = Executions(args.target, args.stack_name).history(args.run_id)
     if args.json:
         print(json.dumps({"run_id": args.run_id, "engine": engine,
-                          "events": [vars(row) for row in rows]}, indent=2))
+                          "events": [vars(row) for row in rows],
+                          "cost_usd": cost_usd(args.target, args.stack_name, args.run_id)},
+                         indent=2))
     else:
         print(f"run {args.run_id} ({engine})\n{table(rows)}")
     return 0

@@ -20,10 +20,10 @@ from typing import Any
 from baton import cost as costs
 from baton import deploy
 from baton.errors import BatonError
-from baton.run import execution_history
 from baton.targets import client
 from baton.ui.model import STEPS, Bar, RunView
 from pipeline.dynamodb import from_item
+from pipeline.engine_client import execution_history
 from pipeline.models import FLAGGED, ItemOutcome, StepRecord
 from pipeline.runs import META, RunsTable, run_key
 

@@ -7,11 +7,8 @@ Every request first passes ``baton.httpguard``: another Host (DNS rebinding) or 
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import threading
-import webbrowser
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from baton import deploy, httpguard, targets
+from baton import httpguard
 from baton.errors import BatonError
 from baton.ui import pages
 from baton.ui.reader import Reader
@@ -171,34 +168,3 @@ def serve(target: str, stack: str, port: int = DEFAULT_PORT, verbose: bool = Fal
     except OSError as error:
         raise BatonError(f"cannot serve the UI on 127.0.0.1:{port}: {error.strerror}; "
                          "choose another --port") from error
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`baton ui [--port 8766] [--open] [--target local] [--stack-name baton]`."""
-    parser = argparse.ArgumentParser(prog="baton ui", description="see runs in a browser")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default %(default)s")
-    parser.add_argument("--open", action="store_true", help="open it in the default browser")
-    parser.add_argument("--target", choices=targets.TARGETS, default="local",
-                        help="where the stack runs (default %(default)s)")
-    parser.add_argument("--stack-name", default=deploy.DEFAULT_STACK,
-                        help="CloudFormation stack (default %(default)s)")
-    args = parser.parse_args(argv)
-    try:
-        server = serve(args.target, args.stack_name, args.port, verbose=True)
-    except BatonError as error:
-        print(f"baton ui: {error}", file=sys.stderr)
-        return 1
-    print(f"baton ui: {server.url} (Ctrl-C to stop)", flush=True)
-    if args.open:
-        webbrowser.open(server.url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,6 +9,7 @@ import pytest
 
 from baton import run
 from pipeline.models import ItemOutcome, RunSummary
+from pipeline.steps import ENGINES
 
 PAGES = ["/pages/garden", "/pages/rant", "/faults/flaky", "/faults/missing", "/faults/slow?delay=1",
          "/faults/huge", "/faults/report.pdf", "/faults/to-private"]
@@ -45,7 +46,7 @@ def comparable(item: ItemOutcome, engine: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def summaries(pipeline_stack, sample_site_url) -> dict[str, RunSummary]:
-    return {engine: run_engine(engine, sample_site_url) for engine in run.ENGINES}
+    return {engine: run_engine(engine, sample_site_url) for engine in ENGINES}
 
 
 def by_page(summary: RunSummary) -> dict[str, dict[str, Any]]:
@@ -75,7 +76,7 @@ def test_outcomes_are_the_expected_ones(summaries):
 def test_summaries_count_the_same(summaries):
     counts = {engine: (s.total, s.succeeded, s.failed, s.flagged) for engine, s in summaries.items()}
 
-    assert counts == {engine: (8, 4, 4, 1) for engine in run.ENGINES}
+    assert counts == {engine: (8, 4, 4, 1) for engine in ENGINES}
 
 
 def test_stored_text_is_the_same_for_both_engines(summaries, pipeline_stack, aws):

@@ -18,6 +18,7 @@ from baton.ui.history import cost_usd, timeline
 from baton.ui.server import UiServer, serve
 from baton.watch import Watch, watchlist_table
 from pipeline.models import RunSummary
+from pipeline.steps import ENGINES
 from tests.e2e.test_engines import reset_site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 def runs(pipeline_stack, sample_site_url) -> dict[str, RunSummary]:
     """One run of each engine over the same pages (each engine its own URLs)."""
     summaries = {}
-    for engine in run.ENGINES:
+    for engine in ENGINES:
         reset_site(sample_site_url)
         urls = [f"{sample_site_url}{page}?ui={engine}" for page in PAGES]
         summary = run.run(engine, "local", STACK, run.run_request(urls, max_concurrency=4),
@@ -92,7 +93,7 @@ def test_the_runs_page_lists_a_run_of_every_engine(runs, ui, browser):
         assert listed.get(summary.run_id) == engine
 
 
-@pytest.mark.parametrize("engine", run.ENGINES)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_run_page_draws_one_row_per_url_and_its_bars(runs, ui, browser, engine):
     browser.get(f"{ui.url}runs/{runs[engine].run_id}")
     browser.save_screenshot(str(SCREENSHOTS / f"ui-run-{engine}.png"))
@@ -103,7 +104,7 @@ def test_a_run_page_draws_one_row_per_url_and_its_bars(runs, ui, browser, engine
     assert bars == BARS[engine]
 
 
-@pytest.mark.parametrize("engine", run.ENGINES)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_clicking_a_failed_bar_shows_its_error_and_log_lines(runs, ui, browser, engine):
     browser.get(f"{ui.url}runs/{runs[engine].run_id}")
     failed = browser.find_element("css selector", 'g.row[data-url*="/faults/missing"] rect.bar.failed')

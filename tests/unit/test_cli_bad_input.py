@@ -27,6 +27,9 @@ CASES = [
     (["site", "--port", "99999"], 2, "between 0 and 65535"),
     (["site", "--port=-80"], 2, "between 0 and 65535"),
     (["site", "--port", "http"], 2, "expected a whole number"),
+    (["ui", "--port", "99999"], 2, "between 0 and 65535"),
+    (["ui", "--stack-name", "no spaces please"], 2, "stack"),
+    (["history", "bad id!", "--timeline"], 2, "not a run id"),
     # build, deploy, destroy: template, parameters, target, stack name
     (["build", "--template", "{tmp}/missing.txt"], 2, "no such file"),
     (["build", "--template", "{tmp}"], 2, "is a directory"),
