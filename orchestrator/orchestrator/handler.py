@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -13,6 +14,7 @@ from orchestrator.aws import async_lambda_client
 from orchestrator.engine import Budget, Engine
 from orchestrator.invoker import LambdaInvoker
 from orchestrator.settings import OrchestratorSettings, get_settings
+from pipeline.handoff import RequestStore
 from pipeline.models import RunRequest
 from pipeline.observability import logger, metrics, tracer
 from pipeline.runs import RunsTable
@@ -23,12 +25,13 @@ from pipeline.runs import RunsTable
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run (or continue) one run; re-invokes itself asynchronously when time runs short."""
-    request = RunRequest.model_validate(event)
     settings = get_settings()
+    requests = RequestStore(settings.bucket_name, s3_client())
+    request = requests.request(event)  # the request, or a pointer to it in S3 when large
     summary = engine(settings).run(
         request,
         budget=Budget(context.get_remaining_time_in_millis, settings.safety_margin_seconds),
-        continue_run=functools.partial(reinvoke, context.function_name),
+        continue_run=functools.partial(reinvoke, context.function_name, requests),
     )
     metrics.add_metric(name="ItemsSucceeded", unit=MetricUnit.Count, value=summary.succeeded)
     metrics.add_metric(name="ItemsFailed", unit=MetricUnit.Count, value=summary.failed)
@@ -48,8 +51,14 @@ def engine(settings: OrchestratorSettings) -> Engine:
     )
 
 
-def reinvoke(function_name: str, request: RunRequest) -> None:
+def reinvoke(function_name: str, requests: RequestStore, request: RunRequest) -> None:
     """Hand the rest of the run to a new invocation of this function (asynchronous)."""
     async_lambda_client().invoke(
-        FunctionName=function_name, InvocationType="Event", Payload=request.model_dump_json()
+        FunctionName=function_name, InvocationType="Event", Payload=requests.payload(request)
     )
+
+
+@functools.cache
+def s3_client() -> Any:
+    """The S3 client of large run requests."""
+    return boto3.client("s3")

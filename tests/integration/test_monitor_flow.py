@@ -202,6 +202,7 @@ def deployed(monitor: Monitor, steps: SiteSteps, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("MONITOR_ENGINE", "orchestrator")
     monkeypatch.setenv("ORCHESTRATOR_FUNCTION_NAME", "baton-orchestrator")
     monkeypatch.setenv("RUNS_TABLE_NAME", "baton-runs")
+    monkeypatch.setenv("BUCKET_NAME", "baton-data")
     fake = EngineRunner(steps)
     monkeypatch.setattr(handler, "runner", lambda settings, engine: fake)
     return fake
@@ -229,6 +230,7 @@ def test_the_engine_override_needs_its_variables(
 ) -> None:
     monkeypatch.setenv("ORCHESTRATOR_FUNCTION_NAME", "baton-orchestrator")
     monkeypatch.setenv("RUNS_TABLE_NAME", "baton-runs")
+    monkeypatch.setenv("BUCKET_NAME", "baton-data")
 
     with pytest.raises(ValueError, match="stepfunctions engine needs STATE_MACHINE_ARN"):
         handler.lambda_handler({"engine": "stepfunctions"}, lambda_context)
@@ -279,9 +281,10 @@ def test_a_continued_orchestrator_run_is_followed_in_the_runs_table(aws: None) -
     runs = RunsTable(name, boto3.client("dynamodb"))
     request = RunRequest(run_id="monitor-run-1", urls=[GARDEN, NEWS])
     orchestrator = ContinuedOrchestrator(runs, request)
-    clients = {"lambda": orchestrator, "dynamodb": boto3.client("dynamodb")}
-    runner = Runner(OrchestratorClient(Deployment(orchestrator_function=name, runs_table_name=name),
-                                       clients.__getitem__), sleep=orchestrator.finish)
+    clients = {"lambda": orchestrator, "dynamodb": boto3.client("dynamodb"), "s3": None}
+    deployment = Deployment(orchestrator_function=name, runs_table_name=name,
+                            data_bucket_name="not-needed-for-a-small-run")
+    runner = Runner(OrchestratorClient(deployment, clients.__getitem__), sleep=orchestrator.finish)
 
     summary = runner.run(request, expired=lambda: False)
 

@@ -19,12 +19,15 @@ from orchestrator.settings import get_settings
 from pipeline import dynamodb
 from pipeline.dynamodb import from_item
 from pipeline.errors import PermanentError, TransientError
+from pipeline.handoff import RequestStore
 from pipeline.models import ItemOutcome, RunRequest, RunStatus, Verdict
 from pipeline.runs import RUNS_TABLE_SCHEMA, RunClaimed, RunsTable, run_key
+from pipeline.steps import STEPS
 from tests.integration.conftest import TEMPLATE, table_properties
 from tests.orchestrator_fakes import FakeSteps
 
 A, B, C = "http://a.test/", "http://b.test/", "http://c.test/"
+LARGE_URLS = [f"http://site.example/articles/{n:05d}" for n in range(10_000)]
 
 # Failing invocations publish no metric; Powertools warns about that, which is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -159,8 +162,8 @@ def test_handler_runs_a_request_and_reinvokes_itself_when_short_of_time(
     runs_table: str, alert_queue: dict[str, str], monkeypatch: pytest.MonkeyPatch,
     lambda_context: Any,
 ) -> None:
-    for step in ("SCRAPER", "TRANSFORMER", "MODERATOR", "STORE"):
-        monkeypatch.setenv(f"{step}_FUNCTION_NAME", f"baton-{step.lower()}")
+    for step in STEPS:
+        monkeypatch.setenv(step.env_var, f"baton-{step.name}")
     steps = FakeSteps()
     monkeypatch.setattr(handler, "LambdaInvoker", lambda *args, **kwargs: steps)
     reinvoked: list[dict[str, Any]] = []
@@ -176,6 +179,43 @@ def test_handler_runs_a_request_and_reinvokes_itself_when_short_of_time(
     assert call["FunctionName"] == lambda_context.function_name
     assert call["InvocationType"] == "Event"
     assert json.loads(call["Payload"])["continuation"] == 1
+
+
+def test_a_run_too_large_for_a_payload_travels_and_continues_through_s3(
+    runs_table: str, alert_queue: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+) -> None:
+    for step in STEPS:
+        monkeypatch.setenv(step.env_var, f"baton-{step.name}")
+    bucket = f"baton-data-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("BUCKET_NAME", bucket)
+    handler.s3_client.cache_clear()
+    monkeypatch.setattr(handler, "LambdaInvoker", lambda *args, **kwargs: FakeSteps())
+    reinvoked: list[dict[str, Any]] = []
+    monkeypatch.setattr(handler, "async_lambda_client", lambda: _Recorder(reinvoked))
+    lambda_context.get_remaining_time_in_millis = lambda: 10_000  # one item, then continue
+    # 10,000 URLs (a run's most): about 390 KB as JSON, over the smallest payload limit.
+    large = RunRequest(run_id="run-large", urls=LARGE_URLS, max_concurrency=1)
+    requests = RequestStore(bucket, boto3.client("s3"))
+    payload = requests.payload(large)
+    assert len(payload) < 1000
+
+    answer = handler.lambda_handler(json.loads(payload), lambda_context)
+
+    assert (answer["total"], answer["succeeded"], answer["pending"]) == (10_000, 1, 9_999)
+    [call] = reinvoked
+    assert len(call["Payload"]) < 1000  # the continuation points to the same stored request
+    continued = requests.request(json.loads(call["Payload"]))
+    assert continued.continuation == 1 and continued.urls == large.urls
+
+
+def test_a_small_run_travels_inline_and_a_large_one_needs_a_bucket() -> None:
+    small = RunRequest(run_id="run-small", urls=[A, B])
+    assert RequestStore(None, client=None).payload(small) == small.model_dump_json().encode()
+    large = RunRequest(run_id="run-large", urls=LARGE_URLS)
+    with pytest.raises(ValueError, match="over the 204800-byte payload limit"):
+        RequestStore(None, client=None).payload(large)
 
 
 class _Recorder:

@@ -29,7 +29,7 @@ REQUEST = RunRequest(run_id="monitor-1", urls=[A, B], previous={A: Validators(et
                      alert_flagged=False)
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 EVERYTHING = Deployment(orchestrator_function="orch", state_machine_arn="arn:sm",
-                        runs_table_name="runs", event_bus_name="bus")
+                        runs_table_name="runs", event_bus_name="bus", data_bucket_name="data")
 
 
 def outcomes() -> list[ItemOutcome]:
@@ -116,7 +116,8 @@ class EmptyTable:
 
 def test_the_orchestrator_is_started_asynchronously_with_the_whole_request() -> None:
     lambdas = FakeLambda()
-    client = OrchestratorClient(EVERYTHING, {"lambda": lambdas, "dynamodb": EmptyTable()}.__getitem__)
+    client = OrchestratorClient(EVERYTHING, {"lambda": lambdas, "dynamodb": EmptyTable(),
+                                             "s3": None}.__getitem__)
 
     assert client.start(REQUEST) == "monitor-1"
     (call,) = lambdas.calls
@@ -126,7 +127,8 @@ def test_the_orchestrator_is_started_asynchronously_with_the_whole_request() -> 
 
 def test_a_run_the_orchestrator_never_opens_fails_after_the_start_timeout() -> None:
     now = [0.0]
-    client = OrchestratorClient(EVERYTHING, {"lambda": FakeLambda(), "dynamodb": EmptyTable()}
+    client = OrchestratorClient(EVERYTHING, {"lambda": FakeLambda(), "dynamodb": EmptyTable(),
+                                             "s3": None}
                                 .__getitem__, clock=lambda: now[0])
     client.start(REQUEST)
 

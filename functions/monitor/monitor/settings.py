@@ -14,7 +14,8 @@ from pipeline.models import MAX_CONCURRENCY
 EngineName = Literal["orchestrator", "stepfunctions"]
 # The variable behind each field of the deployment, for messages.
 VARIABLES = {"orchestrator_function": "ORCHESTRATOR_FUNCTION_NAME",
-             "runs_table_name": "RUNS_TABLE_NAME", "state_machine_arn": "STATE_MACHINE_ARN"}
+             "runs_table_name": "RUNS_TABLE_NAME", "state_machine_arn": "STATE_MACHINE_ARN",
+             "data_bucket_name": "BUCKET_NAME"}
 
 
 class MonitorSettings(BaseSettings):
@@ -30,6 +31,8 @@ class MonitorSettings(BaseSettings):
     orchestrator_function: str | None = Field(
         default=None, validation_alias="ORCHESTRATOR_FUNCTION_NAME")
     runs_table_name: str | None = Field(default=None, validation_alias="RUNS_TABLE_NAME")
+    # Where a large run request is handed to the orchestrator (pipeline.handoff).
+    bucket_name: str | None = Field(default=None, validation_alias="BUCKET_NAME")
     # stepfunctions engine: the pipeline state machine.
     state_machine_arn: str | None = Field(default=None, validation_alias="STATE_MACHINE_ARN")
     max_concurrency: int = Field(
@@ -59,7 +62,7 @@ class MonitorSettings(BaseSettings):
         """Where the engines are, as the environment names them."""
         return Deployment(orchestrator_function=self.orchestrator_function,
                           state_machine_arn=self.state_machine_arn,
-                          runs_table_name=self.runs_table_name)
+                          runs_table_name=self.runs_table_name, data_bucket_name=self.bucket_name)
 
 
 @functools.cache

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from pipeline.handoff import RequestStore
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
 from pipeline.runs import RunsTable
 from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, STEPS
@@ -49,6 +50,7 @@ class Deployment:
     state_machine_arn: str | None = None
     runs_table_name: str | None = None
     event_bus_name: str | None = None
+    data_bucket_name: str | None = None  # where large run requests are handed over
 
     # The stack output that holds each field, for the CLI and for messages.
     OUTPUTS: ClassVar[dict[str, str]] = {
@@ -56,9 +58,10 @@ class Deployment:
         "state_machine_arn": "PipelineStateMachineArn",
         "runs_table_name": "RunsTableName",
         "event_bus_name": "EventBusName",
+        "data_bucket_name": "DataBucketName",
     }
     NEEDS: ClassVar[dict[str, tuple[str, ...]]] = {
-        ORCHESTRATOR: ("orchestrator_function", "runs_table_name"),
+        ORCHESTRATOR: ("orchestrator_function", "runs_table_name", "data_bucket_name"),
         STEPFUNCTIONS: ("state_machine_arn",),
         CHOREOGRAPHY: ("event_bus_name", "runs_table_name"),
     }
@@ -140,10 +143,12 @@ class OrchestratorClient(_RunsTableClient):
 
     def start(self, request: RunRequest) -> str:
         # Asynchronous, so a run longer than one invocation is followed the same way as a
-        # short one, and no caller holds a connection open for 15 minutes.
+        # short one, and no caller holds a connection open for 15 minutes. A large request is
+        # handed over in S3 (pipeline.handoff).
+        requests = RequestStore(self.deployment.data_bucket_name, self.clients("s3"))
         self.clients("lambda").invoke(
             FunctionName=self.deployment.orchestrator_function, InvocationType="Event",
-            Payload=request.model_dump_json().encode())
+            Payload=requests.payload(request))
         self.started_at = self.clock()
         return request.run_id
 

@@ -18,3 +18,8 @@ def raw_key(run_id: str, url: str) -> str:
 def page_text_key(url: str, content_hash: str) -> str:
     """Permanent, content-addressed S3 key of a page's clean text."""
     return f"pages/{url_id(url)}/{content_hash}.txt"
+
+
+def run_request_key(run_id: str) -> str:
+    """S3 key of a run request too large to travel in an invocation's payload."""
+    return f"runs/{run_id}/request.json"
