@@ -8,6 +8,7 @@ ends.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -16,8 +17,9 @@ from baton import deploy
 from baton.errors import BatonError
 from baton.targets import client
 from pipeline.engine_client import execution_history
-from pipeline.models import ItemOutcome
+from pipeline.models import ItemOutcome, RunSummary
 from pipeline.runs import RunsTable
+from pipeline.steps import STEPFUNCTIONS
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,25 @@ class Executions:
                                 f"{r.get('succeeded', 0)} stored, {r.get('failed', 0)} failed "
                                 f"of {r.get('total', 0)}")
                       for r in self.runs.recent_runs(limit, engine)]
-        if engine in (None, "stepfunctions"):
+        if engine in (None, STEPFUNCTIONS):
             listed = self.sfn.list_executions(stateMachineArn=self.machine, maxResults=limit)
-            found += [Execution(e["name"], "stepfunctions", e["status"].lower(),
-                                _iso(e.get("startDate")), _iso(e.get("stopDate")), "")
-                      for e in listed["executions"]]
+            found += [self._execution(listed_execution) for listed_execution in listed["executions"]]
         found.sort(key=lambda execution: execution.started_at, reverse=True)
         return found[:limit]
+
+    def _execution(self, listed: dict[str, Any]) -> Execution:
+        """A Step Functions execution as a run: a finished one says what its items did, with
+        the status `baton run` gives it (an execution that succeeded may have failed items)."""
+        status, detail = str(listed["status"]).lower(), ""
+        if listed["status"] == "SUCCEEDED":
+            output = self.sfn.describe_execution(executionArn=listed["executionArn"]).get("output")
+            items = [ItemOutcome.model_validate(item)
+                     for item in json.loads(output or "{}").get("items", [])]
+            summary = RunSummary.from_outcomes(listed["name"], STEPFUNCTIONS, items)
+            status = summary.status.value
+            detail = f"{summary.succeeded} stored, {summary.failed} failed of {summary.total}"
+        return Execution(listed["name"], STEPFUNCTIONS, status, _iso(listed.get("startDate")),
+                         _iso(listed.get("stopDate")), detail)
 
     def history(self, run_id: str) -> tuple[str, list[HistoryRow]]:
         """The engine that ran ``run_id`` and its step-by-step history."""

@@ -19,6 +19,7 @@ from pipeline.engine_client import (
     Runner,
     StepFunctionsClient,
     engine_client,
+    error_message,
     with_attempts,
 )
 from pipeline.models import ItemOutcome, RunRequest, Validators
@@ -178,3 +179,24 @@ def test_a_final_retryable_failure_is_not_counted_twice():
     history = [failed_event("http://s/down")] * 4  # the first try and three retries
 
     assert with_attempts(item, history).attempts == 4
+
+
+@pytest.mark.parametrize(("cause", "message"), [
+    ('{"errorMessage": "http://s/missing answered 404", "errorType": "PermanentError"}',
+     "http://s/missing answered 404"),
+    ("Task timed out after 60.00 seconds", "Task timed out after 60.00 seconds"),
+    ('["not", "an", "error", "object"]', '["not", "an", "error", "object"]'),
+])
+def test_a_step_functions_error_reads_as_its_message(cause: str, message: str) -> None:
+    assert error_message(cause) == message
+
+
+def test_a_failed_step_functions_item_reports_the_message_like_the_other_engines() -> None:
+    failed = {"run_id": "monitor-1", "url": A, "succeeded": False, "error_type": "PermanentError",
+              "failed_step": "scraper",
+              "error": '{"errorMessage": "http://site.test/pages/a answered 404"}'}
+    client = FakeStepFunctions(["SUCCEEDED"], {"run_id": "monitor-1", "items": [failed]})
+
+    summary = sfn_runner(client).run(REQUEST, expired=lambda: False)
+
+    assert summary.items[0].error == "http://site.test/pages/a answered 404"

@@ -197,7 +197,7 @@ class StepFunctionsClient:
             raise EngineFailed(f"execution {handle} ended {described['status']}: "
                                f"{described.get('error', '')} {described.get('cause', '')}".strip())
         output = json.loads(described["output"])
-        items = [with_attempts(ItemOutcome.model_validate(item), history)
+        items = [with_attempts(readable(ItemOutcome.model_validate(item)), history)
                  for item in output["items"]]
         summary = RunSummary.from_outcomes(request.run_id, self.engine, items,
                                            started_at=described.get("startDate"),
@@ -283,6 +283,25 @@ def last_state_entered(history: list[dict[str, Any]]) -> str:
         if details:
             return str(details["name"])
     return ""
+
+
+def error_message(cause: str) -> str:
+    """The message of a Task's ``Cause``: Lambda's error JSON carries it as ``errorMessage``;
+    any other cause (a timeout, a States.* error) is already a sentence."""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(parsed, dict) and isinstance(parsed.get("errorMessage"), str):
+        return parsed["errorMessage"]
+    return cause
+
+
+def readable(item: ItemOutcome) -> ItemOutcome:
+    """An item whose error is the message, as the other engines report it, not the raw cause."""
+    if item.error is None:
+        return item
+    return item.model_copy(update={"error": error_message(item.error)})
 
 
 def with_attempts(item: ItemOutcome, history: list[dict[str, Any]]) -> ItemOutcome:
