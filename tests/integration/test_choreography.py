@@ -21,9 +21,9 @@ import boto3
 import pytest
 
 from baton.site import SampleSite
+from moderator import dal as moderator_storage
 from moderator import handler as moderator_handler
 from moderator import settings as moderator_settings
-from moderator import storage as moderator_storage
 from orchestrator.engine import Budget, Engine
 from pipeline import dynamodb, events
 from pipeline.choreography import ENGINE, adapt, start_choreography
@@ -38,20 +38,20 @@ from pipeline.models import (
     Validators,
 )
 from pipeline.runs import RunsTable, run_key
+from scraper import dal as scraper_storage
 from scraper import handler as scraper_handler
 from scraper import settings as scraper_settings
-from scraper import storage as scraper_storage
 from store import aws as store_aws
 from store import handler as store_handler
 from store import settings as store_settings
-from store.records import PageTable
+from store.dal import PageTable
 from tests.integration.conftest import table_properties
 from tracker import dlq as tracker_dlq
 from tracker import handler as tracker_handler
 from tracker import settings as tracker_settings
+from transformer import dal as transformer_storage
 from transformer import handler as transformer_handler
 from transformer import settings as transformer_settings
-from transformer import storage as transformer_storage
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 

@@ -5,7 +5,8 @@ import pytest
 from botocore.stub import Stubber
 from pydantic import ValidationError
 
-from moderator import backends, handler, settings, storage
+from moderator import backends, handler, settings
+from moderator import dal as storage
 from moderator.handler import lambda_handler
 from pipeline.errors import PermanentError
 from pipeline.models import ModerationResult, Verdict

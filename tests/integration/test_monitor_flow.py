@@ -19,17 +19,17 @@ import pytest
 
 from baton.watch import Watch
 from monitor import aws, handler
-from monitor.alerts import SnsAlerts
 from monitor.check import SUBJECT_MAX
+from monitor.dal import SnsAlerts
 from monitor.engines import OrchestratorRunner
 from monitor.logic import Monitor
-from monitor.models import CheckState, MonitorRun, MonitorRunStatus, Thresholds
 from monitor.settings import get_settings
-from monitor.state import MONITOR_STATE_TABLE_SCHEMA, MonitorTable
-from monitor.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
 from pipeline.dynamodb import dynamodb_client
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
+from pipeline.monitor_models import CheckState, MonitorRun, MonitorRunStatus, Thresholds
+from pipeline.monitor_state import MONITOR_STATE_TABLE_SCHEMA, MonitorTable
 from pipeline.runs import RUNS_TABLE_SCHEMA, RunsTable
+from pipeline.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
 from tests.monitor_fakes import EngineRunner, Page, SiteSteps
 
 SITE = "http://site.test/pages"

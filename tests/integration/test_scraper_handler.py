@@ -16,7 +16,8 @@ from baton.site import SampleSite
 from baton.site_pages import LATIN1_BODY
 from pipeline.errors import PermanentError, TransientError
 from pipeline.models import ScrapedPage, ScrapeRequest
-from scraper import handler, storage
+from scraper import dal as storage
+from scraper import handler
 from scraper.settings import get_settings
 
 Invoke = Callable[..., dict[str, Any]]

@@ -15,7 +15,7 @@ from pipeline.errors import PermanentError
 from pipeline.keys import page_text_key
 from pipeline.models import Change, StoredRecord
 from store import aws, handler
-from store.records import PageTable, partition_key
+from store.dal import PageTable, partition_key
 from store.settings import StoreSettings, get_settings
 
 Store = Callable[..., dict[str, Any]]

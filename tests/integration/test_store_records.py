@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.dynamodb import dynamodb_client
 from pipeline.models import Change, StoredRecord, Verdict
-from store.records import AlreadyStored, LatestMoved, PageTable
+from store.dal import AlreadyStored, LatestMoved, PageTable
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 import boto3
 import pytest
 
+from moderator import dal as moderator_storage
 from moderator import handler as moderator_handler
 from moderator import settings as moderator_settings
-from moderator import storage as moderator_storage
 from moderator.handler import lambda_handler as moderate
 from pipeline.models import ModerationResult, TransformedPage
+from transformer import dal as transformer_storage
 from transformer import settings as transformer_settings
-from transformer import storage as transformer_storage
 from transformer.handler import lambda_handler as transform
 
 PAGE = b"""<html><head><title>Local news</title></head><body><article>

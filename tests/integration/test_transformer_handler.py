@@ -7,7 +7,8 @@ from pydantic import ValidationError
 from pipeline.errors import PermanentError
 from pipeline.models import TransformedPage
 from pipeline.observability import logger
-from transformer import settings, storage
+from transformer import dal as storage
+from transformer import settings
 from transformer.handler import lambda_handler
 
 GARDEN = """<!doctype html><html lang="en"><head><meta charset="utf-8">

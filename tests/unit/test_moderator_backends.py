@@ -7,7 +7,7 @@ from botocore.stub import Stubber
 
 from moderator.backends import ComprehendBackend, ProfanitySvmBackend, comprehend_client
 from moderator.chunking import chunk_text
-from moderator.moderate import moderate
+from moderator.logic import moderate
 from pipeline.errors import PermanentError, TransientError
 from pipeline.models import TransformedPage, Verdict
 

@@ -12,7 +12,8 @@ import pytest
 
 from monitor.engines import EngineFailed
 from monitor.logic import Monitor, new_run_id
-from monitor.models import (
+from pipeline.models import RunRequest, RunSummary
+from pipeline.monitor_models import (
     Alert,
     Check,
     CheckState,
@@ -22,7 +23,6 @@ from monitor.models import (
     UrlState,
     WatchEntry,
 )
-from pipeline.models import RunRequest, RunSummary
 from tests.monitor_fakes import EngineRunner, Page, SiteSteps
 
 GARDEN, NEWS, RANT, SHOP = (f"http://site.test/pages/{name}"

@@ -8,14 +8,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from monitor.alerts import SnsAlerts
+from monitor.dal import SnsAlerts
 from monitor.engines import OrchestratorRunner, PipelineRunner, StepFunctionsRunner
 from monitor.logic import Monitor, Trigger
-from monitor.models import Invocation, Thresholds
 from monitor.settings import MonitorSettings, get_settings
-from monitor.state import MonitorTable
-from monitor.watchlist import WatchlistTable
+from pipeline.monitor_models import Invocation, Thresholds
+from pipeline.monitor_state import MonitorTable
 from pipeline.observability import logger, metrics, tracer
+from pipeline.watchlist import WatchlistTable
 
 
 @logger.inject_lambda_context

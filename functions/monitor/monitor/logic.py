@@ -1,7 +1,7 @@
 """The monitor's use case: one firing = read the watchlist, run the pipeline, check, alert, record.
 
 Pure: the watchlist, the state table, the engine and the alert topic are injected (the real ones
-are monitor.watchlist, monitor.state, monitor.engines and monitor.alerts), as are time and ids.
+are pipeline.watchlist, pipeline.monitor_state, monitor.engines and monitor.dal), as are time and ids.
 
 Guarantees:
 - **one run at a time**: a firing takes the state table's lease first; if an earlier run still
@@ -27,7 +27,8 @@ from typing import Literal, Protocol
 
 from monitor.check import alert_for, alert_subject, check
 from monitor.engines import Expired, PipelineRunner
-from monitor.models import (
+from pipeline.models import RunRequest, Validators
+from pipeline.monitor_models import (
     Alert,
     AlertSent,
     Check,
@@ -37,7 +38,6 @@ from monitor.models import (
     UrlState,
     WatchEntry,
 )
-from pipeline.models import RunRequest, Validators
 from pipeline.observability import logger
 
 Trigger = Literal["schedule", "direct"]

@@ -32,9 +32,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from monitor.models import Check, MonitorRun, UrlState
 from pipeline.dynamodb import Table, batch_write, from_item, pk_sk_schema, to_item
 from pipeline.keys import url_id
+from pipeline.monitor_models import Check, MonitorRun, UrlState
 
 MONITOR_STATE_TABLE_SCHEMA = pk_sk_schema()
 STATE = "STATE"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.aws import sns_client
-from monitor.models import Alert
+from pipeline.monitor_models import Alert
 
 
 class SnsAlerts:
