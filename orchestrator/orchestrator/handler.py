@@ -8,11 +8,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from orchestrator.alerts import SnsAlerts
-from orchestrator.aws import async_lambda_client
+from orchestrator.alerts import FlaggedPageAlerts
 from orchestrator.engine import Budget, Engine
 from orchestrator.invoker import LambdaInvoker
 from orchestrator.settings import OrchestratorSettings, get_settings
+from pipeline import aws
+from pipeline.alerts import SnsAlerts
 from pipeline.models import RunRequest
 from pipeline.observability import logger, metrics, tracer
 from pipeline.runs import RunsTable
@@ -43,13 +44,13 @@ def engine(settings: OrchestratorSettings) -> Engine:
     return Engine(
         invoke=LambdaInvoker(settings.function_names(), read_timeout=settings.invoke_read_timeout),
         runs=RunsTable(settings.runs_table_name),
-        alerts=SnsAlerts(settings.alert_topic_arn),
+        alerts=FlaggedPageAlerts(SnsAlerts(settings.alert_topic_arn)),
         max_continuations=settings.max_continuations,
     )
 
 
 def reinvoke(function_name: str, request: RunRequest) -> None:
     """Hand the rest of the run to a new invocation of this function (asynchronous)."""
-    async_lambda_client().invoke(
+    aws.client("lambda", aws.CONTINUATION).invoke(
         FunctionName=function_name, InvocationType="Event", Payload=request.model_dump_json()
     )

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
-from orchestrator import aws, handler
-from orchestrator.alerts import SnsAlerts
+from orchestrator import handler
+from orchestrator.alerts import FlaggedPageAlerts
 from orchestrator.engine import Budget, Engine
-from orchestrator.settings import get_settings
-from pipeline import dynamodb
+from pipeline import aws
+from pipeline.alerts import SnsAlerts
 from pipeline.dynamodb import from_item
 from pipeline.errors import PermanentError, TransientError
 from pipeline.models import RunRequest, RunStatus, Verdict
@@ -29,22 +28,13 @@ A, B, C = "http://a.test/", "http://b.test/", "http://c.test/"
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
-def clear_caches() -> None:
-    get_settings.cache_clear()
-    for client in (aws.lambda_client, aws.async_lambda_client, dynamodb.dynamodb_client,
-                   aws.sns_client):
-        client.cache_clear()
-
-
 @pytest.fixture
-def runs_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def runs_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh runs table with RUNS_TABLE_SCHEMA (template.yaml's, once it declares RunsTable)."""
-    clear_caches()
     name = f"baton-runs-{uuid.uuid4().hex[:12]}"
     boto3.client("dynamodb").create_table(TableName=name, **RUNS_TABLE_SCHEMA)
     monkeypatch.setenv("RUNS_TABLE_NAME", name)
-    yield name
-    clear_caches()
+    return name
 
 
 def received_alerts(queue_url: str) -> list[dict[str, Any]]:
@@ -63,7 +53,7 @@ def run_items(table: str, run_id: str) -> dict[str, dict[str, Any]]:
 
 
 def engine_with(steps: FakeSteps, runs_table: str, topic: str) -> Engine:
-    return Engine(invoke=steps, runs=RunsTable(runs_table), alerts=SnsAlerts(topic),
+    return Engine(invoke=steps, runs=RunsTable(runs_table), alerts=FlaggedPageAlerts(SnsAlerts(topic)),
                   sleep=lambda _: None, rng=random.Random(0))
 
 
@@ -163,7 +153,14 @@ def test_handler_runs_a_request_and_reinvokes_itself_when_short_of_time(
     steps = FakeSteps()
     monkeypatch.setattr(handler, "LambdaInvoker", lambda *args, **kwargs: steps)
     reinvoked: list[dict[str, Any]] = []
-    monkeypatch.setattr(handler, "async_lambda_client", lambda: _Recorder(reinvoked))
+    shared_client = aws.client
+
+    def client(service: str, profile: aws.Profile = aws.DEFAULT, **options: Any) -> Any:
+        if (service, profile) == ("lambda", aws.CONTINUATION):  # the continuation's own profile
+            return _Recorder(reinvoked)
+        return shared_client(service, profile, **options)
+
+    monkeypatch.setattr(aws, "client", client)
     lambda_context.get_remaining_time_in_millis = lambda: 10_000  # under the 60 s margin
 
     answer = handler.lambda_handler(

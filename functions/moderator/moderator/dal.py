@@ -1,41 +1,25 @@
-"""S3 access for the moderator: read the transformer's text. The client is lazy."""
+"""S3 access for the moderator: read the transformer's text."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import PermanentError, TransientError
-
-# S3 error codes retrying cannot fix; anything else (5xx, throttling, resets) may pass later.
-_PERMANENT = {"NoSuchKey", "NoSuchBucket", "404", "403", "AccessDenied", "InvalidObjectState"}
-
-
-@cache
-def s3_client() -> Any:
-    """The S3 client, created on first use so warm starts reuse it and moto can start first."""
-    return boto3.client("s3")
+from pipeline import aws
 
 
 class S3Texts:
-    """Extracted texts in one bucket."""
+    """Extracted texts in one bucket; its client is the shared lazy one."""
 
     def __init__(self, bucket: str, client: Any = None) -> None:
         self.bucket = bucket
-        self.client = client or s3_client()
+        self.client = client or aws.client("s3")
 
     def read_text(self, key: str) -> str:
         """The UTF-8 text stored under key; PermanentError if it does not exist."""
-        where = f"s3://{self.bucket}/{key}"
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            kind = PermanentError if code in _PERMANENT else TransientError
-            raise kind(f"{where}: {code or error}") from error
-        except BotoCoreError as error:
-            raise TransientError(f"{where}: {error}") from error
-        return body.decode("utf-8", errors="replace")
+        except (ClientError, BotoCoreError) as error:
+            raise aws.translate(error, f"reading s3://{self.bucket}/{key}") from error
+        return str(body.decode("utf-8", errors="replace"))

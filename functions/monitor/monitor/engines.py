@@ -17,8 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from monitor.aws import orchestrator_client, stepfunctions_client
-from pipeline.dynamodb import dynamodb_client
+from pipeline import aws
 from pipeline.models import ItemOutcome, RunRequest, RunStatus, RunSummary
 from pipeline.runs import RunsTable
 
@@ -65,7 +64,7 @@ class OrchestratorRunner:
 
     def run(self, request: RunRequest, *, expired: Expired) -> RunSummary:
         """The run's final summary."""
-        response = (self._lambda or orchestrator_client()).invoke(
+        response = (self._lambda or aws.client("lambda", aws.RUN_WAIT)).invoke(
             FunctionName=self.function_name,
             InvocationType="RequestResponse",
             Payload=request.model_dump_json().encode(),
@@ -79,7 +78,7 @@ class OrchestratorRunner:
                 detail = body.decode(errors="replace")
             raise EngineFailed(f"the orchestrator failed run {request.run_id}: {detail}")
         summary = RunSummary.model_validate_json(body)
-        runs = RunsTable(self.runs_table_name, self._dynamodb or dynamodb_client())
+        runs = RunsTable(self.runs_table_name, self._dynamodb)
         while summary.status is RunStatus.RUNNING or summary.ended_at is None:
             if expired():
                 raise RunIncomplete(f"run {request.run_id} is still running ({summary.pending} "
@@ -109,7 +108,7 @@ class StepFunctionsRunner:
 
     def run(self, request: RunRequest, *, expired: Expired) -> RunSummary:
         """The run's final summary, from the execution's output."""
-        sfn = self._client or stepfunctions_client()
+        sfn = self._client or aws.client("stepfunctions")
         execution_arn = sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=request.run_id,

@@ -8,10 +8,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from monitor.dal import SnsAlerts
+from monitor.dal import TransitionAlerts
 from monitor.engines import OrchestratorRunner, PipelineRunner, StepFunctionsRunner
 from monitor.logic import Monitor, Trigger
 from monitor.settings import MonitorSettings, get_settings
+from pipeline.alerts import SnsAlerts
 from pipeline.monitor_models import Invocation, Thresholds
 from pipeline.monitor_state import MonitorTable
 from pipeline.observability import logger, metrics, tracer
@@ -52,7 +53,7 @@ def monitor(settings: MonitorSettings, engine: str | None = None) -> Monitor:
         watchlist=WatchlistTable(settings.watchlist_table_name),
         table=MonitorTable(settings.state_table_name, retention_days=settings.retention_days),
         runner=runner(settings, engine or settings.engine),
-        alerts=SnsAlerts(settings.alert_topic_arn),
+        alerts=TransitionAlerts(SnsAlerts(settings.alert_topic_arn)),
         defaults=Thresholds(review=settings.review_threshold, block=settings.block_threshold),
         max_concurrency=settings.max_concurrency,
     )

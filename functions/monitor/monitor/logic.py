@@ -1,7 +1,8 @@
 """The monitor's use case: one firing = read the watchlist, run the pipeline, check, alert, record.
 
 Pure: the watchlist, the state table, the engine and the alert topic are injected (the real ones
-are pipeline.watchlist, pipeline.monitor_state, monitor.engines and monitor.dal), as are time and ids.
+are pipeline.watchlist, pipeline.monitor_state, monitor.engines and monitor.dal), as are time
+and ids.
 
 Guarantees:
 - **one run at a time**: a firing takes the state table's lease first; if an earlier run still

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Protocol
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import TransientError
+from pipeline import aws
 
 
 class RawStore(Protocol):
     """Keeps a raw page body under a key."""
 
     def put(self, key: str, body: bytes, content_type: str) -> None: ...
-
-
-@functools.cache
-def s3_client() -> Any:
-    """The S3 client, created on first use so warm starts reuse it and moto can start first."""
-    return boto3.client("s3")
 
 
 class S3RawStore:
@@ -31,15 +23,10 @@ class S3RawStore:
         self.client = client
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
-        """Write ``body`` to ``key``; S3 throttling and outages are retryable."""
-        client = self.client or s3_client()
+        """Write ``body`` to ``key``; failures are contract errors (pipeline.aws.translate)."""
         try:
-            client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
-        except ClientError as error:
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            code = error.response.get("Error", {}).get("Code", "")
-            if status >= 500 or code in ("SlowDown", "RequestTimeout", "Throttling"):
-                raise TransientError(f"S3 put of {key} failed: {code}") from error
-            raise
-        except BotoCoreError as error:  # endpoint unreachable, read timeout
-            raise TransientError(f"S3 put of {key} failed: {error}") from error
+            (self.client or aws.client("s3")).put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise aws.translate(error, f"writing s3://{self.bucket}/{key}") from error

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import boto3
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline import aws
 from pipeline.errors import TransientError
 from pipeline.models import (
     Contract,
@@ -131,12 +131,6 @@ def get_settings() -> ChoreographySettings:
     return ChoreographySettings()  # type: ignore[call-arg]  # fields come from the environment
 
 
-@functools.cache
-def events_client() -> Any:
-    """The EventBridge client, created on first use so warm starts reuse it and moto can start."""
-    return boto3.client("events")
-
-
 def entry(
     detail_type: str, metadata: EventMetadata, data: BaseModel, bus_name: str
 ) -> dict[str, Any]:
@@ -163,7 +157,7 @@ def put_entries(
     ones twice: harmless, since consumers are idempotent, but wasteful). Raises TransientError
     naming the error codes when some are still rejected after ``tries``.
     """
-    client = client or events_client()
+    client = client or aws.client("events")
     for start in range(0, len(entries), MAX_ENTRIES):
         batch = list(entries[start : start + MAX_ENTRIES])
         for attempt in range(1, tries + 1):

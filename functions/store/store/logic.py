@@ -9,8 +9,7 @@ from pipeline.errors import TransientError
 from pipeline.keys import page_text_key
 from pipeline.models import Change, ModerationResult, StoredRecord
 from pipeline.observability import logger
-from store.blobs import TextStore
-from store.dal import AlreadyStored, Latest, LatestMoved
+from store.dal import AlreadyStored, Latest, LatestMoved, TextStore
 
 MAX_ATTEMPTS = 5  # optimistic-lock retries when concurrent runs store the same URL
 

@@ -1,7 +1,7 @@
 """Lambda entry point of the transformer: ScrapedPage in, TransformedPage out.
 
 Not-modified pages (``raw_key`` null) are rejected with a ValueError: engines skip this step
-for them (see transformer.logic).
+for them (see transformer.transform).
 """
 
 from __future__ import annotations
