@@ -11,8 +11,8 @@ from baton import deploy
 from baton.errors import BatonError
 from baton.schedule import validate_schedule
 from baton.targets import client
-from monitor.models import MonitorRun
-from monitor.state import MonitorTable
+from pipeline.monitor_models import MonitorRun
+from pipeline.monitor_state import MonitorTable
 
 
 def set_schedule(target: str, stack: str, expression: str | None, engine: str | None) -> bool:

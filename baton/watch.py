@@ -22,9 +22,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from baton.errors import BatonError
-from monitor.models import LABEL_MAX, WatchEntry
-from monitor.watchlist import UnknownUrls, WatchlistTable
 from pipeline.models import url_problem
+from pipeline.monitor_models import LABEL_MAX, WatchEntry
+from pipeline.watchlist import UnknownUrls, WatchlistTable
 
 # Stack output naming the watchlist table (template.yaml's WatchlistTable).
 TABLE_OUTPUT = "WatchlistTableName"

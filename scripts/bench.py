@@ -168,8 +168,9 @@ def in_process_engine(instance: Running, outputs: dict[str, str], allowed_hosts:
         POWERTOOLS_METRICS_NAMESPACE="Bench")
     import importlib
 
-    from orchestrator.alerts import SnsAlerts
+    from orchestrator.alerts import FlaggedPageAlerts
     from orchestrator.engine import Engine
+    from pipeline.alerts import SnsAlerts
     from pipeline.runs import RunsTable
 
     handlers = {step: importlib.import_module(f"{step}.handler").lambda_handler
@@ -179,7 +180,7 @@ def in_process_engine(instance: Running, outputs: dict[str, str], allowed_hosts:
         return dict(handlers[step](payload, FakeLambdaContext(function_name="in-process")))
 
     return Engine(invoke=invoke, runs=RunsTable(outputs["RunsTableName"], client("dynamodb")),
-                  alerts=SnsAlerts(outputs["AlertTopicArn"]))
+                  alerts=FlaggedPageAlerts(SnsAlerts(outputs["AlertTopicArn"])))
 
 
 def bench_engines(instance: Running, n: int = 50, concurrency: int = 8) -> None:

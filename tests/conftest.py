@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,30 @@ def load_event():
         return json.loads((EVENTS / name).read_text())
 
     return load
+
+
+# The packages deployed as Lambda code: their module-level caches live as long as a container.
+FUNCTION_PACKAGES = ("pipeline", "orchestrator", "monitor", "scraper", "transformer", "moderator",
+                     "store", "tracker")
+
+
+def reset_containers() -> None:
+    """Forget what a warm container keeps: AWS clients, settings, handlers' configured objects.
+
+    Clients come from the one registry (pipeline.aws); the rest are the ``functools.cache``
+    functions of the function packages (``get_settings``, a handler's ``fetcher()`` ...).
+    """
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in FUNCTION_PACKAGES:
+            continue
+        for value in list(vars(module).values()):
+            if getattr(value, "__module__", None) == name and hasattr(value, "cache_clear"):
+                value.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _new_container() -> Iterator[None]:
+    """Every test starts as a cold container (and leaves none of its clients to the next)."""
+    reset_containers()
+    yield
+    reset_containers()

@@ -8,12 +8,10 @@ from typing import get_args
 
 from baton import targets
 from baton.commands.common import add_target_options, say
-from monitor.settings import EngineName
+from pipeline.monitor_models import MonitorEngine
 
 SUMMARY = "set, trigger or follow the scheduled monitor"
-# The engines the monitor can drive are the monitor's own setting (choreography reports no end
-# the monitor could wait for).
-MONITOR_ENGINES = get_args(EngineName)
+MONITOR_ENGINES = get_args(MonitorEngine)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

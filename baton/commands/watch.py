@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def check_entry(args: argparse.Namespace) -> None:
     """Refuse an entry the watchlist would refuse (label length, threshold order), before any
     network: the entry model holds the rules."""
-    from monitor.models import WatchEntry
+    from pipeline.monitor_models import WatchEntry
 
     try:
         WatchEntry(url=args.url, label=args.label, review_threshold=args.review,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from orchestrator.aws import sns_client
+from pipeline.alerts import SnsAlerts
 from pipeline.models import StoredRecord
 
 # The state machine formats the same subject with States.Format (a test checks they match). No
@@ -23,16 +22,12 @@ def alert_body(record: StoredRecord) -> str:
     return json.dumps(record.model_dump(mode="json"))
 
 
-class SnsAlerts:
-    """Publishes flagged pages to one SNS topic."""
+class FlaggedPageAlerts:
+    """The engine's Alerts on the alert topic: one message per flagged record."""
 
-    def __init__(self, topic_arn: str, client: Any = None) -> None:
-        self.topic_arn = topic_arn
-        self._client = client
+    def __init__(self, topic: SnsAlerts) -> None:
+        self.topic = topic
 
     def flagged(self, record: StoredRecord) -> None:
         """Publish one alert about ``record``."""
-        client = self._client or sns_client()
-        client.publish(
-            TopicArn=self.topic_arn, Subject=alert_subject(record), Message=alert_body(record)
-        )
+        self.topic.publish(alert_subject(record), alert_body(record))

@@ -5,15 +5,15 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from orchestrator.alerts import SnsAlerts
-from orchestrator.aws import async_lambda_client
+from orchestrator.alerts import FlaggedPageAlerts
 from orchestrator.engine import Budget, Engine
 from orchestrator.invoker import LambdaInvoker
 from orchestrator.settings import OrchestratorSettings, get_settings
+from pipeline import aws
+from pipeline.alerts import SnsAlerts
 from pipeline.handoff import RequestStore
 from pipeline.models import RunRequest
 from pipeline.observability import logger, metrics, tracer
@@ -26,7 +26,7 @@ from pipeline.runs import RunsTable
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run (or continue) one run; re-invokes itself asynchronously when time runs short."""
     settings = get_settings()
-    requests = RequestStore(settings.bucket_name, s3_client())
+    requests = RequestStore(settings.bucket_name, aws.client("s3"))
     request = requests.request(event)  # the request, or a pointer to it in S3 when large
     summary = engine(settings).run(
         request,
@@ -46,19 +46,13 @@ def engine(settings: OrchestratorSettings) -> Engine:
     return Engine(
         invoke=LambdaInvoker(settings.function_names(), read_timeout=settings.invoke_read_timeout),
         runs=RunsTable(settings.runs_table_name),
-        alerts=SnsAlerts(settings.alert_topic_arn),
+        alerts=FlaggedPageAlerts(SnsAlerts(settings.alert_topic_arn)),
         max_continuations=settings.max_continuations,
     )
 
 
 def reinvoke(function_name: str, requests: RequestStore, request: RunRequest) -> None:
     """Hand the rest of the run to a new invocation of this function (asynchronous)."""
-    async_lambda_client().invoke(
+    aws.client("lambda", aws.CONTINUATION).invoke(
         FunctionName=function_name, InvocationType="Event", Payload=requests.payload(request)
     )
-
-
-@functools.cache
-def s3_client() -> Any:
-    """The S3 client of large run requests."""
-    return boto3.client("s3")

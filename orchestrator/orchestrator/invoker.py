@@ -13,8 +13,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestrator.aws import lambda_client
 from orchestrator.engine import StepError
+from pipeline import aws
 from pipeline.errors import PermanentError, TransientError
 
 CONTRACT_ERRORS: dict[str, type[Exception]] = {
@@ -35,7 +35,7 @@ class LambdaInvoker:
 
     def __call__(self, step: str, payload: dict[str, Any]) -> dict[str, Any]:
         """The step's JSON answer; raises the step's error when it failed."""
-        client = self._client or lambda_client(self.read_timeout)
+        client = self._client or aws.client("lambda", aws.STEP_INVOKE.with_read_timeout(self.read_timeout))
         try:
             response = client.invoke(
                 FunctionName=self.function_names[step],

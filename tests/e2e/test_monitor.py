@@ -14,7 +14,7 @@ import pytest
 
 from baton import deploy, monitoring
 from baton.watch import Watch, watchlist_table
-from monitor.models import CheckState, MonitorRun
+from pipeline.monitor_models import CheckState, MonitorRun
 
 STACK = "baton-monitor"
 PAGES = {"garden": "Garden", "recette": "Recette", "news": "News", "library": "Library",

@@ -13,7 +13,7 @@ import json
 import random
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +22,7 @@ import pytest
 
 from baton.site import SampleSite
 from moderator import handler as moderator_handler
-from moderator import settings as moderator_settings
-from moderator import storage as moderator_storage
 from orchestrator.engine import Budget, Engine
-from pipeline import dynamodb, events
 from pipeline.choreography import ENGINE, adapt, start_choreography
 from pipeline.dynamodb import from_item
 from pipeline.events import PAGE_REQUESTED, EventMetadata, entry, put_entries, rule_patterns
@@ -39,30 +36,14 @@ from pipeline.models import (
 )
 from pipeline.runs import RunsTable, run_key
 from scraper import handler as scraper_handler
-from scraper import settings as scraper_settings
-from scraper import storage as scraper_storage
-from store import aws as store_aws
 from store import handler as store_handler
-from store import settings as store_settings
-from store.records import PageTable
+from store.dal import PageTable
 from tests.integration.conftest import table_properties
 from tracker import dlq as tracker_dlq
 from tracker import handler as tracker_handler
-from tracker import settings as tracker_settings
 from transformer import handler as transformer_handler
-from transformer import settings as transformer_settings
-from transformer import storage as transformer_storage
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
-
-CACHES: list[Any] = [
-    scraper_settings.get_settings, scraper_handler.fetcher, scraper_storage.s3_client,
-    transformer_settings.get_settings, transformer_storage.s3_client,
-    moderator_settings.get_settings, moderator_storage.s3_client, moderator_handler.backend,
-    store_settings.get_settings, store_aws.s3_client,
-    events.get_settings, events.events_client,
-    tracker_settings.get_settings, tracker_handler.tracker, dynamodb.dynamodb_client,
-]
 
 STEPS: dict[str, Callable[..., dict[str, Any]]] = {
     "scraper": scraper_handler.lambda_handler,
@@ -160,10 +141,8 @@ def runs_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
 def bus(
     bucket: str, records_table: str, runs_table: str, site_url: str, lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Bus]:
+) -> Bus:
     """Everything the choreography needs, in moto, with rules from pipeline.events."""
-    for cache in CACHES:
-        cache.cache_clear()
     suffix = uuid.uuid4().hex[:8]
     name = f"baton-bus-{suffix}"
     eventbridge, sqs = boto3.client("events"), boto3.client("sqs")
@@ -180,9 +159,7 @@ def bus(
         queues[target] = queue
     dead_letters = sqs.create_queue(QueueName=f"dead-letters-{suffix}")["QueueUrl"]
     monkeypatch.setenv("EVENT_BUS_NAME", name)
-    yield Bus(name, queues, dead_letters, lambda_context)
-    for cache in CACHES:
-        cache.cache_clear()
+    return Bus(name, queues, dead_letters, lambda_context)
 
 
 def choreograph(bus: Bus, runs_table: str, urls: list[str], **fields: Any) -> RunSummary:

@@ -5,8 +5,8 @@ import pytest
 from botocore.stub import Stubber
 from pydantic import ValidationError
 
-from moderator import backends, handler, settings, storage
 from moderator.handler import lambda_handler
+from pipeline import aws
 from pipeline.errors import PermanentError
 from pipeline.models import ModerationResult, Verdict
 
@@ -19,16 +19,9 @@ ABUSIVE_TEXT = GARDEN_TEXT + "\nYou are a pathetic, worthless idiot and your gar
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches(monkeypatch):
-    # Settings, clients and the backend are cached per container; each test is a new container.
+def _default_settings(monkeypatch):
     for name in ("MODERATION_BACKEND", "REVIEW_THRESHOLD", "BLOCK_THRESHOLD", "COMPREHEND_REGION"):
         monkeypatch.delenv(name, raising=False)
-    caches = (settings.get_settings, storage.s3_client, handler.backend, backends.comprehend_client)
-    for cached in caches:
-        cached.cache_clear()
-    yield
-    for cached in caches:
-        cached.cache_clear()
 
 
 @pytest.fixture
@@ -88,7 +81,7 @@ def test_comprehend_backend_is_selected_by_setting(bucket, event, lambda_context
     monkeypatch.setenv("MODERATION_BACKEND", "comprehend")
     put_text(bucket, event["text_key"], GARDEN_TEXT)
     # moto does not implement DetectToxicContent: stub the very client the backend will use.
-    with Stubber(backends.comprehend_client(None)) as stubber:
+    with Stubber(aws.client("comprehend")) as stubber:
         stubber.add_response(
             "detect_toxic_content",
             {"ResultList": [{"Toxicity": 0.62, "Labels": [{"Name": "INSULT", "Score": 0.62}]}]},

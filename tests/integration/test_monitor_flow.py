@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,17 @@ import boto3
 import pytest
 
 from baton.watch import Watch
-from monitor import aws, handler
-from monitor.alerts import SnsAlerts
+from monitor import handler
 from monitor.check import SUBJECT_MAX
+from monitor.dal import TransitionAlerts
 from monitor.logic import Monitor
-from monitor.models import CheckState, MonitorRun, MonitorRunStatus, Thresholds
-from monitor.settings import get_settings
-from monitor.state import MONITOR_STATE_TABLE_SCHEMA, MonitorTable
-from monitor.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
-from pipeline.dynamodb import dynamodb_client
+from pipeline.alerts import SnsAlerts
 from pipeline.engine_client import Deployment, OrchestratorClient, Runner
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
+from pipeline.monitor_models import CheckState, MonitorRun, MonitorRunStatus, Thresholds
+from pipeline.monitor_state import MONITOR_STATE_TABLE_SCHEMA, MonitorTable
 from pipeline.runs import RUNS_TABLE_SCHEMA, RunsTable
+from pipeline.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
 from tests.monitor_fakes import EngineRunner, Page, SiteSteps
 
 SITE = "http://site.test/pages"
@@ -46,16 +44,9 @@ WATCHLIST = f"""# the monitor's pages
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
-def clear_caches() -> None:
-    get_settings.cache_clear()
-    for client in (dynamodb_client, aws.sns_client, handler.aws_client):
-        client.cache_clear()
-
-
 @pytest.fixture
-def tables(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def tables(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Fresh watchlist and monitor state tables, exported as the monitor's variables."""
-    clear_caches()
     dynamodb = boto3.client("dynamodb")
     names = {"watchlist": f"baton-watch-{uuid.uuid4().hex[:8]}",
              "state": f"baton-monitor-{uuid.uuid4().hex[:8]}"}
@@ -63,8 +54,7 @@ def tables(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str
     dynamodb.create_table(TableName=names["state"], **MONITOR_STATE_TABLE_SCHEMA)
     monkeypatch.setenv("WATCHLIST_TABLE_NAME", names["watchlist"])
     monkeypatch.setenv("MONITOR_STATE_TABLE_NAME", names["state"])
-    yield names
-    clear_caches()
+    return names
 
 
 def drain(queue_url: str) -> list[dict[str, Any]]:
@@ -104,7 +94,7 @@ def monitor(tables: dict[str, str], alert_queue: dict[str, str], steps: SiteStep
     path.write_text(WATCHLIST)
     Watch(watchlist).import_file(path)
     return Monitor(watchlist=watchlist, table=MonitorTable(tables["state"]),
-                   runner=EngineRunner(steps), alerts=SnsAlerts(alert_queue["topic"]),
+                   runner=EngineRunner(steps), alerts=TransitionAlerts(SnsAlerts(alert_queue["topic"])),
                    defaults=Thresholds(review=0.5, block=0.8))
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from baton.errors import BatonError
 from baton.watch import Watch, entries_table
-from monitor.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
+from pipeline.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
 
 SAMPLE = Path(__file__).parents[2] / "examples" / "sample-watchlist.txt"
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 
-from orchestrator import aws, handler
-from orchestrator.alerts import SnsAlerts
+from orchestrator import handler
+from orchestrator.alerts import FlaggedPageAlerts
 from orchestrator.engine import Budget, Engine
-from orchestrator.settings import get_settings
-from pipeline import dynamodb
+from pipeline import aws
+from pipeline.alerts import SnsAlerts
 from pipeline.dynamodb import from_item
 from pipeline.errors import PermanentError, TransientError
 from pipeline.handoff import RequestStore
@@ -33,22 +32,13 @@ LARGE_URLS = [f"http://site.example/articles/{n:05d}" for n in range(10_000)]
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
-def clear_caches() -> None:
-    get_settings.cache_clear()
-    for client in (aws.lambda_client, aws.async_lambda_client, dynamodb.dynamodb_client,
-                   aws.sns_client):
-        client.cache_clear()
-
-
 @pytest.fixture
-def runs_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def runs_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh runs table with RUNS_TABLE_SCHEMA (template.yaml's, once it declares RunsTable)."""
-    clear_caches()
     name = f"baton-runs-{uuid.uuid4().hex[:12]}"
     boto3.client("dynamodb").create_table(TableName=name, **RUNS_TABLE_SCHEMA)
     monkeypatch.setenv("RUNS_TABLE_NAME", name)
-    yield name
-    clear_caches()
+    return name
 
 
 def received_alerts(queue_url: str) -> list[dict[str, Any]]:
@@ -67,7 +57,7 @@ def run_items(table: str, run_id: str) -> dict[str, dict[str, Any]]:
 
 
 def engine_with(steps: FakeSteps, runs_table: str, topic: str) -> Engine:
-    return Engine(invoke=steps, runs=RunsTable(runs_table), alerts=SnsAlerts(topic),
+    return Engine(invoke=steps, runs=RunsTable(runs_table), alerts=FlaggedPageAlerts(SnsAlerts(topic)),
                   sleep=lambda _: None, rng=random.Random(0))
 
 
@@ -166,8 +156,7 @@ def test_handler_runs_a_request_and_reinvokes_itself_when_short_of_time(
         monkeypatch.setenv(step.env_var, f"baton-{step.name}")
     steps = FakeSteps()
     monkeypatch.setattr(handler, "LambdaInvoker", lambda *args, **kwargs: steps)
-    reinvoked: list[dict[str, Any]] = []
-    monkeypatch.setattr(handler, "async_lambda_client", lambda: _Recorder(reinvoked))
+    reinvoked = recorded_continuations(monkeypatch)
     lambda_context.get_remaining_time_in_millis = lambda: 10_000  # under the 60 s margin
 
     answer = handler.lambda_handler(
@@ -190,10 +179,8 @@ def test_a_run_too_large_for_a_payload_travels_and_continues_through_s3(
     bucket = f"baton-data-{uuid.uuid4().hex[:8]}"
     boto3.client("s3").create_bucket(Bucket=bucket)
     monkeypatch.setenv("BUCKET_NAME", bucket)
-    handler.s3_client.cache_clear()
     monkeypatch.setattr(handler, "LambdaInvoker", lambda *args, **kwargs: FakeSteps())
-    reinvoked: list[dict[str, Any]] = []
-    monkeypatch.setattr(handler, "async_lambda_client", lambda: _Recorder(reinvoked))
+    reinvoked = recorded_continuations(monkeypatch)
     lambda_context.get_remaining_time_in_millis = lambda: 10_000  # one item, then continue
     # 10,000 URLs (a run's most): about 390 KB as JSON, over the smallest payload limit.
     large = RunRequest(run_id="run-large", urls=LARGE_URLS, max_concurrency=1)
@@ -216,6 +203,20 @@ def test_a_small_run_travels_inline_and_a_large_one_needs_a_bucket() -> None:
     large = RunRequest(run_id="run-large", urls=LARGE_URLS)
     with pytest.raises(ValueError, match="over the 204800-byte payload limit"):
         RequestStore(None, client=None).payload(large)
+
+
+def recorded_continuations(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The orchestrator's re-invocations of itself, recorded instead of sent."""
+    reinvoked: list[dict[str, Any]] = []
+    shared_client = aws.client
+
+    def client(service: str, profile: aws.Profile = aws.DEFAULT, **options: Any) -> Any:
+        if (service, profile) == ("lambda", aws.CONTINUATION):  # the continuation's own profile
+            return _Recorder(reinvoked)
+        return shared_client(service, profile, **options)
+
+    monkeypatch.setattr(aws, "client", client)
+    return reinvoked
 
 
 class _Recorder:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.request import Request, urlopen
 
@@ -16,8 +16,7 @@ from baton.site import SampleSite
 from baton.site_pages import LATIN1_BODY
 from pipeline.errors import PermanentError, TransientError
 from pipeline.models import ScrapedPage, ScrapeRequest
-from scraper import handler, storage
-from scraper.settings import get_settings
+from scraper import handler
 
 Invoke = Callable[..., dict[str, Any]]
 
@@ -25,21 +24,13 @@ Invoke = Callable[..., dict[str, Any]]
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
-def clear_caches() -> None:
-    get_settings.cache_clear()
-    handler.fetcher.cache_clear()
-    storage.s3_client.cache_clear()
-
-
 @pytest.fixture
-def site_url(sample_site: SampleSite, bucket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def site_url(sample_site: SampleSite, bucket: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The sample site's base URL, allowlisted for the scraper, with S3 ready."""
     host, port = sample_site.server_address[:2]
     monkeypatch.setenv("SCRAPER_ALLOWED_HOSTS", f"{host!s}:{port}")
     monkeypatch.setenv("SCRAPER_READ_TIMEOUT", "5")
-    clear_caches()
-    yield sample_site.base_url
-    clear_caches()
+    return sample_site.base_url
 
 
 @pytest.fixture
@@ -148,7 +139,6 @@ def test_a_page_slower_than_the_read_timeout_fails_transiently(
     site_url: str, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SCRAPER_READ_TIMEOUT", "0.3")
-    clear_caches()
 
     with pytest.raises(TransientError, match="timed out"):
         invoke(site_url + "/faults/slow?delay=1.5")
@@ -177,7 +167,6 @@ def test_a_closed_port_fails_transiently(
         bound.bind(("127.0.0.1", 0))
         closed_port = bound.getsockname()[1]
         monkeypatch.setenv("SCRAPER_ALLOWED_HOSTS", "127.0.0.1")
-        clear_caches()
 
         with pytest.raises(TransientError, match="connection failed"):
             invoke(f"http://127.0.0.1:{closed_port}/")
@@ -187,7 +176,6 @@ def test_the_site_is_refused_when_not_allowlisted(
     site_url: str, sample_site: SampleSite, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SCRAPER_ALLOWED_HOSTS")
-    clear_caches()
     key = uuid.uuid4().hex
 
     with pytest.raises(PermanentError, match=r"blocked address.*loopback"):

@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 from pydantic import ValidationError
 
-from pipeline.dynamodb import dynamodb_client
 from pipeline.errors import PermanentError
 from pipeline.keys import page_text_key
 from pipeline.models import Change, StoredRecord
-from store import aws, handler
-from store.records import PageTable, partition_key
-from store.settings import StoreSettings, get_settings
+from store import handler
+from store.dal import PageTable, partition_key
+from store.settings import StoreSettings
 
 Store = Callable[..., dict[str, Any]]
 
 # Failing invocations publish no metric; Powertools warns about that, which is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
-
-
-def clear_caches() -> None:
-    get_settings.cache_clear()
-    aws.s3_client.cache_clear()
-    dynamodb_client.cache_clear()
 
 
 @pytest.fixture
@@ -37,11 +30,8 @@ def url() -> str:
 
 
 @pytest.fixture
-def ready(bucket: str, records_table: str) -> Iterator[None]:
+def ready(bucket: str, records_table: str) -> None:
     """S3 bucket and records table exist and the store's settings point at them."""
-    clear_caches()
-    yield
-    clear_caches()
 
 
 @pytest.fixture

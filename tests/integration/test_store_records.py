@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import boto3
 import pytest
 
-from pipeline.dynamodb import dynamodb_client
 from pipeline.models import Change, StoredRecord, Verdict
-from store.records import AlreadyStored, LatestMoved, PageTable
+from store.dal import AlreadyStored, LatestMoved, PageTable
 
 
 @pytest.fixture
-def table(records_table: str) -> Iterator[PageTable]:
-    dynamodb_client.cache_clear()
-    yield PageTable(records_table)
-    dynamodb_client.cache_clear()
+def table(records_table: str) -> PageTable:
+    return PageTable(records_table)
 
 
 def record(run_id: str, url: str, content_hash: str = "h1") -> StoredRecord:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 
-from pipeline import dynamodb, runs
+from pipeline import runs
 from pipeline.choreography import ATTEMPTS_PER_INVOCATION, ENGINE
 from pipeline.dynamodb import from_item
 from pipeline.events import PAGE_FAILED, PAGE_NOT_MODIFIED, PAGE_REQUESTED, PAGE_STORED
@@ -31,26 +30,17 @@ from pipeline.runs import RunsTable, run_key
 from tests.choreography_fakes import REQUESTED_AT, event, metadata
 from tests.integration.conftest import table_properties
 from tracker import dlq, handler
-from tracker.settings import get_settings
 
 A, B, C = "http://a.test/", "http://b.test/", "http://c.test/"
 
 
-def clear_caches() -> None:
-    get_settings.cache_clear()
-    handler.tracker.cache_clear()
-    dynamodb.dynamodb_client.cache_clear()
-
-
 @pytest.fixture
-def runs_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def runs_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh runs table with template.yaml's RunsTable key schema, as RUNS_TABLE_NAME."""
-    clear_caches()
     name = f"baton-runs-{uuid.uuid4().hex[:12]}"
     boto3.client("dynamodb").create_table(TableName=name, **table_properties("RunsTable"))
     monkeypatch.setenv("RUNS_TABLE_NAME", name)
-    yield name
-    clear_caches()
+    return name
 
 
 @pytest.fixture

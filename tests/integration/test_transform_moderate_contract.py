@@ -3,13 +3,8 @@
 import boto3
 import pytest
 
-from moderator import handler as moderator_handler
-from moderator import settings as moderator_settings
-from moderator import storage as moderator_storage
 from moderator.handler import lambda_handler as moderate
 from pipeline.models import ModerationResult, TransformedPage
-from transformer import settings as transformer_settings
-from transformer import storage as transformer_storage
 from transformer.handler import lambda_handler as transform
 
 PAGE = b"""<html><head><title>Local news</title></head><body><article>
@@ -19,22 +14,6 @@ wing, longer opening hours and a cafe on the ground floor. Visitors queued from 
 <p>See the <a href="/events">events calendar</a> and the
 <a href="https://other.example/">partner site</a>.</p>
 </article></body></html>"""
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    caches = (
-        transformer_settings.get_settings,
-        transformer_storage.s3_client,
-        moderator_settings.get_settings,
-        moderator_storage.s3_client,
-        moderator_handler.backend,
-    )
-    for cached in caches:
-        cached.cache_clear()
-    yield
-    for cached in caches:
-        cached.cache_clear()
 
 
 @pytest.fixture

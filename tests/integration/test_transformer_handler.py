@@ -7,7 +7,6 @@ from pydantic import ValidationError
 from pipeline.errors import PermanentError
 from pipeline.models import TransformedPage
 from pipeline.observability import logger
-from transformer import settings, storage
 from transformer.handler import lambda_handler
 
 GARDEN = """<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -19,16 +18,6 @@ The cool spring slowed everything down, but the plants that survived the frost d
 <p>We moved the herb bed closer to the kitchen door, and the basil has never been happier.
 Next year we will try <a href="/pages/library">the library's seed swap</a>.</p>
 </article></body></html>"""
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    # Settings and clients are cached per container; each test is a new container.
-    settings.get_settings.cache_clear()
-    storage.s3_client.cache_clear()
-    yield
-    settings.get_settings.cache_clear()
-    storage.s3_client.cache_clear()
 
 
 @pytest.fixture

@@ -100,14 +100,10 @@ def test_put_entries_raises_transient_error_when_entries_stay_rejected():
 
 def test_publish_uses_the_bus_named_by_the_environment(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("EVENT_BUS_NAME", "the-bus")
-    events.get_settings.cache_clear()
     client = FakeEventsClient()
     data = ScrapeRequest(run_id="run-1", url="http://a.test/")  # type: ignore[arg-type]
 
-    try:
-        events.publish(PAGE_REQUESTED, metadata(), data, client)
-    finally:
-        events.get_settings.cache_clear()
+    events.publish(PAGE_REQUESTED, metadata(), data, client)
 
     assert client.calls[0][0]["EventBusName"] == "the-bus"
 

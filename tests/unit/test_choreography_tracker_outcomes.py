@@ -18,7 +18,7 @@ from pipeline.events import (
 )
 from pipeline.models import Change, ItemOutcome, ScrapeRequest, StoredRecord, Verdict
 from tests.choreography_fakes import REQUESTED_AT, event, metadata
-from tracker.outcomes import dead_letter_outcome, terminal_outcome
+from tracker.logic import dead_letter_outcome, terminal_outcome
 
 AT = REQUESTED_AT + timedelta(seconds=5)
 RECORD = StoredRecord(

@@ -12,7 +12,7 @@ import baton.deploy
 import baton.targets
 from baton.cli import main
 from baton.errors import BatonError
-from monitor.models import LABEL_MAX
+from pipeline.monitor_models import LABEL_MAX
 
 GOOD = "http://127.0.0.1:8765/pages/garden"
 LONG_LABEL = "x" * (LABEL_MAX + 1)

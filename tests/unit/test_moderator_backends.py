@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 import pytest
 from botocore.stub import Stubber
 
-from moderator.backends import ComprehendBackend, ProfanitySvmBackend, comprehend_client
+from moderator.backends import ComprehendBackend, ProfanitySvmBackend
 from moderator.chunking import chunk_text
-from moderator.moderate import moderate
+from moderator.logic import moderate
+from pipeline import aws
 from pipeline.errors import PermanentError, TransientError
 from pipeline.models import TransformedPage, Verdict
 
@@ -103,7 +104,7 @@ def comprehend_result(toxicity: float) -> dict:
 
 @pytest.fixture
 def stubbed():
-    client = comprehend_client.__wrapped__("us-east-1")
+    client = aws.client("comprehend", region="us-east-1")
     with Stubber(client) as stubber:
         yield ComprehendBackend(client=client), stubber
     stubber.assert_no_pending_responses()

@@ -16,8 +16,8 @@ from monitor.check import (
     classify,
     effective_verdict,
 )
-from monitor.models import Availability, Check, CheckState, Thresholds, UrlState, WatchEntry
 from pipeline.models import ItemOutcome, StoredRecord, Verdict
+from pipeline.monitor_models import Availability, Check, CheckState, Thresholds, UrlState, WatchEntry
 
 URL = "http://site.test/pages/garden"
 RUN = "monitor-1"

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from monitor.logic import Monitor, new_run_id
-from monitor.models import (
+from pipeline.engine_client import EngineFailed
+from pipeline.models import RunRequest, RunSummary
+from pipeline.monitor_models import (
     Alert,
     Check,
     CheckState,
@@ -21,8 +23,6 @@ from monitor.models import (
     UrlState,
     WatchEntry,
 )
-from pipeline.engine_client import EngineFailed
-from pipeline.models import RunRequest, RunSummary
 from tests.monitor_fakes import EngineRunner, Page, SiteSteps
 
 GARDEN, NEWS, RANT, SHOP = (f"http://site.test/pages/{name}"

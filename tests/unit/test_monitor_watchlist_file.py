@@ -11,8 +11,8 @@ import pytest
 from baton.errors import BatonError
 from baton.run import read_watchlist
 from baton.watch import Watch, WatchLine, parse_watchlist, read_watchlist_file
-from monitor.models import WatchEntry
-from monitor.watchlist import UnknownUrls
+from pipeline.monitor_models import WatchEntry
+from pipeline.watchlist import UnknownUrls
 
 SAMPLE = Path(__file__).parents[2] / "examples" / "sample-watchlist.txt"
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

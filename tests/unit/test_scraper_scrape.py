@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pipeline.keys import raw_key, url_id
 from pipeline.models import ScrapeRequest
 from scraper.fetch import Fetcher, FetchPolicy, Hop
-from scraper.scrape import scrape
+from scraper.logic import scrape
 from scraper.settings import ScraperSettings
 from tests.unit.test_scraper_fetch import FakeResponse
 

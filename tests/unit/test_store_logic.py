@@ -12,8 +12,8 @@ import pytest
 from pipeline.errors import TransientError
 from pipeline.keys import page_text_key
 from pipeline.models import Change, ModerationResult, StoredRecord, TransformedPage, Verdict
+from store.dal import AlreadyStored, Latest, LatestMoved, timestamp
 from store.logic import classify_change, store_result
-from store.records import AlreadyStored, Latest, LatestMoved, timestamp
 
 URL = "http://example.com/page"
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

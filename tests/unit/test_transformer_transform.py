@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.models import ScrapedPage
 from transformer.extract import content_hash
-from transformer.transform import transform
+from transformer.logic import transform
 
 
 class Pages:

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, Protocol
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from moderator.profanity_model import ProfanityModel
 from moderator.scoring import ChunkScore
-from pipeline.errors import PermanentError, TransientError
+from pipeline import aws
+from pipeline.errors import TransientError
 
 
 class ToxicityBackend(Protocol):
@@ -57,22 +57,6 @@ class ProfanitySvmBackend:
         return scores
 
 
-@cache
-def comprehend_client(region: str | None = None) -> Any:
-    """The Comprehend client, created on first use so warm starts reuse it."""
-    return boto3.client("comprehend", region_name=region)
-
-
-# Errors a retry cannot fix; throttling, 5xx and connection errors may pass later.
-_COMPREHEND_PERMANENT = {
-    "InvalidRequestException",
-    "TextSizeLimitExceededException",
-    "UnsupportedLanguageException",
-    "AccessDeniedException",
-    "ValidationException",
-}
-
-
 class ComprehendBackend:
     """Amazon Comprehend DetectToxicContent: a managed model with seven labels."""
 
@@ -82,7 +66,7 @@ class ComprehendBackend:
     language = "en"  # the only language DetectToxicContent supports
 
     def __init__(self, client: Any = None, region: str | None = None) -> None:
-        self.client = client or comprehend_client(region)
+        self.client = client or aws.client("comprehend", region=region)
 
     def score(self, chunks: Sequence[str]) -> list[ChunkScore]:
         """Toxicity and label scores of each chunk, batched 10 segments per call."""
@@ -106,12 +90,8 @@ class ComprehendBackend:
             response = self.client.detect_toxic_content(
                 TextSegments=[{"Text": text} for text in batch], LanguageCode=self.language
             )
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            kind = PermanentError if code in _COMPREHEND_PERMANENT else TransientError
-            raise kind(f"comprehend DetectToxicContent: {code or error}") from error
-        except BotoCoreError as error:
-            raise TransientError(f"comprehend DetectToxicContent: {error}") from error
+        except (ClientError, BotoCoreError) as error:
+            raise aws.translate(error, "comprehend DetectToxicContent") from error
         return list(response["ResultList"])
 
 

@@ -9,9 +9,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from moderator.backends import ToxicityBackend, make_backend
-from moderator.moderate import moderate
+from moderator.dal import S3Texts
+from moderator.logic import moderate
 from moderator.settings import get_settings
-from moderator.storage import S3Texts
 from pipeline.models import TransformedPage
 from pipeline.observability import logger, metrics, tracer
 

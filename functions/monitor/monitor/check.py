@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from monitor.models import (
+from pipeline.models import FLAGGED, ItemOutcome, Verdict
+from pipeline.monitor_models import (
     Alert,
     Availability,
     Check,
@@ -33,7 +34,6 @@ from monitor.models import (
     WatchEntry,
     display_name,
 )
-from pipeline.models import FLAGGED, ItemOutcome, Verdict
 
 SUBJECT_MAX = 99  # SNS: "less than 100 characters"
 ALERTING = frozenset({CheckState.CHANGED, CheckState.FLAGGED, CheckState.DOWN, CheckState.RECOVERED})

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from monitor.alerts import SnsAlerts
+from monitor.dal import TransitionAlerts
 from monitor.logic import Monitor, PipelineRunner, Trigger
-from monitor.models import Invocation, Thresholds
 from monitor.settings import MonitorSettings, get_settings
-from monitor.state import MonitorTable
-from monitor.watchlist import WatchlistTable
+from pipeline import aws
+from pipeline.alerts import SnsAlerts
 from pipeline.engine_client import Runner, engine_client
+from pipeline.monitor_models import Invocation, Thresholds
+from pipeline.monitor_state import MonitorTable
 from pipeline.observability import logger, metrics, tracer
+from pipeline.watchlist import WatchlistTable
 
 
 @logger.inject_lambda_context
@@ -54,7 +54,7 @@ def monitor(settings: MonitorSettings, engine: str | None = None) -> Monitor:
         watchlist=WatchlistTable(settings.watchlist_table_name),
         table=MonitorTable(settings.state_table_name, retention_days=settings.retention_days),
         runner=runner(settings, engine or settings.engine),
-        alerts=SnsAlerts(settings.alert_topic_arn),
+        alerts=TransitionAlerts(SnsAlerts(settings.alert_topic_arn)),
         defaults=Thresholds(review=settings.review_threshold, block=settings.block_threshold),
         max_concurrency=settings.max_concurrency,
     )
@@ -63,9 +63,5 @@ def monitor(settings: MonitorSettings, engine: str | None = None) -> Monitor:
 def runner(settings: MonitorSettings, engine: str) -> PipelineRunner:
     """The engine named ``engine``, configured from the settings."""
     settings.require(engine)
-    return Runner(engine_client(engine, settings.deployment(), aws_client),
+    return Runner(engine_client(engine, settings.deployment(), aws.client),
                   poll_seconds=settings.poll_seconds)
-
-
-# The monitor's clients, created on first use and reused while the container is warm.
-aws_client = functools.cache(boto3.client)

@@ -1,7 +1,8 @@
 """The monitor's use case: one firing = read the watchlist, run the pipeline, check, alert, record.
 
 Pure: the watchlist, the state table, the engine and the alert topic are injected (the real ones
-are monitor.watchlist, monitor.state, pipeline.engine_client and monitor.alerts), as are time and ids.
+are pipeline.watchlist, pipeline.monitor_state, pipeline.engine_client and monitor.dal), as are
+time and ids.
 
 Guarantees:
 - **one run at a time**: a firing takes the state table's lease first; if an earlier run still
@@ -26,7 +27,9 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from monitor.check import alert_for, alert_subject, check
-from monitor.models import (
+from pipeline.engine_client import Expired
+from pipeline.models import RunRequest, RunSummary, Validators
+from pipeline.monitor_models import (
     Alert,
     AlertSent,
     Check,
@@ -36,8 +39,6 @@ from monitor.models import (
     UrlState,
     WatchEntry,
 )
-from pipeline.engine_client import Expired
-from pipeline.models import RunRequest, RunSummary, Validators
 from pipeline.observability import logger
 
 Trigger = Literal["schedule", "direct"]

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import functools
-from typing import Literal
 
 from pydantic import Field, PositiveFloat, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.engine_client import Deployment
 from pipeline.models import MAX_CONCURRENCY
+from pipeline.monitor_models import MonitorEngine
 
-EngineName = Literal["orchestrator", "stepfunctions"]
 # The variable behind each field of the deployment, for messages.
 VARIABLES = {"orchestrator_function": "ORCHESTRATOR_FUNCTION_NAME",
              "runs_table_name": "RUNS_TABLE_NAME", "state_machine_arn": "STATE_MACHINE_ARN",
@@ -26,7 +25,7 @@ class MonitorSettings(BaseSettings):
     watchlist_table_name: str = Field(min_length=3, validation_alias="WATCHLIST_TABLE_NAME")
     state_table_name: str = Field(min_length=3, validation_alias="MONITOR_STATE_TABLE_NAME")
     alert_topic_arn: str = Field(min_length=1, validation_alias="ALERT_TOPIC_ARN")
-    engine: EngineName = Field(default="orchestrator", validation_alias="MONITOR_ENGINE")
+    engine: MonitorEngine = Field(default="orchestrator", validation_alias="MONITOR_ENGINE")
     # orchestrator engine: the function to invoke, and its runs table to follow a continued run.
     orchestrator_function: str | None = Field(
         default=None, validation_alias="ORCHESTRATOR_FUNCTION_NAME")

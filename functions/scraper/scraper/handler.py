@@ -10,10 +10,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.models import ScrapeRequest
 from pipeline.observability import logger, metrics, tracer
+from scraper.dal import S3RawStore
 from scraper.fetch import Fetcher
-from scraper.scrape import scrape
+from scraper.logic import scrape
 from scraper.settings import get_settings
-from scraper.storage import S3RawStore
 from scraper.transport import HttpTransport
 
 

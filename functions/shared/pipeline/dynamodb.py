@@ -1,15 +1,15 @@
-"""DynamoDB items from plain values and back, and the lazily created client of the shared tables."""
+"""DynamoDB items from plain values and back, and the base of the tables (on the shared client)."""
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from pipeline import aws
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -29,12 +29,6 @@ def batch_write(client: Any, table_name: str, requests: list[dict[str, Any]]) ->
             time.sleep(0.05 * 2 ** attempt)
         if pending:
             raise RuntimeError(f"DynamoDB kept throttling writes to {table_name}")
-
-
-@functools.cache
-def dynamodb_client() -> Any:
-    """The DynamoDB client, created on first use so warm starts reuse it and moto can start."""
-    return boto3.client("dynamodb")
 
 
 def pk_sk_schema() -> dict[str, Any]:
@@ -94,4 +88,4 @@ class Table:
 
     @property
     def client(self) -> Any:
-        return self._client or dynamodb_client()
+        return self._client or aws.client("dynamodb")

@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline import aws
 from pipeline.errors import TransientError
 from pipeline.models import Contract, ItemOutcome
 from pipeline.steps import EVENT_SOURCE, FIRST, STEP, STEPS, Step
@@ -106,12 +107,6 @@ def get_settings() -> ChoreographySettings:
     return ChoreographySettings()  # type: ignore[call-arg]  # fields come from the environment
 
 
-@functools.cache
-def events_client() -> Any:
-    """The EventBridge client, created on first use so warm starts reuse it and moto can start."""
-    return boto3.client("events")
-
-
 def entry(
     detail_type: str, metadata: EventMetadata, data: BaseModel, bus_name: str
 ) -> dict[str, Any]:
@@ -138,11 +133,14 @@ def put_entries(
     ones twice: harmless, since consumers are idempotent, but wasteful). Raises TransientError
     naming the error codes when some are still rejected after ``tries``.
     """
-    client = client or events_client()
+    client = client or aws.client("events")
     for start in range(0, len(entries), MAX_ENTRIES):
         batch = list(entries[start : start + MAX_ENTRIES])
         for attempt in range(1, tries + 1):
-            answer = client.put_events(Entries=batch)
+            try:
+                answer = client.put_events(Entries=batch)
+            except (ClientError, BotoCoreError) as error:  # throttled, unreachable: retryable
+                raise aws.translate(error, f"putting {len(batch)} event(s) on the bus") from error
             if not answer.get("FailedEntryCount"):
                 break
             results = answer.get("Entries", [])

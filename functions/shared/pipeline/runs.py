@@ -43,6 +43,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline.aws import error_code
 from pipeline.dynamodb import Table, from_item, pk_sk_schema, to_item
 from pipeline.errors import TransientError
 from pipeline.keys import url_id
@@ -128,7 +129,7 @@ class RunsTable(Table):
         try:
             answer = self._update(run_id, META, expression, values, ReturnValues="ALL_NEW", **extra)
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 raise RunClaimed(f"run {run_id}: continuation {continuation} is held by another "
                                  "invocation, or the run has ended") from error
             raise
@@ -170,7 +171,7 @@ class RunsTable(Table):
                  ":at": timestamp(at), ":empty": []},
                 ConditionExpression="attribute_not_exists(#outcome)")
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -181,7 +182,7 @@ class RunsTable(Table):
             self._update(run_id, item_key(url), "SET #alerted = :yes", {":yes": True},
                          ConditionExpression="attribute_not_exists(#alerted)")
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -271,7 +272,7 @@ class RunsTable(Table):
         try:
             self._retry_conflicts(lambda: self.client.update_item(**update))
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False  # another item's event ended it at the same moment
             raise
         return True
@@ -385,7 +386,7 @@ class RunsTable(Table):
             try:
                 self.client.transact_write_items(TransactItems=writes)
             except ClientError as error:
-                if _code(error) != "TransactionCanceledException":
+                if error_code(error) != "TransactionCanceledException":
                     raise
                 reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
                 if reasons and reasons[0] == "ConditionalCheckFailed":
@@ -404,8 +405,8 @@ class RunsTable(Table):
                 return call()
             except ClientError as error:
                 if not _is_conflict(error) or attempt == CONFLICT_TRIES:
-                    if _is_conflict(error) or _code(error) in _THROTTLED:
-                        raise TransientError(f"runs table busy: {_code(error)}") from error
+                    if _is_conflict(error) or error_code(error) in _THROTTLED:
+                        raise TransientError(f"runs table busy: {error_code(error)}") from error
                     raise
             self._sleep(random.uniform(0, 0.05 * 2**attempt))
         raise AssertionError("unreachable")
@@ -423,10 +424,6 @@ _THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingExc
                         "RequestLimitExceeded", "InternalServerError"})
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _is_conflict(error: ClientError) -> bool:
     reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-    return _code(error) == "TransactionConflictException" or "TransactionConflict" in reasons
+    return error_code(error) == "TransactionConflictException" or "TransactionConflict" in reasons

@@ -9,9 +9,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.models import ModerationResult
 from pipeline.observability import logger, metrics, tracer
-from store.blobs import S3TextStore
+from store.dal import PageTable, S3TextStore
 from store.logic import store_result
-from store.records import PageTable
 from store.settings import get_settings
 
 

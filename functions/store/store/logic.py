@@ -9,14 +9,13 @@ from pipeline.errors import TransientError
 from pipeline.keys import page_text_key
 from pipeline.models import Change, ModerationResult, StoredRecord
 from pipeline.observability import logger
-from store.blobs import TextStore
-from store.records import AlreadyStored, Latest, LatestMoved
+from store.dal import AlreadyStored, Latest, LatestMoved, TextStore
 
 MAX_ATTEMPTS = 5  # optimistic-lock retries when concurrent runs store the same URL
 
 
 class CheckTable(Protocol):
-    """What the logic needs from the page table (store.records.PageTable in production)."""
+    """What the logic needs from the page table (store.dal.PageTable in production)."""
 
     def latest(self, url: str) -> Latest | None: ...
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.observability import logger, metrics, tracer
 from tracker.handler import tracker
-from tracker.outcomes import dead_letter_outcome
+from tracker.logic import dead_letter_outcome
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

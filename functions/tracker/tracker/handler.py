@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.observability import logger, metrics, tracer
 from pipeline.runs import RunsTable
-from tracker.outcomes import terminal_outcome
+from tracker.logic import terminal_outcome
 from tracker.settings import get_settings
 
 

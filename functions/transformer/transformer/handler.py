@@ -13,9 +13,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.models import ScrapedPage
 from pipeline.observability import logger, metrics, tracer
+from transformer.dal import S3Pages
+from transformer.logic import transform
 from transformer.settings import get_settings
-from transformer.storage import S3Pages
-from transformer.transform import transform
 
 
 @logger.inject_lambda_context(correlation_id_path="run_id")

@@ -1,6 +1,6 @@
-"""The page table: DynamoDB access behind one small class.
+"""The store's data access: the page table (DynamoDB) and the permanent texts (S3).
 
-Schema (one table, no index; template.yaml creates it, TABLE_NAME names it):
+Page table schema (one table, no index; template.yaml creates it, TABLE_NAME names it):
 
     key       pk (S, HASH)           sk (S, RANGE)
     latest    URL#<url_id>           LATEST
@@ -27,14 +27,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline import aws
 from pipeline.dynamodb import Table, from_item, to_item
 from pipeline.keys import url_id
 from pipeline.models import StoredRecord
-from store.aws import error_code, translate
 
 LATEST = "LATEST"
 RECORD_FIELDS = frozenset(StoredRecord.model_fields)
@@ -113,7 +113,7 @@ class PageTable(Table):
             try:
                 page = self.client.query(**request)
             except (ClientError, BotoCoreError) as error:
-                raise translate(error, f"reading the history of {url}") from error
+                raise aws.translate(error, f"reading the history of {url}") from error
             records.extend(to_record(from_item(item)) for item in page.get("Items", []))
             start = page.get("LastEvaluatedKey")
             if not start or (limit is not None and len(records) >= limit):
@@ -161,11 +161,11 @@ class PageTable(Table):
         try:
             self.client.transact_write_items(TransactItems=writes)
         except ClientError as error:
-            if error_code(error) != "TransactionCanceledException":
-                raise translate(error, f"storing {url}") from error
+            if aws.error_code(error) != "TransactionCanceledException":
+                raise aws.translate(error, f"storing {url}") from error
             raise _cancellation(error, self, url, record.run_id) from error
         except BotoCoreError as error:
-            raise translate(error, f"storing {url}") from error
+            raise aws.translate(error, f"storing {url}") from error
 
     def _get(self, url: str, sort_key: str) -> dict[str, Any] | None:
         try:
@@ -175,7 +175,7 @@ class PageTable(Table):
                 ConsistentRead=True,  # the idempotency check must see a write made just before
             )
         except (ClientError, BotoCoreError) as error:
-            raise translate(error, f"reading {url}") from error
+            raise aws.translate(error, f"reading {url}") from error
         item = answer.get("Item")
         return None if item is None else from_item(item)
 
@@ -199,4 +199,29 @@ def _cancellation(error: ClientError, table: PageTable, url: str, run_id: str) -
     # Without reasons (some emulators omit them), the marker tells which case this is.
     if table.find_run(url, run_id) is not None:
         return AlreadyStored(run_id)
-    return translate(error, f"storing {url}")
+    return aws.translate(error, f"storing {url}")
+
+
+class TextStore(Protocol):
+    """Copies a text object to its permanent key."""
+
+    def keep(self, source_key: str, permanent_key: str) -> None: ...
+
+
+class S3TextStore:
+    """TextStore within one S3 bucket (the transformer writes its texts there too)."""
+
+    def __init__(self, bucket: str, client: Any = None) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    def keep(self, source_key: str, permanent_key: str) -> None:
+        """Server-side copy; repeating it is harmless because the target is content-addressed."""
+        try:
+            (self._client or aws.client("s3")).copy_object(
+                Bucket=self.bucket,
+                Key=permanent_key,
+                CopySource={"Bucket": self.bucket, "Key": source_key},
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise aws.translate(error, f"copying s3://{self.bucket}/{source_key}") from error

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from pipeline.keys import raw_key
 from pipeline.models import ScrapedPage, ScrapeRequest
+from scraper.dal import RawStore
 from scraper.fetch import Fetcher
-from scraper.storage import RawStore
 
 
 def scrape(request: ScrapeRequest, *, fetcher: Fetcher, raw_store: RawStore) -> ScrapedPage:

@@ -32,9 +32,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from monitor.models import Check, MonitorRun, UrlState
+from pipeline import aws
 from pipeline.dynamodb import Table, batch_write, from_item, pk_sk_schema, to_item
 from pipeline.keys import url_id
+from pipeline.monitor_models import Check, MonitorRun, UrlState
 
 MONITOR_STATE_TABLE_SCHEMA = pk_sk_schema()
 STATE = "STATE"
@@ -147,7 +148,7 @@ class MonitorTable(Table):
             )
             return None
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if aws.error_code(error) != "ConditionalCheckFailedException":
                 raise
         held = self.client.get_item(TableName=self.table_name,
                                     Key={"pk": {"S": LEASE}, "sk": {"S": "LEASE"}},
@@ -165,7 +166,7 @@ class MonitorTable(Table):
                 ExpressionAttributeValues={":owner": {"S": owner}},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if aws.error_code(error) != "ConditionalCheckFailedException":
                 raise
 
     def _expiry(self, started_at: datetime) -> int:

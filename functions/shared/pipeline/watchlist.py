@@ -17,9 +17,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from monitor.models import WatchEntry
 from pipeline.dynamodb import Table, batch_write, from_item, to_item
 from pipeline.keys import url_id
+from pipeline.monitor_models import WatchEntry
 
 WATCHLIST_TABLE_SCHEMA: dict[str, Any] = {
     "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],

@@ -23,6 +23,10 @@ def display_name(url: str, label: str | None) -> str:
     parts = urlsplit(url)
     return f"{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
+# The engines the monitor can drive: choreography reports no end the monitor could wait for
+# in one firing's budget (pipeline.steps names all three).
+MonitorEngine = Literal["orchestrator", "stepfunctions"]
+
 
 class Thresholds(Contract):
     """Toxicity score thresholds: review at or above ``review``, block at or above ``block``."""
@@ -156,4 +160,4 @@ class MonitorRun(Contract):
 class Invocation(Contract):
     """A direct invocation (`baton monitor --once`): optionally another engine than the default."""
 
-    engine: Literal["orchestrator", "stepfunctions"] | None = None
+    engine: MonitorEngine | None = None

@@ -1,0 +1,178 @@
+"""Every AWS client of the functions, and the one reading of AWS failures as contract errors.
+
+``client(service, profile)`` builds each client on first use (so warm starts reuse it and moto
+can start before it exists) and keeps one per service, profile and region. Every profile sets
+its connect and read timeouts explicitly, below the timeout of the function that uses it: a hung
+connection then fails as a TransientError the engines retry, instead of as the sandbox's timeout.
+Tests start each test as a cold container (tests/conftest.py clears the registry).
+
+``translate(error, action)`` is the single policy that turns botocore's errors into
+``TransientError`` / ``PermanentError`` (see its docstring).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ChecksumError,
+    ClientError,
+    ConnectionError,
+    CredentialRetrievalError,
+    FlexibleChecksumError,
+    HTTPClientError,
+    IncompleteReadError,
+)
+
+from pipeline.errors import PermanentError, TransientError
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How a client waits and retries: timeouts in seconds, botocore's attempts (1 = no retry)."""
+
+    name: str
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
+
+    def config(self) -> Config:
+        """The botocore Config of this profile (standard retry mode: backoff with jitter)."""
+        return Config(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+        )
+
+    def with_read_timeout(self, seconds: float) -> Profile:
+        """The same profile with another read timeout (a caller that knows how long to wait)."""
+        return replace(self, read_timeout=seconds)
+
+
+# The step functions' timeout is 60 s: three attempts of at most 2 + 15 s (and botocore's backoff
+# between them, about 3 s) stay inside it; a local cloud on a busy machine needs the 15 s.
+DEFAULT = Profile("default", connect_timeout=2, read_timeout=15, max_attempts=3)
+# The orchestrator's step invokes: one try (the engine's policy retries; botocore retrying too
+# would multiply attempts and run a step twice), and a read timeout the caller sets above the
+# step's own timeout, so a slow step ends as Sandbox.Timedout rather than as a read error.
+STEP_INVOKE = Profile("step-invoke", connect_timeout=5, read_timeout=70, max_attempts=1)
+# The orchestrator's asynchronous re-invocation of itself: retries on, since a lost
+# continuation would strand the run's remaining items; an Event invoke answers at once.
+CONTINUATION = Profile("continuation", connect_timeout=5, read_timeout=10, max_attempts=5)
+
+
+def client(service: str, profile: Profile = DEFAULT, *, region: str | None = None) -> Any:
+    """The boto3 client of ``service`` with ``profile``'s timeouts and retries, built once."""
+    return _client(service, profile, region)
+
+
+@functools.cache
+def _client(service: str, profile: Profile, region: str | None) -> Any:
+    return boto3.client(service, region_name=region, config=profile.config())
+
+
+# Codes that mean "not now": throttling, contention, the service's own trouble.
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "TransactionInProgressException",
+        "TransactionConflictException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+# Reasons a DynamoDB transaction is cancelled that a later attempt may not meet.
+TRANSIENT_CANCELLATIONS = frozenset(
+    {"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError"}
+)
+# botocore's own errors of the network: the request may not have reached AWS, or its answer
+# did not come back whole.
+_TRANSIENT_SDK_ERRORS = (
+    ConnectionError,  # connect timeout, endpoint unreachable, proxy, TLS
+    HTTPClientError,  # read timeout, connection closed, broken response stream
+    IncompleteReadError,
+    ChecksumError,
+    FlexibleChecksumError,
+    CredentialRetrievalError,  # the credentials endpoint is a network call too
+)
+
+
+# What the commonest permanent codes mean, for the error message.
+_MEANINGS = {
+    "NoSuchKey": "the object does not exist",
+    "NoSuchBucket": "the bucket does not exist",
+    "404": "it does not exist",
+    "NotFound": "it does not exist",
+    "ResourceNotFoundException": "the resource does not exist",
+    "403": "access denied",
+    "AccessDenied": "access denied",
+    "AccessDeniedException": "access denied",
+    "InvalidObjectState": "the object is archived",
+}
+
+
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a ClientError, e.g. "ConditionalCheckFailedException"."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def translate(error: Exception, action: str) -> Exception:
+    """The contract error for an AWS failure of ``action``; other exceptions come back unchanged.
+
+    One policy for S3, DynamoDB, SNS, EventBridge, Comprehend and Lambda calls, because the
+    engines decide on the class alone: TransientError is retried with backoff, PermanentError
+    fails the item at once. The question is whether the same request can succeed later:
+
+    - transient: throttling (any throttling code, HTTP 429), the service's own failures (5xx,
+      InternalError…), request timeouts (408), contention (a DynamoDB transaction cancelled by a
+      conflict or throttling, or without reasons), and botocore's network errors (connect and
+      read timeouts, unreachable endpoint, connection reset, truncated or corrupted response);
+    - permanent: every other answer of AWS, which are the 4xx ones: the request itself is wrong
+      for the state it found (missing key or bucket, access denied, object in an invalid state,
+      validation), and sending it again unchanged meets the same answer; and botocore's other
+      errors (invalid parameters, no region or credentials configured), which are bugs or
+      configuration, not luck.
+
+    Callers that expect a particular code (a failed condition, a missing item) test for it with
+    ``error_code`` before translating.
+    """
+    if isinstance(error, ClientError):
+        code = error_code(error)
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        what = code or status or error
+        if _is_transient(error, code, status):
+            return TransientError(f"{action} failed: {what}")
+        meaning = f" ({_MEANINGS[code]})" if code in _MEANINGS else ""
+        return PermanentError(f"{action} failed: {what}{meaning}")
+    if isinstance(error, _TRANSIENT_SDK_ERRORS):
+        return TransientError(f"{action} failed: {error}")
+    if isinstance(error, BotoCoreError):
+        return PermanentError(f"{action} failed: {error}")
+    return error
+
+
+def _is_transient(error: ClientError, code: str, status: int) -> bool:
+    if code == "TransactionCanceledException":
+        reasons = {reason.get("Code") for reason in error.response.get("CancellationReasons", [])}
+        return not reasons - {"None", None} or bool(reasons & TRANSIENT_CANCELLATIONS)
+    return code in TRANSIENT_CODES or status in (408, 429) or status >= 500

@@ -1,0 +1,162 @@
+"""The client registry and the one policy that reads botocore's errors as contract errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoRegionError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+
+from pipeline import aws
+from pipeline.errors import PermanentError, TransientError
+
+FUNCTION_TIMEOUT_S = 60  # template.yaml's Globals: every step function
+LONG_FUNCTION_TIMEOUT_S = 900  # the orchestrator and the monitor
+
+
+def client_error(code: str, status: int, **extra: Any) -> ClientError:
+    """A ClientError as botocore builds it from an AWS answer."""
+    response: dict[str, Any] = {
+        "Error": {"Code": code, "Message": "from the service"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+        **extra,
+    }
+    return ClientError(response, "Operation")
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("SlowDown", 503),
+        ("ThrottlingException", 400),
+        ("Throttling", 400),
+        ("TooManyRequestsException", 429),
+        ("ProvisionedThroughputExceededException", 400),
+        ("RequestLimitExceeded", 400),
+        ("RequestTimeout", 400),
+        ("InternalError", 500),
+        ("ServiceUnavailable", 503),
+        ("TransactionInProgressException", 400),
+        ("SomethingNew", 502),  # any 5xx, whatever its code
+        ("", 429),  # any 429, even without a code
+    ],
+)
+def test_throttling_and_service_failures_are_transient(code: str, status: int) -> None:
+    translated = aws.translate(client_error(code, status), "writing s3://b/k")
+
+    assert isinstance(translated, TransientError)
+    assert str(translated).startswith("writing s3://b/k failed")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "meaning"),
+    [
+        ("NoSuchKey", 404, "the object does not exist"),
+        ("NoSuchBucket", 404, "the bucket does not exist"),
+        ("404", 404, "does not exist"),
+        ("AccessDenied", 403, "access denied"),
+        ("403", 403, "access denied"),
+        ("AccessDeniedException", 400, "access denied"),
+        ("InvalidObjectState", 403, "archived"),
+        ("ResourceNotFoundException", 400, "does not exist"),
+        ("ValidationException", 400, "ValidationException"),
+        ("TextSizeLimitExceededException", 400, "TextSizeLimitExceededException"),
+    ],
+)
+def test_requests_wrong_for_what_they_found_are_permanent(code: str, status: int, meaning: str) -> None:
+    translated = aws.translate(client_error(code, status), "reading s3://b/k")
+
+    assert isinstance(translated, PermanentError)
+    assert code in str(translated) and meaning in str(translated)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectTimeoutError(endpoint_url="https://s3.amazonaws.com"),
+        ReadTimeoutError(endpoint_url="https://s3.amazonaws.com"),
+        EndpointConnectionError(endpoint_url="https://s3.amazonaws.com"),
+    ],
+)
+def test_network_errors_of_the_sdk_are_transient(error: Exception) -> None:
+    assert isinstance(aws.translate(error, "reading"), TransientError)
+
+
+@pytest.mark.parametrize(
+    "error", [ParamValidationError(report="Bucket is required"), NoRegionError()]
+)
+def test_configuration_and_programming_errors_of_the_sdk_are_permanent(error: Exception) -> None:
+    assert isinstance(aws.translate(error, "reading"), PermanentError)
+
+
+@pytest.mark.parametrize(
+    ("reasons", "kind"),
+    [
+        ([{"Code": "None"}, {"Code": "TransactionConflict"}], TransientError),
+        ([{"Code": "ThrottlingError"}], TransientError),
+        ([], TransientError),  # some emulators give no reasons: retry, bounded by the policy
+        ([{"Code": "None"}, {"Code": "ValidationError"}], PermanentError),
+    ],
+)
+def test_a_cancelled_transaction_is_transient_only_for_contention(
+    reasons: list[dict[str, str]], kind: type[Exception]
+) -> None:
+    error = client_error("TransactionCanceledException", 400, CancellationReasons=reasons)
+
+    assert isinstance(aws.translate(error, "storing"), kind)
+
+
+def test_other_exceptions_come_back_unchanged() -> None:
+    error = ValueError("not from AWS")
+
+    assert aws.translate(error, "storing") is error
+
+
+def test_a_client_is_built_once_per_service_and_profile() -> None:
+    s3 = aws.client("s3")
+
+    assert aws.client("s3") is s3
+    assert aws.client("s3", aws.CONTINUATION) is not s3
+    assert aws.client("sns") is not s3
+
+
+def test_a_region_is_part_of_the_client_key() -> None:
+    assert aws.client("comprehend", region="eu-west-1").meta.region_name == "eu-west-1"
+    assert aws.client("comprehend").meta.region_name == "us-east-1"  # tests/conftest.py
+
+
+@pytest.mark.parametrize(
+    ("profile", "function_timeout"),
+    [
+        (aws.DEFAULT, FUNCTION_TIMEOUT_S),
+        (aws.CONTINUATION, LONG_FUNCTION_TIMEOUT_S),
+        (aws.STEP_INVOKE, LONG_FUNCTION_TIMEOUT_S),
+    ],
+)
+def test_every_profile_waits_less_than_its_function_may_run(
+    profile: aws.Profile, function_timeout: int
+) -> None:
+    config = aws.client("s3", profile).meta.config
+
+    assert config.connect_timeout == profile.connect_timeout
+    assert config.read_timeout == profile.read_timeout
+    # Each attempt may wait to connect and then to read; all of them fit in the function's time.
+    assert profile.max_attempts * (profile.connect_timeout + profile.read_timeout) < function_timeout
+
+
+def test_invokes_that_must_not_run_twice_are_tried_once() -> None:
+    assert aws.client("lambda", aws.STEP_INVOKE).meta.config.retries["total_max_attempts"] == 1
+
+
+def test_the_step_invoke_read_timeout_is_set_by_its_caller() -> None:
+    profile = aws.STEP_INVOKE.with_read_timeout(75)
+
+    assert aws.client("lambda", profile).meta.config.read_timeout == 75
+    assert aws.client("lambda", profile) is not aws.client("lambda", aws.STEP_INVOKE)
