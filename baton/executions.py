@@ -16,9 +16,9 @@ from typing import Any
 from baton import deploy
 from baton.errors import BatonError
 from baton.targets import client
-from pipeline.engine_client import execution_history
+from engines.client import execution_history
+from engines.runs import RunsTable
 from pipeline.models import ItemOutcome, RunSummary
-from pipeline.runs import RunsTable
 from pipeline.steps import STEPFUNCTIONS
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from baton import deploy
 from baton.errors import BatonError
 from baton.targets import client
-from pipeline.engine_client import (
+from engines.client import (
     Deployment,
     EngineFailed,
     Progress,

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.events import rule_patterns
+from engines.events import rule_patterns
 from pipeline.steps import EVENT_SOURCE, STEPS, Step
 
 ORCHESTRATOR = "OrchestratorFunction"
 STATE_MACHINE = "PipelineStateMachine"
 TRACKER = "TrackerFunction"
+ENGINES_LAYER = "EnginesLayer"
 
 
 def _function_problems(resources: dict[str, Any], globals_: dict[str, Any], logical_id: str,
@@ -75,6 +76,10 @@ def problems(template: dict[str, Any], steps: Sequence[Step] = STEPS) -> list[st
         if events_function and "EVENT_BUS_NAME" not in events_function.get(
                 "Properties", {}).get("Environment", {}).get("Variables", {}):
             found.append(f"{step.events_resource}: Environment variable EVENT_BUS_NAME")
+        if events_function and {"Ref": ENGINES_LAYER} not in events_function.get(
+                "Properties", {}).get("Layers", []):
+            found.append(f"{step.events_resource}: Layers [!Ref {ENGINES_LAYER}] (its adapter "
+                         "imports the choreography runtime)")
         reference = {"Ref": step.resource}
         variables = orchestrator.get("Environment", {}).get("Variables", {})
         if variables.get(step.env_var) != reference:

@@ -168,10 +168,10 @@ def in_process_engine(instance: Running, outputs: dict[str, str], allowed_hosts:
         POWERTOOLS_METRICS_NAMESPACE="Bench")
     import importlib
 
+    from engines.runs import RunsTable
     from orchestrator.alerts import FlaggedPageAlerts
     from orchestrator.engine import Engine
     from pipeline.alerts import SnsAlerts
-    from pipeline.runs import RunsTable
 
     handlers = {step: importlib.import_module(f"{step}.handler").lambda_handler
                 for step in PIPELINE_STEPS}

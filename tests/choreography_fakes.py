@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pipeline.events import EventMetadata, entry
+from engines.events import EventMetadata, entry
 
 REQUESTED_AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 BUS = "baton-test-bus"
@@ -55,7 +55,7 @@ class Published:
 
 @dataclass
 class RecordingPublish:
-    """Stands in for pipeline.events.publish: keeps what would have been published."""
+    """Stands in for engines.events.publish: keeps what would have been published."""
 
     sent: list[Published] = field(default_factory=list)
 

@@ -40,8 +40,9 @@ def load_event():
 
 
 # The packages deployed as Lambda code: their module-level caches live as long as a container.
-FUNCTION_PACKAGES = ("pipeline", "orchestrator", "monitor", "scraper", "transformer", "moderator",
-                     "store", "tracker")
+FUNCTION_PACKAGES = ("orchestrator", *(package.name for root in FUNCTION_ROOTS
+                                       for package in root.iterdir()
+                                       if (package / "__init__.py").exists()))
 
 
 def reset_containers() -> None:

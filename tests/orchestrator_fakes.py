@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from engines.runs import RunClaimed
 from pipeline.keys import page_text_key, raw_key, url_id
 from pipeline.models import (
     Change,
@@ -27,7 +28,6 @@ from pipeline.models import (
     TransformedPage,
     Verdict,
 )
-from pipeline.runs import RunClaimed
 
 FETCHED_AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from baton import deploy, targets
 from baton.errors import BatonError
 from baton.localcloud import LocalCloud, probe_health
-from pipeline.engine_client import Deployment
+from engines.client import Deployment
 from pipeline.steps import ORCHESTRATOR, STEPS
 
 # Logical function names and the stack outputs that hold their deployed names: every step of the

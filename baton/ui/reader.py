@@ -22,10 +22,10 @@ from baton import deploy
 from baton.errors import BatonError
 from baton.targets import client
 from baton.ui.model import STEPS, Bar, RunView
+from engines.client import execution_history
+from engines.runs import META, RunsTable, run_key
 from pipeline.dynamodb import from_item
-from pipeline.engine_client import execution_history
 from pipeline.models import FLAGGED, ItemOutcome, StepRecord
-from pipeline.runs import META, RunsTable, run_key
 
 LOG_MARGIN = timedelta(milliseconds=500)
 CONTINUING_TASKS = {"scraper", "transformer", "moderator"}  # a success always goes on to the next

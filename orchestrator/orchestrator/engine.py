@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from engines.runs import RunClaimed
 from pipeline.keys import url_id
 from pipeline.models import (
     FLAGGED,
@@ -51,7 +52,6 @@ from pipeline.models import (
 )
 from pipeline.observability import logger
 from pipeline.policy import GaveUp, RetryPolicy, call_with_retries, error_name
-from pipeline.runs import RunClaimed
 from pipeline.steps import FIRST, ORCHESTRATOR, STEPS, Step
 
 ENGINE = ORCHESTRATOR
@@ -81,7 +81,7 @@ class StepError(Exception):
 
 
 class RunLog(Protocol):
-    """Where the run is recorded (pipeline.runs.RunsTable in production)."""
+    """Where the run is recorded (engines.runs.RunsTable in production)."""
 
     def open_run(
         self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int,

@@ -8,16 +8,16 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from engines.handoff import RequestStore
+from engines.runs import RunsTable
 from orchestrator.alerts import FlaggedPageAlerts
 from orchestrator.engine import Budget, Engine
 from orchestrator.invoker import LambdaInvoker
 from orchestrator.settings import OrchestratorSettings, get_settings
 from pipeline import aws
 from pipeline.alerts import SnsAlerts
-from pipeline.handoff import RequestStore
 from pipeline.models import RunRequest
 from pipeline.observability import logger, metrics, tracer
-from pipeline.runs import RunsTable
 
 
 @logger.inject_lambda_context(correlation_id_path="run_id")

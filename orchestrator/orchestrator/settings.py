@@ -20,7 +20,7 @@ class OrchestratorSettings(BaseSettings):
     # Step name -> Lambda function name, one ``<STEP>_FUNCTION_NAME`` variable per registry step.
     step_functions: dict[str, str] = Field(default_factory=dict)
     runs_table_name: str = Field(min_length=3, validation_alias="RUNS_TABLE_NAME")
-    # Where a run request too large for an invocation's payload is kept (pipeline.handoff).
+    # Where a run request too large for an invocation's payload is kept (engines.handoff).
     bucket_name: str | None = Field(default=None, validation_alias="BUCKET_NAME")
     alert_topic_arn: str = Field(min_length=1, validation_alias="ALERT_TOPIC_ARN")
     # Stop starting items when less than this remains (or less than twice the slowest item so

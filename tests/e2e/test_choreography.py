@@ -8,10 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from baton import run
-from pipeline.choreography import start_choreography
+from engines.choreography import start_choreography
+from engines.runs import RunsTable
 from pipeline.keys import url_id
 from pipeline.models import RunSummary
-from pipeline.runs import RunsTable
 
 
 class DuplicatingEvents:

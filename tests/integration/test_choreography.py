@@ -1,6 +1,6 @@
 """The choreography engine end to end in moto: the real four steps, the real sample site.
 
-Events go through a moto EventBridge bus whose rules are ``pipeline.events.rule_patterns()``;
+Events go through a moto EventBridge bus whose rules are ``engines.events.rule_patterns()``;
 moto cannot invoke Lambda targets, so each rule targets an SQS queue and ``Bus.pump`` hands
 each queued event to the function the rule is for, as Lambda would. An adapter that raises is
 treated as Lambda's asynchronous invocation treats it (no retries configured): its event goes,
@@ -21,11 +21,12 @@ import boto3
 import pytest
 
 from baton.site import SampleSite
+from engines.choreography import ENGINE, adapt, start_choreography
+from engines.events import PAGE_REQUESTED, EventMetadata, entry, put_entries, rule_patterns
+from engines.runs import RunsTable, run_key
 from moderator import handler as moderator_handler
 from orchestrator.engine import Budget, Engine
-from pipeline.choreography import ENGINE, adapt, start_choreography
 from pipeline.dynamodb import from_item
-from pipeline.events import PAGE_REQUESTED, EventMetadata, entry, put_entries, rule_patterns
 from pipeline.models import (
     ItemOutcome,
     RunRequest,
@@ -34,7 +35,6 @@ from pipeline.models import (
     ScrapeRequest,
     Validators,
 )
-from pipeline.runs import RunsTable, run_key
 from scraper import handler as scraper_handler
 from store import handler as store_handler
 from store.dal import PageTable
@@ -142,7 +142,7 @@ def bus(
     bucket: str, records_table: str, runs_table: str, site_url: str, lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Bus:
-    """Everything the choreography needs, in moto, with rules from pipeline.events."""
+    """Everything the choreography needs, in moto, with rules from engines.events."""
     suffix = uuid.uuid4().hex[:8]
     name = f"baton-bus-{suffix}"
     eventbridge, sqs = boto3.client("events"), boto3.client("sqs")

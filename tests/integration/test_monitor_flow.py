@@ -17,16 +17,16 @@ import boto3
 import pytest
 
 from baton.watch import Watch
+from engines.client import Deployment, OrchestratorClient, Runner
+from engines.runs import RUNS_TABLE_SCHEMA, RunsTable
 from monitor import handler
 from monitor.check import SUBJECT_MAX
 from monitor.dal import TransitionAlerts
 from monitor.logic import Monitor
 from pipeline.alerts import SnsAlerts
-from pipeline.engine_client import Deployment, OrchestratorClient, Runner
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
 from pipeline.monitor_models import CheckState, MonitorRun, MonitorRunStatus, Thresholds
 from pipeline.monitor_state import MONITOR_STATE_TABLE_SCHEMA, MonitorTable
-from pipeline.runs import RUNS_TABLE_SCHEMA, RunsTable
 from pipeline.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
 from tests.monitor_fakes import EngineRunner, Page, SiteSteps
 

@@ -11,6 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
+from engines.handoff import RequestStore
+from engines.runs import RUNS_TABLE_SCHEMA, RunClaimed, RunsTable, run_key
 from orchestrator import handler
 from orchestrator.alerts import FlaggedPageAlerts
 from orchestrator.engine import Budget, Engine
@@ -18,9 +20,7 @@ from pipeline import aws
 from pipeline.alerts import SnsAlerts
 from pipeline.dynamodb import from_item
 from pipeline.errors import PermanentError, TransientError
-from pipeline.handoff import RequestStore
 from pipeline.models import ItemOutcome, RunRequest, RunStatus, Verdict
-from pipeline.runs import RUNS_TABLE_SCHEMA, RunClaimed, RunsTable, run_key
 from pipeline.steps import STEPS
 from tests.integration.conftest import TEMPLATE, table_properties
 from tests.orchestrator_fakes import FakeSteps

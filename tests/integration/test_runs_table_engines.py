@@ -16,10 +16,10 @@ import pytest
 
 from baton import executions, run
 from baton.errors import BatonError
-from pipeline.engine_client import ChoreographyClient, Deployment
-from pipeline.events import PAGE_REQUESTED
+from engines.client import ChoreographyClient, Deployment
+from engines.events import PAGE_REQUESTED
+from engines.runs import RunsTable
 from pipeline.models import ItemOutcome, RunRequest, RunStatus, Validators
-from pipeline.runs import RunsTable
 from tests.integration.conftest import table_properties
 
 A, B = "http://a.test/", "http://b.test/"

@@ -14,10 +14,11 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline import runs
-from pipeline.choreography import ATTEMPTS_PER_INVOCATION, ENGINE
+from engines import runs
+from engines.choreography import ATTEMPTS_PER_INVOCATION, ENGINE
+from engines.events import PAGE_FAILED, PAGE_NOT_MODIFIED, PAGE_REQUESTED, PAGE_STORED
+from engines.runs import RunsTable, run_key
 from pipeline.dynamodb import from_item
-from pipeline.events import PAGE_FAILED, PAGE_NOT_MODIFIED, PAGE_REQUESTED, PAGE_STORED
 from pipeline.models import (
     Change,
     ItemOutcome,
@@ -26,7 +27,6 @@ from pipeline.models import (
     StoredRecord,
     Verdict,
 )
-from pipeline.runs import RunsTable, run_key
 from tests.choreography_fakes import REQUESTED_AT, event, metadata
 from tests.integration.conftest import table_properties
 from tracker import dlq, handler

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from pipeline.choreography import ATTEMPTS_PER_INVOCATION, adapt
-from pipeline.errors import PermanentError, TransientError
-from pipeline.events import (
+from engines.choreography import ATTEMPTS_PER_INVOCATION, adapt
+from engines.events import (
     PAGE_FAILED,
     PAGE_MODERATED,
     PAGE_NOT_MODIFIED,
@@ -21,6 +20,7 @@ from pipeline.events import (
     PAGE_TRANSFORMED,
     EventMetadata,
 )
+from pipeline.errors import PermanentError, TransientError
 from pipeline.models import ItemOutcome, ScrapedPage, ScrapeRequest
 from pipeline.policy import POLICY
 from tests.choreography_fakes import REQUESTED_AT, RecordingPublish, event, metadata

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from pipeline import events
-from pipeline.choreography import ENGINE, start_choreography
-from pipeline.errors import TransientError
-from pipeline.events import (
+from engines import events
+from engines.choreography import ENGINE, start_choreography
+from engines.events import (
     CHAIN,
     DATA_MODELS,
     PAGE_FAILED,
@@ -27,6 +26,7 @@ from pipeline.events import (
     put_entries,
     rule_patterns,
 )
+from pipeline.errors import TransientError
 from pipeline.models import ItemOutcome, RunRequest, ScrapeRequest, Validators
 from tests.choreography_fakes import BUS, REQUESTED_AT, FakeEventsClient, metadata
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
-from pipeline.choreography import ATTEMPTS_PER_INVOCATION
-from pipeline.events import (
+from engines.choreography import ATTEMPTS_PER_INVOCATION
+from engines.events import (
     PAGE_FAILED,
     PAGE_MODERATED,
     PAGE_REQUESTED,

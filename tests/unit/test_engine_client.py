@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.engine_client import (
+from engines.client import (
     START_TIMEOUT_S,
     Deployment,
     EngineFailed,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from engines.client import EngineFailed
 from monitor.logic import Monitor, new_run_id
-from pipeline.engine_client import EngineFailed
 from pipeline.models import RunRequest, RunSummary
 from pipeline.monitor_models import (
     Alert,

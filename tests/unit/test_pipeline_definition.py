@@ -3,6 +3,7 @@ chain, template.yaml and the state machine all follow it, and what does not is n
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -12,8 +13,8 @@ import pytest
 
 from baton import asl, wiring
 from baton.deploy import load_template
+from engines.events import CHAIN, rule_patterns
 from orchestrator.settings import OrchestratorSettings
-from pipeline.events import CHAIN, rule_patterns
 from pipeline.models import StoredRecord
 from pipeline.policy import RetryPolicy, asl_retry
 from pipeline.steps import ENGINES, STEPS, Step, _chained
@@ -56,6 +57,15 @@ def test_a_step_missing_from_the_template_is_named_with_what_to_add(template: di
                    "NotifierFunctionArn", "NotifierFunctionName", "NotifierLogGroup",
                    "notifier.handler.lambda_handler", "notifier.events.lambda_handler"):
         assert needed in joined
+
+
+def test_an_adapter_without_the_engines_layer_is_reported(template: dict[str, Any]):
+    bare = copy.deepcopy(template)
+    del bare["Resources"]["StoreEventsFunction"]["Properties"]["Layers"]
+
+    assert wiring.problems(bare) == [
+        "StoreEventsFunction: Layers [!Ref EnginesLayer] (its adapter imports the choreography "
+        "runtime)"]
 
 
 def test_a_changed_timeout_is_reported(template: dict[str, Any]):

@@ -8,12 +8,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from engines.client import Runner, engine_client
 from monitor.dal import TransitionAlerts
 from monitor.logic import Monitor, PipelineRunner, Trigger
 from monitor.settings import MonitorSettings, get_settings
 from pipeline import aws
 from pipeline.alerts import SnsAlerts
-from pipeline.engine_client import Runner, engine_client
 from pipeline.monitor_models import Invocation, Thresholds
 from pipeline.monitor_state import MonitorTable
 from pipeline.observability import logger, metrics, tracer

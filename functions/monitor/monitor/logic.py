@@ -1,7 +1,7 @@
 """The monitor's use case: one firing = read the watchlist, run the pipeline, check, alert, record.
 
 Pure: the watchlist, the state table, the engine and the alert topic are injected (the real ones
-are pipeline.watchlist, pipeline.monitor_state, pipeline.engine_client and monitor.dal), as are
+are pipeline.watchlist, pipeline.monitor_state, engines.client and monitor.dal), as are
 time and ids.
 
 Guarantees:
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from engines.client import Expired
 from monitor.check import alert_for, alert_subject, check
-from pipeline.engine_client import Expired
 from pipeline.models import RunRequest, RunSummary, Validators
 from pipeline.monitor_models import (
     Alert,
@@ -45,7 +45,7 @@ Trigger = Literal["schedule", "direct"]
 
 
 class PipelineRunner(Protocol):
-    """Runs a whole run and returns its final summary (pipeline.engine_client.Runner)."""
+    """Runs a whole run and returns its final summary (engines.client.Runner)."""
 
     @property
     def engine(self) -> str: ...

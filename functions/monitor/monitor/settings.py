@@ -7,7 +7,7 @@ import functools
 from pydantic import Field, PositiveFloat, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.engine_client import Deployment
+from engines.client import Deployment
 from pipeline.models import MAX_CONCURRENCY
 from pipeline.monitor_models import MonitorEngine
 
@@ -30,7 +30,7 @@ class MonitorSettings(BaseSettings):
     orchestrator_function: str | None = Field(
         default=None, validation_alias="ORCHESTRATOR_FUNCTION_NAME")
     runs_table_name: str | None = Field(default=None, validation_alias="RUNS_TABLE_NAME")
-    # Where a large run request is handed to the orchestrator (pipeline.handoff).
+    # Where a large run request is handed to the orchestrator (engines.handoff).
     bucket_name: str | None = Field(default=None, validation_alias="BUCKET_NAME")
     # stepfunctions engine: the pipeline state machine.
     state_machine_arn: str | None = Field(default=None, validation_alias="STATE_MACHINE_ARN")

@@ -3,7 +3,7 @@
 A page answered 304 Not Modified ends its item with PageNotModified instead.
 """
 
-from pipeline.choreography import adapt
+from engines.choreography import adapt
 from scraper.handler import lambda_handler as scraper
 
 lambda_handler = adapt("scraper", scraper)

@@ -1,6 +1,6 @@
 """EventBridge entry point of the store (choreography engine): PageModerated in, PageStored out."""
 
-from pipeline.choreography import adapt
+from engines.choreography import adapt
 from store.handler import lambda_handler as store
 
 lambda_handler = adapt("store", store)

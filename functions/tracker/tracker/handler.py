@@ -10,8 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from engines.runs import RunsTable
 from pipeline.observability import logger, metrics, tracer
-from pipeline.runs import RunsTable
 from tracker.logic import terminal_outcome
 from tracker.settings import get_settings
 

@@ -23,8 +23,8 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from pipeline.choreography import ATTEMPTS_PER_INVOCATION, duration_ms
-from pipeline.events import (
+from engines.choreography import ATTEMPTS_PER_INVOCATION, duration_ms
+from engines.events import (
     PAGE_STORED,
     TERMINAL,
     EventMetadata,

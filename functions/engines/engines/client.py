@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from pipeline.handoff import RequestStore
+from engines.handoff import RequestStore
+from engines.runs import RunsTable
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
-from pipeline.runs import RunsTable
 from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, STEPS
 
 Clients = Callable[[str], Any]
@@ -144,7 +144,7 @@ class OrchestratorClient(_RunsTableClient):
     def start(self, request: RunRequest) -> str:
         # Asynchronous, so a run longer than one invocation is followed the same way as a
         # short one, and no caller holds a connection open for 15 minutes. A large request is
-        # handed over in S3 (pipeline.handoff).
+        # handed over in S3 (engines.handoff).
         requests = RequestStore(self.deployment.data_bucket_name, self.clients("s3"))
         self.clients("lambda").invoke(
             FunctionName=self.deployment.orchestrator_function, InvocationType="Event",
@@ -161,7 +161,7 @@ class ChoreographyClient(_RunsTableClient):
     def start(self, request: RunRequest) -> str:
         # Imported here: the choreography's runtime brings Powertools and X-Ray (~0.5 s), which
         # every CLI command would otherwise pay at start.
-        from pipeline.choreography import start_choreography
+        from engines.choreography import start_choreography
 
         # Opens the run first (so the tracker knows its total), then one PageRequested per URL.
         start_choreography(request, str(self.deployment.event_bus_name), self.runs(),

@@ -1,7 +1,7 @@
 """The choreography engine: each function reacts to the previous one's event; nobody controls.
 
 ``adapt(step, logic)`` turns a step's RequestResponse handler into an EventBridge consumer:
-event in (``pipeline.events.CHAIN`` says which), the same logic, event out. Per item:
+event in (``engines.events.CHAIN`` says which), the same logic, event out. Per item:
 
 - success: the step's output is published as the next event (a 304 page ends the item with
   ``PageNotModified``: there is nothing to transform);
@@ -35,8 +35,8 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
-from pipeline import events
-from pipeline.events import (
+from engines import events
+from engines.events import (
     CHAIN,
     PAGE_FAILED,
     PAGE_NOT_MODIFIED,
@@ -160,7 +160,7 @@ def failure(
 
 
 class RunOpener(Protocol):
-    """Where a run is opened (pipeline.runs.RunsTable: the tracker fills the same table)."""
+    """Where a run is opened (engines.runs.RunsTable: the tracker fills the same table)."""
 
     def open_run(
         self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int
