@@ -46,7 +46,7 @@ def no_endpoint(monkeypatch):
 
 def test_localstack_endpoint_defaults_to_localstack_clients_and_follows_localstack_host(
         no_endpoint, monkeypatch):
-    assert targets.endpoint("localstack").endswith(":4566")
+    assert str(targets.endpoint("localstack")).endswith(":4566")
 
     monkeypatch.setenv("LOCALSTACK_HOST", "127.0.0.1:4599")
 
@@ -59,7 +59,7 @@ def test_baton_endpoint_url_wins_over_localstack_host_and_applies_to_aws(no_endp
 
     assert targets.endpoint("localstack") == "http://127.0.0.1:4600"
     assert targets.endpoint("aws") == "http://127.0.0.1:4600"
-    assert targets.endpoint("local").startswith("http://127.0.0.1:")  # never redirected
+    assert str(targets.endpoint("local")).startswith("http://127.0.0.1:")  # never redirected
 
 
 def test_the_flag_wins_over_the_environment_and_reaches_the_clients(no_endpoint, monkeypatch):
@@ -96,8 +96,13 @@ def test_the_endpoint_flag_is_refused_for_the_local_target(no_endpoint):
 
 
 def test_localstack_reachable_at_the_chosen_endpoint_is_checked_there(no_endpoint, monkeypatch):
-    probed = []
-    monkeypatch.setattr(targets, "probe_url", lambda url, timeout=1.0: probed.append(url) or {})
+    probed: list[str] = []
+
+    def probe(url: str, timeout: float = 1.0) -> dict[str, str]:
+        probed.append(url)
+        return {}
+
+    monkeypatch.setattr(targets, "probe_url", probe)
     targets.use_endpoint_url("localstack", "http://10.0.0.5:4566")
 
     targets.require_reachable("localstack")
