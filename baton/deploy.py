@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from baton import build
@@ -29,6 +30,7 @@ TEMPLATE = ROOT / "template.yaml"
 DEFAULT_STACK = "baton"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 POLL_S = 0.3
+NO_UPDATES = "No updates are to be performed"
 
 # The resource properties that name a local path, and how each becomes an S3 location.
 PACKAGED_PROPERTIES = {
@@ -71,39 +73,107 @@ def lint_template(path: Path = TEMPLATE, build_dir: Path | None = None) -> list[
     return problems
 
 
+PUBLIC_ACCESS_BLOCKED = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                         "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+OWNER_MISMATCH = ("403", "AccessDenied", "Forbidden")
+NOT_FOUND = ("404", "NoSuchBucket", "NotFound")
+
+
+def tls_only_policy(bucket: str) -> str:
+    """A bucket policy that refuses every request not made over TLS."""
+    arn = f"arn:aws:s3:::{bucket}"
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "TLSOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }]})
+
+
+def _not_ours(name: str, account: str) -> BatonError:
+    return BatonError(
+        f"the deployment bucket {name} exists but is not owned by account {account} (or denies "
+        f"it access); baton will not upload artifacts to a bucket another account controls. "
+        f"Delete it if it is yours under another account, or deploy from account {account} "
+        f"after finding who owns it")
+
+
+def ensure_deployment_bucket(target: str, say: Callable[[str], None]) -> tuple[str, str]:
+    """The deployment bucket's name and owning account; created private and TLS-only if missing.
+
+    The name is predictable (account and region), so every call names the expected owner: a bucket
+    someone else created under that name is refused, never written to.
+    """
+    with explained(f"finding the account of the {target} credentials"):
+        account = str(client("sts", target).get_caller_identity()["Account"])
+    s3 = client("s3", target)
+    region = s3.meta.region_name
+    name = f"baton-artifacts-{account}-{region}"
+    try:
+        s3.head_bucket(Bucket=name, ExpectedBucketOwner=account)
+        return name, account
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code"))
+        if code in OWNER_MISMATCH:
+            raise _not_ours(name, account) from error
+        if code not in NOT_FOUND:
+            raise BatonError(f"checking the deployment bucket {name}: {code}: {error}") from error
+    say(f"creating the deployment bucket {name} (private, TLS only)")
+    location = {} if region == "us-east-1" else {
+        "CreateBucketConfiguration": {"LocationConstraint": region}}
+    try:
+        s3.create_bucket(Bucket=name, **location)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code"))
+        if code == "BucketAlreadyExists":  # taken between the check and now, by someone else
+            raise _not_ours(name, account) from error
+        if code != "BucketAlreadyOwnedByYou":
+            raise BatonError(f"could not create the deployment bucket {name} in {region}: "
+                             f"{code}: {error}") from error
+    with explained(f"securing the deployment bucket {name}"):
+        s3.put_public_access_block(Bucket=name, ExpectedBucketOwner=account,
+                                   PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCKED)
+        s3.put_bucket_policy(Bucket=name, ExpectedBucketOwner=account, Policy=tls_only_policy(name))
+    return name, account
+
+
 @dataclass
 class Uploader:
     """Puts artifacts in the target's deployment bucket once per content hash."""
 
     target: str
     say: Callable[[str], None]
-    _bucket: str | None = None
+    _bucket: tuple[str, str] | None = None
 
     @property
     def bucket(self) -> str:
+        return self._owned_bucket[0]
+
+    @property
+    def _owned_bucket(self) -> tuple[str, str]:
         if self._bucket is None:
-            account = client("sts", self.target).get_caller_identity()["Account"]
-            name = f"baton-artifacts-{account}-{client('s3', self.target).meta.region_name}"
-            s3 = client("s3", self.target)
-            try:
-                s3.head_bucket(Bucket=name)
-            except ClientError:
-                self.say(f"creating the deployment bucket {name}")
-                s3.create_bucket(Bucket=name)
-            self._bucket = name
+            self._bucket = ensure_deployment_bucket(self.target, self.say)
         return self._bucket
 
     def upload(self, artifact: Path) -> dict[str, str]:
         """Upload ``artifact`` unless an object of the same content is there; return its location."""
+        bucket, owner = self._owned_bucket
         digest = hashlib.sha256(artifact.read_bytes()).hexdigest()[:20]
         key = f"{artifact.stem}-{digest}{artifact.suffix}"
         s3 = client("s3", self.target)
         try:
-            s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError:
+            s3.head_object(Bucket=bucket, Key=key, ExpectedBucketOwner=owner)
+        except ClientError as error:
+            # S3 answers 403 for a missing key to a caller without s3:ListBucket: upload then,
+            # the upload names the owner too.
+            code = str(error.response.get("Error", {}).get("Code"))
+            if code not in NOT_FOUND + OWNER_MISMATCH:
+                raise BatonError(f"checking {key} in {bucket}: {code}: {error}") from error
             self.say(f"uploading {artifact.name} ({artifact.stat().st_size / 1e6:.1f} MB)")
-            s3.upload_file(str(artifact), self.bucket, key)
-        return {"Bucket": self.bucket, "Key": key}
+            try:
+                s3.upload_file(str(artifact), bucket, key, ExtraArgs={"ExpectedBucketOwner": owner})
+            except (ClientError, S3UploadFailedError) as failed:
+                raise BatonError(f"uploading {artifact.name} to {bucket} failed: {failed}") from failed
+        return {"Bucket": bucket, "Key": key}
 
 
 def artifact_for(kind: str, logical_id: str, source: Path, build_dir: Path, for_aws: bool) -> Path:
@@ -266,8 +336,12 @@ def _check_deployable(cfn: Any, target: str, stack: str, existing: dict[str, Any
 
 def _create_change_set(cfn: Any, target: str, stack: str, body: str, parameters: dict[str, str],
                        existing: dict[str, Any] | None, say: Callable[[str], None]
-                       ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Create the change set (CREATE or UPDATE); a stack that appeared meanwhile is updated."""
+                       ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Create the change set (CREATE or UPDATE); a stack that appeared meanwhile is updated.
+
+    None for the change set when the target refuses it at once for having no changes (moto does,
+    like UpdateStack; AWS creates it and fails it instead).
+    """
     for _ in range(2):
         try:
             created = cfn.create_change_set(
@@ -278,6 +352,8 @@ def _create_change_set(cfn: Any, target: str, stack: str, body: str, parameters:
             )
             return dict(created), existing
         except ClientError as error:
+            if existing is not None and NO_UPDATES in str(error):
+                return None, existing
             if existing is not None or "already exists" not in str(error):
                 raise BatonError(f"CloudFormation refused the change set for {stack}: "
                                  f"{error.response.get('Error', {}).get('Message', error)}"
@@ -319,7 +395,7 @@ def no_changes_reason(described: dict[str, Any]) -> bool:
     """True when a FAILED change set failed only because nothing changed (AWS's wording)."""
     reason = described.get("StatusReason", "")
     return described["Status"] == "FAILED" and (
-        "didn't contain changes" in reason or "No updates" in reason)
+        "didn't contain changes" in reason or NO_UPDATES in reason)
 
 
 @dataclass
@@ -349,6 +425,8 @@ def deploy(target: str, stack: str = DEFAULT_STACK, parameters: dict[str, str] |
     with explained(f"reading stack {stack} on {target}"):
         existing = _check_deployable(cfn, target, stack, stack_status(cfn, stack), say)
     change_set, existing = _create_change_set(cfn, target, stack, body, parameters, existing, say)
+    if change_set is None:
+        return DeployResult(stack, False, outputs_of(existing or {}))
     with explained(f"waiting for the change set of {stack}"):
         described = _wait_for_change_set(cfn, change_set["Id"])
     unchanged = no_changes_reason(described) or (
