@@ -297,12 +297,40 @@ def _way_out(status: str, stack: str, target: str) -> str | None:
     if status in ("DELETE_FAILED", "ROLLBACK_FAILED"):
         return (f"some of its resources could not be deleted. Run `{destroy}` to retry the "
                 "delete; if a resource still cannot be deleted, remove it by hand (the reasons "
-                "below name it), then destroy and deploy again")
+                "above name it), then destroy and deploy again")
     if status == "UPDATE_ROLLBACK_FAILED":
-        return ("an update could not be rolled back. Fix the resources named below, then run "
+        return ("an update could not be rolled back. Fix the resources named above, then run "
                 f"`aws cloudformation continue-update-rollback --stack-name {stack}` (or "
                 f"`{destroy}`), and deploy again")
     return None
+
+
+def _explain(stack: str, target: str, status: str, reasons: list[str], lead: str = "") -> BatonError:
+    """A stack in ``status``: why (the failed resources), and the way out when there is one."""
+    way_out = _way_out(status, stack, target)
+    hint = ""
+    if target == "localstack" and any("lambda" in reason.lower() for reason in reasons):
+        hint = ("\nLocalStack creates and runs functions only with Docker: start it with Docker "
+                "(see the README, Targets)")
+    return BatonError(f"{lead}stack {stack} on {target} is {status}:\n  " + "\n  ".join(reasons)
+                      + (f"\n{way_out}" if way_out else "") + hint)
+
+
+def _delete_failed_create(cfn: Any, target: str, stack: str, stack_id: str,
+                          say: Callable[[str], None]) -> None:
+    """Delete a stack whose create failed; tried twice, as LocalStack's first delete of such a
+    stack fails on the resources its rollback never created."""
+    for attempt in (1, 2):
+        started = time.time()
+        with explained(f"deleting the failed stack {stack}"):
+            cfn.delete_stack(StackName=stack_id)
+            final = _follow_stack(cfn, stack_id, started, say)
+        if final["StackStatus"] == "DELETE_COMPLETE":
+            return
+        if attempt == 1:
+            say(f"stack {stack} is {final['StackStatus']}; retrying the delete once")
+    raise _explain(stack, target, final["StackStatus"],
+                   failure_reasons(cfn, stack_id, started) or _latest_failures(cfn, final))
 
 
 def _check_deployable(cfn: Any, target: str, stack: str, existing: dict[str, Any] | None,
@@ -315,22 +343,12 @@ def _check_deployable(cfn: Any, target: str, stack: str, existing: dict[str, Any
         # A create that failed and was rolled back: nothing in it ever served, and AWS allows only
         # deleting it, so deleting it is safe and the only way forward.
         say(f"stack {stack} is ROLLBACK_COMPLETE after a failed create; deleting it first")
-        started = time.time()
-        with explained(f"deleting the failed stack {stack}"):
-            cfn.delete_stack(StackName=existing["StackId"])
-            final = _follow_stack(cfn, existing["StackId"], started, say)
-        if final["StackStatus"] != "DELETE_COMPLETE":
-            raise BatonError(f"stack {stack} is {final['StackStatus']} after a failed create and "
-                             f"could not be deleted:\n  "
-                             + "\n  ".join(failure_reasons(cfn, existing["StackId"], started))
-                             + f"\n{_way_out(final['StackStatus'], stack, target) or ''}")
+        _delete_failed_create(cfn, target, stack, existing["StackId"], say)
         return None
     if status == "REVIEW_IN_PROGRESS":
         return None  # created by a change set never executed: a CREATE change set is what it takes
-    way_out = _way_out(status, stack, target)
-    if way_out is not None:
-        raise BatonError(f"stack {stack} on {target} is {status}: {way_out}.\n  "
-                         + "\n  ".join(_latest_failures(cfn, existing)))
+    if _way_out(status, stack, target) is not None:
+        raise _explain(stack, target, status, _latest_failures(cfn, existing))
     return existing
 
 
@@ -452,9 +470,7 @@ def deploy(target: str, stack: str = DEFAULT_STACK, parameters: dict[str, str] |
     if not final["StackStatus"].endswith("_COMPLETE") or "ROLLBACK" in final["StackStatus"] \
             or final["StackStatus"] == "DELETE_COMPLETE":
         reasons = failure_reasons(cfn, stack_id, started) or [final.get("StackStatusReason", "")]
-        way_out = _way_out(final["StackStatus"], stack, target)
-        raise BatonError(f"deploy failed, stack {stack} is {final['StackStatus']}:\n  "
-                         + "\n  ".join(reasons) + (f"\n{way_out}" if way_out else ""))
+        raise _explain(stack, target, final["StackStatus"], reasons, lead="deploy failed, ")
     return DeployResult(stack, True, outputs_of(final))
 
 

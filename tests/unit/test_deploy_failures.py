@@ -162,6 +162,41 @@ def test_a_failed_create_left_in_rollback_complete_is_deleted_by_id_then_created
     assert cfn.calls[-2][1]["ChangeSetType"] == "CREATE"
 
 
+def test_a_failed_create_whose_first_delete_fails_is_deleted_on_the_second_try(cfn, template,
+                                                                              tmp_path):
+    failed = cfn.add_stack("app", "ROLLBACK_COMPLETE")
+    cfn.delete_ends = "DELETE_FAILED"  # LocalStack: the rule its rollback never created
+    original = cfn.delete_stack
+
+    def then_succeed(StackName: str) -> None:
+        original(StackName)
+        cfn.delete_ends = "DELETE_COMPLETE"
+
+    cfn.delete_stack = then_succeed
+
+    assert deploy_to(template, tmp_path).changed
+    assert [call for call in cfn.calls if call[0] == "delete_stack"] == \
+        [("delete_stack", {"StackName": failed})] * 2
+
+
+def test_a_failed_create_that_cannot_be_deleted_is_explained_with_the_localstack_hint(
+        cfn, template, tmp_path, monkeypatch):
+    cfn.add_stack("app", "ROLLBACK_COMPLETE")
+    cfn.delete_ends = "DELETE_FAILED"
+    monkeypatch.setattr(cfn, "_event", lambda stack_id, logical, status, reason="": {
+        **FakeCloudFormation._event(stack_id, "ScraperFunction", status,
+                                    "Error while creating lambda: no runtime")})
+
+    with pytest.raises(BatonError) as refused:
+        deploy.deploy("localstack", "app", None, template, say=lambda _: None,
+                      build_dir=template.parent / "build")
+
+    message = str(refused.value)
+    assert "stack app on localstack is DELETE_FAILED:\n  ScraperFunction: Error while creating" in message
+    assert "baton destroy --target localstack --stack-name app" in message
+    assert "LocalStack creates and runs functions only with Docker" in message
+
+
 @pytest.mark.parametrize("status", ["DELETE_FAILED", "ROLLBACK_FAILED"])
 def test_a_stack_whose_resources_could_not_be_deleted_is_explained_with_the_way_out(
         cfn, template, tmp_path, status):
@@ -187,7 +222,7 @@ def test_an_update_that_could_not_roll_back_names_continue_update_rollback(cfn, 
 def test_a_stack_busy_with_another_operation_says_to_wait(cfn, template, tmp_path):
     cfn.add_stack("app", "UPDATE_IN_PROGRESS")
 
-    with pytest.raises(BatonError, match="UPDATE_IN_PROGRESS: another operation is still running"):
+    with pytest.raises(BatonError, match=r"UPDATE_IN_PROGRESS:\n(.|\n)*another operation is still"):
         deploy_to(template, tmp_path)
 
 
@@ -219,7 +254,7 @@ def test_already_exists_for_a_broken_stack_is_explained_not_a_traceback(cfn, tem
 
     cfn.create_change_set = appear_broken
 
-    with pytest.raises(BatonError, match=r"DELETE_FAILED.*baton destroy"):
+    with pytest.raises(BatonError, match=r"DELETE_FAILED:\n  Topic: Function: still in use\n.*baton destroy"):
         deploy_to(template, tmp_path)
 
 
