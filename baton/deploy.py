@@ -316,13 +316,12 @@ def _explain(stack: str, target: str, status: str, reasons: list[str], lead: str
                       + (f"\n{way_out}" if way_out else "") + hint)
 
 
-def _delete_failed_create(cfn: Any, target: str, stack: str, stack_id: str,
-                          say: Callable[[str], None]) -> None:
-    """Delete a stack whose create failed; tried twice, as LocalStack's first delete of such a
-    stack fails on the resources its rollback never created."""
+def _delete(cfn: Any, target: str, stack: str, stack_id: str, say: Callable[[str], None]) -> None:
+    """Delete a stack, followed by id; a delete that fails is retried once (LocalStack's first
+    delete of a rolled-back stack fails on resources its rollback never created), then explained."""
     for attempt in (1, 2):
         started = time.time()
-        with explained(f"deleting the failed stack {stack}"):
+        with explained(f"deleting stack {stack} on {target}"):
             cfn.delete_stack(StackName=stack_id)
             final = _follow_stack(cfn, stack_id, started, say)
         if final["StackStatus"] == "DELETE_COMPLETE":
@@ -330,7 +329,8 @@ def _delete_failed_create(cfn: Any, target: str, stack: str, stack_id: str,
         if attempt == 1:
             say(f"stack {stack} is {final['StackStatus']}; retrying the delete once")
     raise _explain(stack, target, final["StackStatus"],
-                   failure_reasons(cfn, stack_id, started) or _latest_failures(cfn, final))
+                   failure_reasons(cfn, stack_id, started) or _latest_failures(cfn, final),
+                   lead="could not delete it: ")
 
 
 def _check_deployable(cfn: Any, target: str, stack: str, existing: dict[str, Any] | None,
@@ -343,7 +343,7 @@ def _check_deployable(cfn: Any, target: str, stack: str, existing: dict[str, Any
         # A create that failed and was rolled back: nothing in it ever served, and AWS allows only
         # deleting it, so deleting it is safe and the only way forward.
         say(f"stack {stack} is ROLLBACK_COMPLETE after a failed create; deleting it first")
-        _delete_failed_create(cfn, target, stack, existing["StackId"], say)
+        _delete(cfn, target, stack, existing["StackId"], say)
         return None
     if status == "REVIEW_IN_PROGRESS":
         return None  # created by a change set never executed: a CREATE change set is what it takes
@@ -496,19 +496,11 @@ def stack_outputs(target: str, stack: str = DEFAULT_STACK) -> dict[str, str]:
 
 
 def destroy(target: str, stack: str = DEFAULT_STACK, say: Callable[[str], None] = print) -> bool:
-    """Delete the stack (a DELETE_FAILED one is retried); False when there was none."""
+    """Delete the stack (a failed delete is retried once); False when there was none."""
     cfn = client("cloudformation", target)
     with explained(f"reading stack {stack} on {target}"):
         existing = stack_status(cfn, stack)
     if existing is None:
         return False
-    started = time.time()
-    with explained(f"deleting stack {stack} on {target}"):
-        cfn.delete_stack(StackName=existing["StackId"])
-        final = _follow_stack(cfn, existing["StackId"], started, say)
-    if final["StackStatus"] != "DELETE_COMPLETE":
-        raise BatonError(f"could not delete stack {stack} ({final['StackStatus']}):\n  "
-                         + "\n  ".join(failure_reasons(cfn, existing["StackId"], started)
-                                       or _latest_failures(cfn, final))
-                         + "\nRemove the resources named above by hand, then destroy again.")
+    _delete(cfn, target, stack, existing["StackId"], say)
     return True

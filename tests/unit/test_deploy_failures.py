@@ -308,13 +308,32 @@ def test_destroy_follows_the_stack_by_id_after_the_name_is_gone(cfn):
     assert cfn.stacks[stack_id]["StackStatus"] == "DELETE_COMPLETE"
 
 
-def test_destroy_that_fails_names_the_resource(cfn):
-    cfn.add_stack("app", "CREATE_COMPLETE")
+def test_destroy_that_fails_twice_names_the_resource_and_the_way_out(cfn):
+    stack_id = cfn.add_stack("app", "CREATE_COMPLETE")
     cfn.delete_ends = "DELETE_FAILED"
 
-    with pytest.raises(BatonError, match=r"could not delete stack app \(DELETE_FAILED\)"
-                                         r":\n  Topic: topic is in use"):
+    with pytest.raises(BatonError) as failed:
         deploy.destroy("aws", "app", say=lambda _: None)
+
+    assert str(failed.value).startswith("could not delete it: stack app on aws is DELETE_FAILED:\n"
+                                        "  Topic: topic is in use")
+    assert "remove it by hand" in str(failed.value)
+    assert cfn.calls == [("delete_stack", {"StackName": stack_id})] * 2
+
+
+def test_destroy_retries_a_failed_delete_once(cfn):
+    stack_id = cfn.add_stack("app", "ROLLBACK_COMPLETE")
+    cfn.delete_ends = "DELETE_FAILED"
+    original = cfn.delete_stack
+
+    def then_succeed(StackName: str) -> None:
+        original(StackName)
+        cfn.delete_ends = "DELETE_COMPLETE"
+
+    cfn.delete_stack = then_succeed
+
+    assert deploy.destroy("aws", "app", say=lambda _: None)
+    assert cfn.stacks[stack_id]["StackStatus"] == "DELETE_COMPLETE"
 
 
 def test_destroy_of_a_stack_that_is_not_there_says_so(cfn):
