@@ -31,6 +31,7 @@ DEFAULT_STACK = "baton"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 POLL_S = 0.3
 NO_UPDATES = "No updates are to be performed"
+DELETE_SETTLE_S = 15.0
 
 # The resource properties that name a local path, and how each becomes an S3 location.
 PACKAGED_PROPERTIES = {
@@ -324,6 +325,11 @@ def _delete(cfn: Any, target: str, stack: str, stack_id: str, say: Callable[[str
         with explained(f"deleting stack {stack} on {target}"):
             cfn.delete_stack(StackName=stack_id)
             final = _follow_stack(cfn, stack_id, started, say)
+            # LocalStack shows DELETE_FAILED between the passes of one delete: give it time to end.
+            settle_until = time.monotonic() + DELETE_SETTLE_S
+            while final["StackStatus"] == "DELETE_FAILED" and time.monotonic() < settle_until:
+                time.sleep(POLL_S)
+                final = _follow_stack(cfn, stack_id, started, say)
         if final["StackStatus"] == "DELETE_COMPLETE":
             return
         if attempt == 1:

@@ -133,6 +133,7 @@ def cfn(monkeypatch: pytest.MonkeyPatch) -> FakeCloudFormation:
     fake = FakeCloudFormation()
     monkeypatch.setattr(deploy, "client", lambda service, target: fake)
     monkeypatch.setattr(deploy, "POLL_S", 0)
+    monkeypatch.setattr(deploy, "DELETE_SETTLE_S", 0)
     return fake
 
 
@@ -348,3 +349,23 @@ def test_an_api_error_while_reading_the_stack_is_a_baton_error(cfn, template, tm
 
     with pytest.raises(BatonError, match="reading stack app on aws: AccessDenied: not authorized"):
         deploy_to(template, tmp_path)
+
+
+def test_a_delete_shown_failed_between_passes_is_followed_until_it_ends(cfn, monkeypatch):
+    """LocalStack reports DELETE_FAILED between the passes of one delete, then DELETE_COMPLETE."""
+    stack_id = cfn.add_stack("app", "CREATE_COMPLETE")
+    cfn.delete_ends = "DELETE_FAILED"
+    monkeypatch.setattr(deploy, "DELETE_SETTLE_S", 5)
+    looks = []
+    original = cfn.describe_stacks
+
+    def later_complete(StackName: str) -> dict[str, Any]:
+        looks.append(StackName)
+        if len(looks) == 3:
+            cfn.stacks[stack_id]["StackStatus"] = "DELETE_COMPLETE"
+        return original(StackName)
+
+    cfn.describe_stacks = later_complete
+
+    assert deploy.destroy("aws", "app", say=lambda _: None)
+    assert [call[0] for call in cfn.calls] == ["delete_stack"]
