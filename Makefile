@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast demo lint bench clean
+.PHONY: setup test test-fast test-localstack demo lint bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,12 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not e2e"
+
+# A real LocalStack in host mode (installed once under ~/.baton/localstack, about 3 minutes),
+# then the deploy / describe / update / no-change / destroy suite against it.
+test-localstack: setup
+	$(BIN)/python scripts/localstack_harness.py setup
+	BATON_TEST_LOCALSTACK=1 $(BIN)/python -m pytest tests/localstack
 
 demo: setup
 	$(BIN)/python scripts/demo.py
