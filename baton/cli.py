@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import EndpointConnectionError
 
+from baton import targets
 from baton.commands import (
     alerts,
     build,
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "endpoint_url", None):
+            targets.use_endpoint_url(args.target, args.endpoint_url)
         return int(args.handler(args))
     except BatonError as error:
         say(f"baton {args.command}: error: {error}")
@@ -67,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = getattr(args, "target", "local")
         say(f"baton {args.command}: error: could not connect to {error.kwargs.get('endpoint_url')} "
             f"({target}). " + ("Start it with: baton up" if target == "local" else
-                               "Start LocalStack with: localstack start -d"
+                               "Start LocalStack (localstack start -d), or point baton at it with "
+                               "--endpoint-url / BATON_ENDPOINT_URL"
                                if target == "localstack" else "Check your network and region."))
         return 1
     except KeyboardInterrupt:

@@ -11,15 +11,13 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from baton import deploy
 from baton.errors import BatonError
 from baton.targets import client
+from engines.client import Deployment
+from pipeline.steps import ORCHESTRATOR, STEPS
 
-# Logical function names and the stack outputs that hold their deployed names.
-FUNCTIONS = {
-    "scraper": "ScraperFunctionName",
-    "transformer": "TransformerFunctionName",
-    "moderator": "ModeratorFunctionName",
-    "store": "StoreFunctionName",
-    "orchestrator": "OrchestratorFunctionName",
-}
+# Logical function names and the stack outputs that hold their deployed names: every step of the
+# registry, and the orchestrator.
+FUNCTIONS = {step.name: step.output for step in STEPS} | {
+    ORCHESTRATOR: Deployment.OUTPUTS["orchestrator_function"]}
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from baton import deploy, targets
-from baton.errors import BatonError
 from baton.localcloud import LocalCloud, probe_health
-from engines.client import Deployment
-from pipeline.steps import ORCHESTRATOR, STEPS
 
-# Logical function names and the stack outputs that hold their deployed names: every step of the
-# registry, and the orchestrator.
-FUNCTIONS = {step.name: step.output for step in STEPS} | {
-    ORCHESTRATOR: Deployment.OUTPUTS["orchestrator_function"]}
 # Parameters a deploy to an emulator gets unless given: the sample site is local by nature.
 EMULATOR_PARAMETERS = {"ScraperAllowedHosts": "127.0.0.1:8765,localhost:8765"}
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -35,6 +28,9 @@ def add_target_options(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                         help="where to act (default %(default)s)")
     parser.add_argument("--stack-name", type=stack_name, default=deploy.DEFAULT_STACK,
                         help="CloudFormation stack (default %(default)s)")
+    parser.add_argument("--endpoint-url", metavar="URL",
+                        help="the localstack or aws target's endpoint (default: "
+                             "BATON_ENDPOINT_URL, else LOCALSTACK_HOST / the AWS default)")
     return parser
 
 
@@ -44,14 +40,6 @@ def ensure_target(target: str) -> None:
         say("The local cloud is not running; starting it (baton up)…")
         LocalCloud(say=say).up(port=targets.local_port())
     targets.require_reachable(target)
-
-
-def function_name(target: str, stack: str, logical: str) -> str:
-    """The deployed name of a logical function (scraper, …), from the stack outputs."""
-    outputs = deploy.stack_outputs(target, stack)
-    if FUNCTIONS[logical] not in outputs:
-        raise BatonError(f"stack {stack} has no {logical} function (output {FUNCTIONS[logical]})")
-    return outputs[FUNCTIONS[logical]]
 
 
 # Argument types: argparse turns their ArgumentTypeError into a usage message and exit 2, before

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import sys
 from pathlib import Path
 
 from baton import targets
-from baton.commands.common import FUNCTIONS, add_target_options, function_name, say
+from baton.commands.common import add_target_options, say
 from baton.errors import BatonError
+from baton.invoke import FUNCTIONS, invoke
 
 SUMMARY = "invoke a deployed function"
 
@@ -49,23 +49,14 @@ def run(args: argparse.Namespace) -> int:
     """Invoke the function (synchronously: print its answer and log tail; 1 if it failed)."""
     payload = read_event(args.event)
     targets.require_reachable(args.target)
-    name = function_name(args.target, args.stack_name, args.function)
-    lambdas = targets.client("lambda", args.target)
+    answer = invoke(args.target, args.stack_name, args.function, payload, args.async_)
     if args.async_:
-        response = lambdas.invoke(FunctionName=name, Payload=payload, InvocationType="Event")
-        print(f"queued {args.function} ({name}), status {response['StatusCode']}")
+        print(f"queued {args.function} ({answer.name}), status {answer.status}")
         return 0
-    response = lambdas.invoke(FunctionName=name, Payload=payload, LogType="Tail")
-    body = response["Payload"].read().decode()
-    try:
-        print(json.dumps(json.loads(body), indent=2))
-    except json.JSONDecodeError:
-        print(body)
-    if response.get("LogResult"):
-        say("--- log tail ---\n" + base64.b64decode(response["LogResult"]).decode(errors="replace"))
-    if response.get("FunctionError"):
-        error_type = json.loads(body).get("errorType", "?") if body.startswith("{") else "?"
-        say(f"{args.function} failed: FunctionError={response['FunctionError']} "
-            f"errorType={error_type}")
+    print(answer.pretty_body())
+    if answer.log_tail:
+        say("--- log tail ---\n" + answer.log_tail)
+    if answer.error:
+        say(f"{args.function} ({answer.name}) failed: {answer.error}")
         return 1
     return 0

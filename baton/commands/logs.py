@@ -6,7 +6,8 @@ import argparse
 import time
 
 from baton import targets
-from baton.commands.common import FUNCTIONS, add_target_options, duration, function_name, say
+from baton.commands.common import add_target_options, duration, say
+from baton.invoke import FUNCTIONS, function_name
 
 SUMMARY = "show a deployed function's logs"
 

@@ -27,6 +27,8 @@ CASES = [
     (["site", "--port", "99999"], 2, "between 0 and 65535"),
     (["site", "--port=-80"], 2, "between 0 and 65535"),
     (["site", "--port", "http"], 2, "expected a whole number"),
+    (["invoke", "scraper", "--endpoint-url", "http://x:1"], 1, "applies to the localstack and aws"),
+    (["deploy", "--target", "localstack", "--endpoint-url", "notaurl"], 1, "invalid endpoint URL"),
     (["ui", "--port", "99999"], 2, "between 0 and 65535"),
     (["ui", "--stack-name", "no spaces please"], 2, "stack"),
     (["history", "bad id!", "--timeline"], 2, "not a run id"),

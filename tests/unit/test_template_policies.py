@@ -1,7 +1,7 @@
 """Least privilege in template.yaml, as it must hold on AWS (the emulators do not enforce IAM).
 
 Each function may touch only the S3 prefixes, tables and event types its code uses; the facts come
-from the code itself (pipeline.keys, the transformer's settings, pipeline.events.CHAIN), so a
+from the code itself (pipeline.keys, the transformer's settings, engines.events.CHAIN), so a
 change of prefix or event in the code without its policy fails here. Any other policy form, a
 wildcard action or a "*" resource (beyond actions AWS offers no resource for) fails too.
 """
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from baton import deploy
-from pipeline import events
-from pipeline.keys import page_text_key, raw_key
+from engines import events
+from pipeline.keys import page_text_key, raw_key, run_request_key
 from transformer.settings import Settings as TransformerSettings
 
 
@@ -26,6 +26,7 @@ def prefix_of(key: str) -> str:
 RAW = prefix_of(raw_key("run", "https://example.com/"))
 TEXT = str(TransformerSettings.model_fields["text_prefix"].default)
 PAGES = prefix_of(page_text_key("https://example.com/", "hash"))
+RUNS = prefix_of(run_request_key("run"))
 
 # What each step's code does in the data bucket: (action, key prefix).
 S3_USES: dict[str, set[tuple[str, str]]] = {
@@ -33,6 +34,10 @@ S3_USES: dict[str, set[tuple[str, str]]] = {
     "transformer": {("s3:GetObject", RAW), ("s3:PutObject", TEXT)},
     "moderator": {("s3:GetObject", TEXT)},
     "store": {("s3:GetObject", TEXT), ("s3:PutObject", PAGES)},  # copy_object text -> pages
+    # engines.handoff: a run request too large for a payload, written by whoever starts the
+    # orchestrator (the monitor) and read by the orchestrator, which also writes its continuation.
+    "orchestrator": {("s3:GetObject", RUNS), ("s3:PutObject", RUNS)},
+    "monitor": {("s3:PutObject", RUNS)},
 }
 # Tables each code folder reads or writes.
 TABLES: dict[str, set[str]] = {
@@ -43,7 +48,7 @@ TABLES: dict[str, set[str]] = {
 }
 # The events a choreography step may publish: its link's output, the 304 end, a failure.
 STEP_EVENTS: dict[str, set[str]] = {
-    link.step: {link.emits, events.PAGE_FAILED} for link in events.CHAIN.values()
+    link.name: {link.emits, events.PAGE_FAILED} for link in events.CHAIN.values()
 }
 STEP_EVENTS["scraper"].add(events.PAGE_NOT_MODIFIED)
 # SAM policy templates allowed: each grants item-level actions on the one resource it names.
