@@ -402,14 +402,34 @@ def test_an_allowlisted_host_and_port_passes_the_guard() -> None:
     assert fetcher.fetch("http://127.0.0.1:8765/").status_code == 200
 
 
-def test_an_allowlisted_host_passes_the_guard_on_any_port() -> None:
+@pytest.mark.parametrize("url", ["http://localhost/", "https://localhost/"])
+def test_an_allowlisted_host_without_port_passes_the_guard_on_the_default_ports(url: str) -> None:
     fetcher, _ = make_fetcher(
-        {"http://localhost:9000/": FakeResponse(200)},
+        {url: FakeResponse(200)},
         dns={"localhost": ["127.0.0.1"]},
         allowed_hosts=frozenset({"localhost"}),
     )
 
-    assert fetcher.fetch("http://localhost:9000/").status_code == 200
+    assert fetcher.fetch(url).status_code == 200
+
+
+def test_an_allowlisted_host_without_port_does_not_open_other_ports() -> None:
+    # Decided: "localhost" means http(s)://localhost/, not every service on the machine.
+    fetcher, transport = make_fetcher(
+        {}, dns={"localhost": ["127.0.0.1"]}, allowed_hosts=frozenset({"localhost"})
+    )
+
+    with pytest.raises(PermanentError, match="blocked address"):
+        fetcher.fetch("http://localhost:9000/")
+    assert transport.hops == []
+
+
+def test_an_allowlisted_ipv6_host_and_port_passes_the_guard() -> None:
+    fetcher, _ = make_fetcher(
+        {"http://::1:8080/": FakeResponse(200)}, allowed_hosts=frozenset({"[::1]:8080"})
+    )
+
+    assert fetcher.fetch("http://[::1]:8080/").status_code == 200
 
 
 def test_an_allowlisted_host_port_does_not_open_other_ports() -> None:
