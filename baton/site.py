@@ -22,6 +22,24 @@ Fault pages:
     /faults/to-metadata                 302 to http://169.254.169.254/latest/meta-data/
     /faults/to-private                  302 to http://10.0.0.1/
 
+Hostile pages (what real servers do to a scraper; each parameter is capped):
+
+    /faults/slow-headers?interval=1&lines=30
+                                        the status line at once, then one header line every
+                                        ``interval`` seconds, ``lines`` of them, then a page
+    /faults/drip?interval=1&bytes=200   headers at once, then an HTML body of ``bytes`` bytes
+                                        sent one byte every ``interval`` seconds
+    /faults/gzip  /faults/deflate       the garden page, gzip- / deflate-encoded
+    /faults/gzip-bomb?mib=256           ``mib`` MiB of zeros gzip-encoded (about 1 KiB per MiB),
+                                        labelled text/html
+    /faults/binary.html                 a PNG image labelled text/html
+    /faults/truncated                   Content-Length 20000, a 1000-byte body, then close
+    /faults/broken-chunked              a chunked body cut in the middle of a chunk
+    /faults/trailers?lines=1000         a chunked body followed by ``lines`` trailer lines
+    /faults/many-headers?count=200      ``count`` extra headers
+    /faults/link-farm?links=5000&title=20000
+                                        ``links`` links and a ``title``-character title
+
 Control API (POST; ``page`` is a content page name such as ``news``; answers JSON):
 
     /_control/change?page=P             new content version: body, ETag and Last-Modified change
@@ -40,22 +58,44 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import hashlib
 import html
 import json
 import sys
 import threading
 import time
+import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from baton.site_pages import CLEAN, LATIN1_BODY, PDF_BODY, TOXIC, TURNED_TOXIC, UPDATES, PageText
+from baton.site_pages import (
+    CLEAN,
+    LATIN1_BODY,
+    PDF_BODY,
+    TOXIC,
+    TURNED_TOXIC,
+    UPDATES,
+    PageText,
+    gzip_bomb,
+    link_farm,
+    png_image,
+)
 
 DEFAULT_PORT = 8765
 MAX_DELAY_SECONDS = 30.0
+# Caps on the hostile pages' parameters: a drip lasts at most interval * count seconds.
+MAX_DRIP_INTERVAL = 10.0
+MAX_DRIP_COUNT = 10_000
+MAX_BOMB_MIB = 4096
+MAX_FARM_LINKS = 100_000
+MAX_TITLE_CHARS = 1_000_000
+TRUNCATED_DECLARED = 20_000
+TRUNCATED_SENT = 1_000
 FLAKY_FAILURES = 2
 METADATA_URL = "http://169.254.169.254/latest/meta-data/"
 PRIVATE_URL = "http://10.0.0.1/"
@@ -231,8 +271,81 @@ class SiteHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, PDF_BODY, "application/pdf")
         elif name == "latin1":
             self._send(HTTPStatus.OK, LATIN1_BODY, "text/html")  # no charset on purpose
+        elif name in HOSTILE:
+            # The client gives up on these (deadline, limits) as it should: a broken pipe
+            # or a reset is the expected end.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                HOSTILE[name](self, query)
         else:
             self._not_found()
+
+    # -- hostile pages -------------------------------------------------------------------------
+
+    def _slow_headers(self, query: dict[str, str]) -> None:
+        interval = _capped(query, "interval", 1.0, MAX_DRIP_INTERVAL)
+        lines = int(_capped(query, "lines", 30, MAX_DRIP_COUNT))
+        body = _document("Slow headers", "en", (f"{lines} header lines, {interval:g} s apart.",))
+        self._raw_status(HTTPStatus.OK)
+        for number in range(lines):
+            time.sleep(interval)
+            self.wfile.write(f"X-Drip-{number}: {number}\r\n".encode())
+        self.wfile.write(_header_block(len(body), "text/html; charset=utf-8") + body)
+
+    def _drip(self, query: dict[str, str]) -> None:
+        interval = _capped(query, "interval", 1.0, MAX_DRIP_INTERVAL)
+        size = int(_capped(query, "bytes", 200, MAX_DRIP_COUNT))
+        body = _document("A dripping page", "en", ("." * size,))[:size]
+        self._raw_status(HTTPStatus.OK)
+        self.wfile.write(_header_block(len(body), "text/html; charset=utf-8"))
+        for offset in range(len(body)):
+            self.wfile.write(body[offset : offset + 1])
+            time.sleep(interval)
+
+    def _encoded(self, encoding: str) -> None:
+        body = _render("garden", PageState())
+        encoded = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
+        self._send_html(HTTPStatus.OK, encoded, {"Content-Encoding": encoding})
+
+    def _gzip_bomb(self, query: dict[str, str]) -> None:
+        bomb = gzip_bomb(int(_capped(query, "mib", 256, MAX_BOMB_MIB)))
+        self._send_html(HTTPStatus.OK, bomb, {"Content-Encoding": "gzip"})
+
+    def _binary_html(self, query: dict[str, str]) -> None:
+        self._send_html(HTTPStatus.OK, png_image())
+
+    def _truncated(self, query: dict[str, str]) -> None:
+        body = _document("A truncated page", "en", ("This page is cut short. " * 100,))
+        self._raw_status(HTTPStatus.OK)
+        self.wfile.write(_header_block(TRUNCATED_DECLARED, "text/html; charset=utf-8"))
+        self.wfile.write(body[:TRUNCATED_SENT])  # then the connection closes (HTTP/1.0)
+
+    def _broken_chunked(self, query: dict[str, str]) -> None:
+        self._raw_status(HTTPStatus.OK)
+        self.wfile.write(_header_block(None, "text/html; charset=utf-8", chunked=True))
+        self.wfile.write(b"400\r\n<html><head><title>cut</title></head><body>")  # 1024 promised
+
+    def _trailers(self, query: dict[str, str]) -> None:
+        lines = int(_capped(query, "lines", 1000, MAX_DRIP_COUNT))
+        body = _document("A page with trailers", "en", ("Read the trailers.",))
+        self._raw_status(HTTPStatus.OK)
+        self.wfile.write(_header_block(None, "text/html; charset=utf-8", chunked=True))
+        self.wfile.write(b"%x\r\n%s\r\n0\r\n" % (len(body), body))
+        self.wfile.write(b"".join(b"X-Trailer-%d: %d\r\n" % (n, n) for n in range(lines)) + b"\r\n")
+
+    def _many_headers(self, query: dict[str, str]) -> None:
+        count = int(_capped(query, "count", 200, MAX_DRIP_COUNT))
+        self._send_html(HTTPStatus.OK, _document("Many headers", "en", (f"{count} headers.",)),
+                        {f"X-Extra-{number}": str(number) for number in range(count)})
+
+    def _link_farm(self, query: dict[str, str]) -> None:
+        links = int(_capped(query, "links", 5000, MAX_FARM_LINKS))
+        title, body = link_farm(links, int(_capped(query, "title", 20_000, MAX_TITLE_CHARS)))
+        self._send_html(HTTPStatus.OK, _html_document(title, "en", body))
+
+    def _raw_status(self, status: HTTPStatus) -> None:
+        """The status line alone, so that what follows can be paced by hand."""
+        self.log_request(status.value)
+        self.wfile.write(f"HTTP/1.0 {status.value} {status.phrase}\r\n".encode())
 
     def _stream_huge(self, mib: float) -> None:
         total = int(mib * 1024 * 1024)
@@ -317,6 +430,35 @@ class SiteHandler(BaseHTTPRequestHandler):
         # The client may have given up (e.g. its read timeout): nothing left to tell it.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body)
+
+
+HOSTILE: dict[str, Callable[[SiteHandler, dict[str, str]], None]] = {
+    "slow-headers": SiteHandler._slow_headers,
+    "drip": SiteHandler._drip,
+    "gzip": lambda handler, _: handler._encoded("gzip"),
+    "deflate": lambda handler, _: handler._encoded("deflate"),
+    "gzip-bomb": SiteHandler._gzip_bomb,
+    "binary.html": SiteHandler._binary_html,
+    "truncated": SiteHandler._truncated,
+    "broken-chunked": SiteHandler._broken_chunked,
+    "trailers": SiteHandler._trailers,
+    "many-headers": SiteHandler._many_headers,
+    "link-farm": SiteHandler._link_farm,
+}
+
+
+def _header_block(length: int | None, content_type: str, *, chunked: bool = False) -> bytes:
+    """The header lines after a status line, up to the blank line, for hand-paced answers."""
+    lines = [f"Server: {SiteHandler.server_version}", f"Content-Type: {content_type}"]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _capped(query: dict[str, str], name: str, default: float, cap: float) -> float:
+    return max(0.0, min(_number(query.get(name), default), cap))
 
 
 def _render(name: str, page: PageState) -> bytes:

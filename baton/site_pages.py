@@ -1,4 +1,5 @@
-"""Texts of the sample site's pages: clean ones in three languages, toxic ones, and updates.
+"""Texts of the sample site's pages: clean ones in three languages, toxic ones, updates, and
+the bodies of its hostile pages (an image, a compression bomb, a link farm).
 
 The toxic pages are deliberately abusive (insults, no slurs) so that a real toxicity classifier
 flags them; the clean ones are ordinary prose that it should let through.
@@ -6,6 +7,9 @@ flags them; the clean ones are ordinary prose that it should let through.
 
 from __future__ import annotations
 
+import functools
+import struct
+import zlib
 from dataclasses import dataclass
 
 
@@ -145,3 +149,47 @@ PDF_BODY = (
     b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\n"
     b"trailer<</Root 1 0 R>>\n%%EOF\n"
 )
+
+
+# -- hostile pages: bodies the scraper must refuse or survive -------------------------------------
+
+
+def png_image(width: int = 64, height: int = 64) -> bytes:
+    """A valid PNG (a grey gradient): what a binary body mislabelled as HTML looks like."""
+    rows = b"".join(b"\x00" + bytes((x + y) % 256 for x in range(width)) for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+BOMB_MEMBER_MIB = 16
+
+
+@functools.cache
+def _zeros_member() -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return compressor.compress(bytes(BOMB_MEMBER_MIB * 1024 * 1024)) + compressor.flush()
+
+
+def gzip_bomb(mib: int) -> bytes:
+    """At least ``mib`` MiB of zeros as gzip about a thousand times smaller.
+
+    Made of identical 16 MiB gzip members (RFC 1952 allows several in a row), so that a large
+    bomb costs one small compression, not seconds of it while the client waits.
+    """
+    return _zeros_member() * max(1, -(-mib // BOMB_MEMBER_MIB))
+
+
+def link_farm(links: int, title_chars: int) -> tuple[str, str]:
+    """The title and body HTML of a page with ``links`` links and a ``title_chars``-long title."""
+    words = ("links", "everywhere", "and", "a", "title", "that", "never", "ends")
+    title = " ".join(words[number % len(words)] for number in range(title_chars))[:title_chars]
+    body = "\n".join(
+        f'    <p><a href="/farm/{number}">Link number {number}</a></p>' for number in range(links)
+    )
+    return title, body

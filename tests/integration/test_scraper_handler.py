@@ -166,7 +166,7 @@ def test_a_closed_port_fails_transiently(
     with socket.socket() as bound:
         bound.bind(("127.0.0.1", 0))
         closed_port = bound.getsockname()[1]
-        monkeypatch.setenv("SCRAPER_ALLOWED_HOSTS", "127.0.0.1")
+        monkeypatch.setenv("SCRAPER_ALLOWED_HOSTS", f"127.0.0.1:{closed_port}")
 
         with pytest.raises(TransientError, match="connection failed"):
             invoke(f"http://127.0.0.1:{closed_port}/")

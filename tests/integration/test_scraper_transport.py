@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from baton.site import SampleSite
-from pipeline.errors import PermanentError
+from pipeline.errors import PermanentError, TransientError
 from scraper.fetch import Fetcher, FetchPolicy
 from scraper.transport import HttpTransport
 
@@ -35,3 +38,122 @@ def test_a_name_resolving_to_loopback_is_refused_before_connecting(
 
     with pytest.raises(PermanentError, match=r"blocked address.*127\.0\.0\.1.*loopback"):
         fetcher.fetch(f"http://rebind.invalid:{port}/pages/garden")
+
+
+# -- hostile pages on the real transport -------------------------------------------------------
+
+
+def site_fetcher(site: SampleSite, **policy: object) -> tuple[Fetcher, str]:
+    base = site.base_url
+    fetcher = Fetcher(
+        FetchPolicy(allowed_hosts=frozenset({base.removeprefix("http://")}), **policy),  # type: ignore[arg-type]
+        HttpTransport(),
+    )
+    return fetcher, base
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "/faults/drip?interval=0.5&bytes=200",  # each byte well within the read timeout
+        "/faults/slow-headers?interval=0.5&lines=100",
+        "/faults/slow?delay=5",  # nothing at all until after the deadline
+    ],
+    ids=["dripping-body", "dripping-headers", "silent"],
+)
+def test_the_deadline_ends_the_attempt_whatever_the_server_does(
+    sample_site: SampleSite, page: str
+) -> None:
+    fetcher, base = site_fetcher(sample_site, total_timeout=1.5, read_timeout=10.0)
+    started = time.monotonic()
+
+    with pytest.raises(TransientError, match=r"took longer than 1\.5 s"):
+        fetcher.fetch(f"{base}{page}")
+    # Not a timing assertion on the server: the point of the deadline is that this holds.
+    assert time.monotonic() - started < 1.5 + 1.0
+
+
+def test_a_drip_that_ends_before_the_deadline_is_read_whole(sample_site: SampleSite) -> None:
+    fetcher, base = site_fetcher(sample_site, total_timeout=10.0)
+
+    result = fetcher.fetch(f"{base}/faults/drip?interval=0.01&bytes=40")
+
+    assert result.body is not None and len(result.body) == 40
+
+
+def test_the_watchdog_is_stopped_after_a_normal_fetch(sample_site: SampleSite) -> None:
+    fetcher, base = site_fetcher(sample_site)  # a 25 s deadline: its timers would outlive the test
+
+    for _ in range(5):
+        fetcher.fetch(f"{base}/pages/garden")
+
+    timers = [thread for thread in threading.enumerate() if isinstance(thread, threading.Timer)]
+    for timer in timers:
+        timer.join(timeout=2)  # a cancelled timer ends at once
+    assert not [timer for timer in timers if timer.is_alive()]
+
+
+@pytest.mark.parametrize("page", ["/faults/gzip", "/faults/deflate"])
+def test_a_compressed_page_is_stored_decoded(sample_site: SampleSite, page: str) -> None:
+    fetcher, base = site_fetcher(sample_site)
+
+    encoded = fetcher.fetch(f"{base}{page}").body
+    plain = fetcher.fetch(f"{base}/pages/garden").body
+
+    assert encoded == plain and encoded is not None and encoded.startswith(b"<!DOCTYPE html>")
+
+
+def test_a_gzip_bomb_is_refused_at_the_cap(sample_site: SampleSite) -> None:
+    fetcher, base = site_fetcher(sample_site, max_bytes=1024 * 1024)
+
+    with pytest.raises(PermanentError, match=r"decompresses to over 1048576 bytes"):
+        fetcher.fetch(f"{base}/faults/gzip-bomb?mib=64")
+
+
+def test_a_png_labelled_html_is_refused_by_name(sample_site: SampleSite) -> None:
+    fetcher, base = site_fetcher(sample_site)
+
+    with pytest.raises(PermanentError, match="labelled HTML but its body is PNG image"):
+        fetcher.fetch(f"{base}/faults/binary.html")
+
+
+def test_a_body_shorter_than_its_content_length_is_transient(sample_site: SampleSite) -> None:
+    fetcher, base = site_fetcher(sample_site)
+
+    with pytest.raises(TransientError, match=r"truncated body: .* sent 1000 of the 20000 bytes"):
+        fetcher.fetch(f"{base}/faults/truncated")
+
+
+def test_a_broken_chunked_body_is_transient(sample_site: SampleSite) -> None:
+    fetcher, base = site_fetcher(sample_site)
+
+    with pytest.raises(TransientError, match="truncated body"):
+        fetcher.fetch(f"{base}/faults/broken-chunked")
+
+
+def test_endless_trailers_are_refused(sample_site: SampleSite) -> None:
+    fetcher, base = site_fetcher(sample_site)
+
+    with pytest.raises(PermanentError, match="more than 100 trailer lines"):
+        fetcher.fetch(f"{base}/faults/trailers?lines=1000")
+
+
+def test_a_few_trailers_are_fine(sample_site: SampleSite) -> None:
+    fetcher, base = site_fetcher(sample_site)
+
+    assert fetcher.fetch(f"{base}/faults/trailers?lines=3").status_code == 200
+
+
+def test_more_headers_than_allowed_are_refused(sample_site: SampleSite) -> None:
+    fetcher, base = site_fetcher(sample_site)
+
+    with pytest.raises(PermanentError, match="got more than 100 headers"):
+        fetcher.fetch(f"{base}/faults/many-headers?count=200")
+
+
+def test_a_link_farm_is_fetched_whole(sample_site: SampleSite) -> None:
+    fetcher, base = site_fetcher(sample_site)
+
+    body = fetcher.fetch(f"{base}/faults/link-farm?links=5000&title=20000").body
+
+    assert body is not None and body.count(b"<a href=") == 5000 + 1  # and the nav link

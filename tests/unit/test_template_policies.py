@@ -30,7 +30,7 @@ RUNS = prefix_of(run_request_key("run"))
 
 # What each step's code does in the data bucket: (action, key prefix).
 S3_USES: dict[str, set[tuple[str, str]]] = {
-    "scraper": {("s3:PutObject", RAW)},                        # scraper.storage: put the raw page
+    "scraper": {("s3:PutObject", RAW)},                        # scraper.dal: put the raw page
     "transformer": {("s3:GetObject", RAW), ("s3:PutObject", TEXT)},
     "moderator": {("s3:GetObject", TEXT)},
     "store": {("s3:GetObject", TEXT), ("s3:PutObject", PAGES)},  # copy_object text -> pages

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AliasGenerator, Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -23,16 +24,20 @@ class ScraperSettings(BaseSettings):
     bucket_name: str = Field(min_length=3, validation_alias="BUCKET_NAME")
     connect_timeout: PositiveFloat = 5.0
     read_timeout: PositiveFloat = 10.0
-    # Wall-clock cap for the whole fetch: a server dripping one byte per read timeout
-    # would otherwise hold the Lambda until its own timeout.
+    # One absolute deadline for the whole fetch (resolve, connect, headers, body, redirects):
+    # the transport ends the attempt by then, whatever the server does.
     total_timeout: PositiveFloat = 25.0
-    max_bytes: PositiveInt = 5 * 1024 * 1024
+    max_bytes: PositiveInt = 5 * 1024 * 1024  # on the wire and once decompressed
     max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
+    max_redirect_hosts: PositiveInt = FetchPolicy.max_redirect_hosts
+    max_headers: PositiveInt = FetchPolicy.max_headers
+    max_header_bytes: PositiveInt = FetchPolicy.max_header_bytes
     allowed_content_types: Annotated[tuple[str, ...], NoDecode] = (
         "text/html",
         "application/xhtml+xml",
     )
-    # Hosts (or host:port) exempt from the SSRF guard, e.g. "127.0.0.1:8765,localhost".
+    # Hosts exempt from the SSRF guard, e.g. "127.0.0.1:8765,localhost,[::1]:8080". An entry
+    # with a port opens that port only; one without opens the default ports 80 and 443 only.
     allowed_hosts: Annotated[frozenset[str], NoDecode] = frozenset()
     user_agent: str = Field(default=FetchPolicy.user_agent, min_length=1)
 
@@ -43,6 +48,21 @@ class ScraperSettings(BaseSettings):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: frozenset[str]) -> frozenset[str]:
+        for entry in value:
+            try:
+                parts = urlsplit(f"//{entry}")
+                port = parts.port
+            except ValueError as error:
+                raise ValueError(f"{entry!r} is not host or host:port ({error})") from error
+            if not parts.hostname or parts.netloc != entry or "@" in entry:
+                raise ValueError(f"{entry!r} is not host or host:port")
+            if port == 0:
+                raise ValueError(f"{entry!r}: port 0 is not a port")
+        return value
+
     def fetch_policy(self) -> FetchPolicy:
         """The fetcher's limits, as configured."""
         return FetchPolicy(
@@ -51,6 +71,9 @@ class ScraperSettings(BaseSettings):
             total_timeout=self.total_timeout,
             max_bytes=self.max_bytes,
             max_redirects=self.max_redirects,
+            max_redirect_hosts=self.max_redirect_hosts,
+            max_headers=self.max_headers,
+            max_header_bytes=self.max_header_bytes,
             allowed_content_types=frozenset(self.allowed_content_types),
             allowed_hosts=self.allowed_hosts,
             user_agent=self.user_agent,

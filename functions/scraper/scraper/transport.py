@@ -1,14 +1,83 @@
-"""The real transport: one HTTP(S) request with http.client, connected to checked addresses only."""
+"""The real transport: one HTTP(S) request with http.client, connected to checked addresses only.
+
+Each hop ends by its deadline whatever the server does. Connecting is bounded by the time left;
+from the moment the socket exists a watchdog timer shuts it down at the deadline, which wakes any
+read blocked on it (TLS handshake, a header line dripped a byte at a time, a body trickling in
+under the read timeout). Reads after that raise ``DeadlineExceeded``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from scraper.fetch import Hop
+from scraper.fetch import DeadlineExceeded, Hop
+
+# http.client reads trailer lines without counting them: an endless trailer would hold the
+# connection until the deadline. As many as the header lines http.client allows.
+MAX_TRAILER_LINES = 100
+
+
+class TooManyTrailers(http.client.HTTPException):
+    """A chunked body followed by more trailer lines than MAX_TRAILER_LINES."""
+
+
+class Watchdog:
+    """Shuts a connection's socket down at the deadline, waking whatever read is blocked on it."""
+
+    def __init__(self, seconds_left: float) -> None:
+        self.at = time.monotonic() + seconds_left
+        self.fired = False
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._timer: threading.Timer | None = None
+
+    def left(self) -> float:
+        """Seconds until the deadline (negative once it passed)."""
+        return self.at - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Start the timer on ``sock``; a duplicate is kept, as TLS wrapping detaches the original."""
+        with self._lock:
+            self._socket = sock.dup()
+            self._timer = threading.Timer(max(self.left(), 0.0), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def stop(self) -> None:
+        """Cancel the timer and release the duplicate socket (the connection closes for real)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            if self._socket is not None:
+                with contextlib.suppress(OSError):
+                    self._socket.shutdown(socket.SHUT_RDWR)
+
+
+class BoundedResponse(http.client.HTTPResponse):
+    """http.client's response with a limit on the trailer lines after a chunked body."""
+
+    def _read_and_discard_trailer(self) -> None:
+        for _ in range(MAX_TRAILER_LINES + 1):
+            line = self.fp.readline(http.client._MAXLINE + 1)  # type: ignore[attr-defined]
+            if len(line) > http.client._MAXLINE:  # type: ignore[attr-defined]
+                raise http.client.LineTooLong("trailer line")
+            if line in (b"\r\n", b"\n", b""):
+                return
+        raise TooManyTrailers(f"more than {MAX_TRAILER_LINES} trailer lines")
 
 
 @dataclass
@@ -19,13 +88,23 @@ class HttpResponse:
     headers: Mapping[str, str]
     _response: http.client.HTTPResponse
     _connection: http.client.HTTPConnection
+    _watchdog: Watchdog
 
     def read(self, amount: int) -> bytes:
-        """Up to ``amount`` bytes of the body; b"" at its end."""
-        return self._response.read(amount)
+        """Up to ``amount`` bytes of the body; b"" at its end; DeadlineExceeded past the deadline."""
+        try:
+            data = self._response.read(amount)
+        except Exception as error:
+            if self._watchdog.fired:
+                raise DeadlineExceeded("the deadline passed while reading the body") from error
+            raise
+        if self._watchdog.fired:  # the shutdown reads as an end of body: it is not one
+            raise DeadlineExceeded("the deadline passed while reading the body")
+        return data
 
     def close(self) -> None:
         """Close the connection, dropping any body left unread."""
+        self._watchdog.stop()
         self._connection.close()
 
 
@@ -44,31 +123,52 @@ class HttpTransport:
             )
         else:
             connection = http.client.HTTPConnection(hop.host, hop.port, timeout=hop.connect_timeout)
+        connection.response_class = BoundedResponse
+        watchdog = Watchdog(hop.time_left)
         # http.client would resolve hop.host again; connecting to the addresses the guard
         # checked closes the DNS-rebinding window, while Host and TLS SNI still use hop.host.
-        connection._create_connection = _connector(hop)  # type: ignore[attr-defined]
+        connection._create_connection = _connector(hop, watchdog)  # type: ignore[attr-defined]
         try:
             connection.request("GET", hop.target, headers=dict(hop.headers))
             response = connection.getresponse()
-        except BaseException:
+            if watchdog.fired:
+                raise DeadlineExceeded("the deadline passed while reading the headers")
+        except BaseException as error:
+            watchdog.stop()
             connection.close()
+            if watchdog.fired and not isinstance(error, DeadlineExceeded):
+                raise DeadlineExceeded("the deadline passed before the headers") from error
             raise
-        headers = {name.lower(): value for name, value in response.getheaders()}
-        return HttpResponse(response.status, headers, response, connection)
+        return HttpResponse(response.status, _headers(response), response, connection, watchdog)
 
 
-def _connector(hop: Hop) -> Callable[..., socket.socket]:
+def _headers(response: http.client.HTTPResponse) -> dict[str, str]:
+    """Lower-cased names; a repeated header's values joined as RFC 9110 allows."""
+    headers: dict[str, str] = {}
+    for name, value in response.getheaders():
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
+def _connector(hop: Hop, watchdog: Watchdog) -> Callable[..., socket.socket]:
     def connect(
         address: tuple[str, int], timeout: float | None = None, source_address: object = None
     ) -> socket.socket:
         last_error: OSError | None = None
         for ip in hop.addresses:
+            left = watchdog.left()
+            if left <= 0:
+                raise DeadlineExceeded(f"the deadline passed connecting to {hop.host}")
             try:
-                sock = socket.create_connection((ip, hop.port), timeout=hop.connect_timeout)
+                sock = socket.create_connection(
+                    (ip, hop.port), timeout=min(hop.connect_timeout, left)
+                )
             except OSError as error:
                 last_error = error
                 continue
             sock.settimeout(hop.read_timeout)
+            watchdog.watch(sock)
             return sock
         raise last_error or ConnectionError(f"no address to connect to for {hop.host}")
 
