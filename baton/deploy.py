@@ -437,8 +437,13 @@ class DeployResult:
 
 def deploy(target: str, stack: str = DEFAULT_STACK, parameters: dict[str, str] | None = None,
            template_path: Path = TEMPLATE, say: Callable[[str], None] = print,
-           build_dir: Path | None = None) -> DeployResult:
-    """Build, upload and deploy ``template_path`` as ``stack`` on ``target``."""
+           build_dir: Path | None = None, create_defaults: dict[str, str] | None = None
+           ) -> DeployResult:
+    """Build, upload and deploy ``template_path`` as ``stack`` on ``target``.
+
+    Parameters not given keep their deployed values; ``create_defaults`` are values for a stack
+    created by this deploy (an emulator's allowlist for the sample site) unless given.
+    """
     build_dir = build_dir or ROOT / "build" / target
     problems = lint_template(template_path, build_dir)
     if problems:
@@ -454,6 +459,8 @@ def deploy(target: str, stack: str = DEFAULT_STACK, parameters: dict[str, str] |
     cfn = client("cloudformation", target)
     with explained(f"reading stack {stack} on {target}"):
         existing = _check_deployable(cfn, target, stack, stack_status(cfn, stack), say)
+    if existing is None:  # created now: the defaults apply; later deploys keep deployed values
+        parameters = {**(create_defaults or {}), **parameters}
     change_set, existing = _create_change_set(cfn, target, stack, body, parameters, existing, say)
     if change_set is None:
         return DeployResult(stack, False, outputs_of(existing or {}))

@@ -37,10 +37,9 @@ def run(args: argparse.Namespace) -> int:
     """Deploy the template to the target (starting the local cloud if needed); print the outputs."""
     parameters = parse_parameters(args.param)  # before the local cloud is started for nothing
     ensure_target(args.target)
-    if args.target != "aws":
-        parameters = EMULATOR_PARAMETERS | parameters
     started = time.monotonic()
-    result = deploy.deploy(args.target, args.stack_name, parameters, args.template, say=say)
+    result = deploy.deploy(args.target, args.stack_name, parameters, args.template, say=say,
+                           create_defaults=EMULATOR_PARAMETERS if args.target != "aws" else None)
     took = time.monotonic() - started
     print(f"Stack {result.stack} on {args.target}: "
           f"{'deployed' if result.changed else 'no changes'} ({took:.1f} s)")

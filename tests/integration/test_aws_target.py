@@ -163,9 +163,28 @@ def template(tmp_path: Path) -> Path:
     return path
 
 
-def deploy_it(template: Path, **parameters: str) -> deploy.DeployResult:
+def deploy_it(template: Path, defaults: dict[str, str] | None = None,
+              **parameters: str) -> deploy.DeployResult:
     return deploy.deploy("aws", "baton-moto", parameters, template, say=lambda _: None,
-                         build_dir=template.parent / "build")
+                         build_dir=template.parent / "build", create_defaults=defaults)
+
+
+def deployed_label(cfn: Any) -> str:
+    parameters = cfn.describe_stacks(StackName="baton-moto")["Stacks"][0]["Parameters"]
+    return str(next(p["ParameterValue"] for p in parameters if p["ParameterKey"] == "Label"))
+
+
+def test_creation_defaults_apply_once_and_a_later_plain_deploy_keeps_the_deployed_value(
+        aws, template):
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    deploy_it(template, defaults={"Label": "emulator-default"})
+    assert deployed_label(cfn) == "emulator-default"
+
+    deploy_it(template, defaults={"Label": "emulator-default"}, Label="chosen")
+    again = deploy_it(template, defaults={"Label": "emulator-default"})  # nothing given
+
+    assert deployed_label(cfn) == "chosen"
+    assert not again.changed
 
 
 def test_a_stack_is_created_updated_left_alone_and_deleted_by_id(aws, template):
