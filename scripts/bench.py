@@ -168,8 +168,8 @@ def in_process_engine(instance: Running, outputs: dict[str, str], allowed_hosts:
         POWERTOOLS_METRICS_NAMESPACE="Bench")
     import importlib
 
+    from engines.alerts import FlaggedPageAlerts
     from engines.runs import RunsTable
-    from orchestrator.alerts import FlaggedPageAlerts
     from orchestrator.engine import Engine
     from pipeline.alerts import SnsAlerts
 

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from engines.alerts import Alerts, alert_once
 from engines.runs import RunClaimed
 from pipeline.keys import url_id
 from pipeline.models import (
@@ -101,12 +102,6 @@ class RunLog(Protocol):
     def item_finished(self, outcome: ItemOutcome, at: datetime) -> None: ...
 
     def save_summary(self, summary: RunSummary) -> None: ...
-
-
-class Alerts(Protocol):
-    """Where flagged pages are reported (orchestrator.alerts.SnsAlerts in production)."""
-
-    def flagged(self, record: StoredRecord) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -314,12 +309,10 @@ class Engine:
 
     def _alert(self, run_id: str, url: str, record: StoredRecord, attempts: _MaxAttempts) -> None:
         started_at = self.now()
-        if not self.runs.claim_alert(run_id, url):
-            return  # an earlier attempt at this item sent it: one alert per (run, URL)
         try:
-            self.alerts.flagged(record)
+            if not alert_once(self.runs, self.alerts, run_id, url, record):
+                return  # an earlier attempt at this item sent it: one alert per (run, URL)
         except Exception as error:  # the record is stored; the item fails at its alert
-            self.runs.release_alert(run_id, url)
             attempts.see(1)
             self._record_step(run_id, url, ALERT, started_at, 1, error)
             raise _StepFailed(ALERT, error, 1, record=record) from error

@@ -8,9 +8,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from engines.alerts import FlaggedPageAlerts
 from engines.handoff import RequestStore
 from engines.runs import RunsTable
-from orchestrator.alerts import FlaggedPageAlerts
 from orchestrator.engine import Budget, Engine
 from orchestrator.invoker import LambdaInvoker
 from orchestrator.settings import OrchestratorSettings, get_settings

@@ -130,7 +130,7 @@ def site_url(sample_site: SampleSite, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def runs_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
+def runs_table(aws: None, alert_queue: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
     name = f"baton-runs-{uuid.uuid4().hex[:12]}"
     boto3.client("dynamodb").create_table(TableName=name, **table_properties("RunsTable"))
     monkeypatch.setenv("RUNS_TABLE_NAME", name)
@@ -201,7 +201,8 @@ def comparable(item: ItemOutcome, tag: str) -> dict[str, Any]:
 PAGES = ["/pages/garden", "/pages/rant", "/faults/flaky", "/faults/missing", "/faults/report.pdf"]
 
 
-def test_choreography_gives_the_orchestrators_outcomes(bus, runs_table, site_url, lambda_context):
+def test_choreography_gives_the_orchestrators_outcomes(bus, runs_table, site_url, lambda_context,
+                                                        alert_queue):
     def urls(tag: str) -> list[str]:
         # A flaky counter per engine (the site's ``key``); the other pages ignore the query.
         return [f"{site_url}{page}?key={tag}" for page in PAGES]
@@ -219,6 +220,12 @@ def test_choreography_gives_the_orchestrators_outcomes(bus, runs_table, site_url
               choreographed.flagged)
     assert counts == (5, 3, 2, 1)
     assert bus.dead_lettered == []
+    # The flagged page is alerted once, as the orchestrator alerts it (the tracker sends it).
+    alerts = boto3.client("sqs").receive_message(QueueUrl=alert_queue["queue"],
+                                                 MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(json.loads(m["Body"])["Message"])["verdict"] for m in alerts] == [
+        next(item.record.verdict.value for item in choreographed.items
+             if item.record and item.record.verdict != "allow")]
 
 
 def test_a_duplicated_page_requested_stores_one_record_and_counts_once(

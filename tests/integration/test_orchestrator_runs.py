@@ -11,10 +11,10 @@ from typing import Any
 import boto3
 import pytest
 
+from engines.alerts import FlaggedPageAlerts
 from engines.handoff import RequestStore
 from engines.runs import RUNS_TABLE_SCHEMA, RunClaimed, RunsTable, run_key
 from orchestrator import handler
-from orchestrator.alerts import FlaggedPageAlerts
 from orchestrator.engine import Budget, Engine
 from pipeline import aws
 from pipeline.alerts import SnsAlerts

@@ -35,8 +35,9 @@ A, B, C = "http://a.test/", "http://b.test/", "http://c.test/"
 
 
 @pytest.fixture
-def runs_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh runs table with template.yaml's RunsTable key schema, as RUNS_TABLE_NAME."""
+def runs_table(aws: None, alert_queue: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh runs table with template.yaml's RunsTable key schema, as RUNS_TABLE_NAME (and
+    the alert topic the tracker publishes flagged pages to)."""
     name = f"baton-runs-{uuid.uuid4().hex[:12]}"
     boto3.client("dynamodb").create_table(TableName=name, **table_properties("RunsTable"))
     monkeypatch.setenv("RUNS_TABLE_NAME", name)
@@ -121,6 +122,47 @@ def test_a_terminal_event_delivered_twice_is_counted_once(runs_table, run_id, la
     assert summary is not None
     assert (summary.succeeded, summary.failed, summary.pending) == (1, 0, 2)
     assert (meta(runs_table, run_id)["succeeded"], meta(runs_table, run_id)["finished"]) == (1, 1)
+
+
+def alerts_in(queue_url: str) -> list[dict[str, Any]]:
+    """The alerts waiting in the queue subscribed to the topic (read and removed)."""
+    sqs, found = boto3.client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []):
+        for message in messages:
+            found.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def test_a_flagged_page_delivered_twice_alerts_once(runs_table, run_id, alert_queue,
+                                                    lambda_context):
+    handler.lambda_handler(stored(run_id, A, Verdict.BLOCK), lambda_context)
+    handler.lambda_handler(stored(run_id, A, Verdict.BLOCK), lambda_context)
+    handler.lambda_handler(stored(run_id, B, Verdict.ALLOW), lambda_context)
+
+    (alert,) = alerts_in(alert_queue["queue"])
+    assert alert["Subject"] == "baton: page flagged (block)"
+    assert json.loads(alert["Message"])["url"] == A
+
+
+def test_an_alert_that_failed_to_publish_is_sent_on_redelivery(runs_table, run_id, alert_queue,
+                                                               lambda_context, monkeypatch):
+    class Down:
+        def flagged(self, record: StoredRecord) -> None:
+            raise RuntimeError("SNS unavailable")
+
+    working = handler.alerts()
+    monkeypatch.setattr(handler, "alerts", lambda: Down())
+    with pytest.raises(RuntimeError, match="SNS unavailable"):
+        handler.lambda_handler(stored(run_id, A, Verdict.REVIEW), lambda_context)
+    assert alerts_in(alert_queue["queue"]) == []
+
+    monkeypatch.setattr(handler, "alerts", lambda: working)
+    again = handler.lambda_handler(stored(run_id, A, Verdict.REVIEW), lambda_context)
+
+    assert again["recorded"] is False  # counted the first time...
+    assert len(alerts_in(alert_queue["queue"])) == 1  # ...alerted the second
 
 
 def test_a_run_is_running_with_pending_items_until_its_last_item_ends(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from baton.asl import scopes
-from orchestrator.alerts import SUBJECT_FORMAT
+from engines.alerts import SUBJECT_FORMAT
 from orchestrator.engine import Budget, Engine, error_name
 from pipeline.errors import PermanentError, TransientError
 from pipeline.models import ItemOutcome, RunRequest, RunSummary, StoredRecord, Validators, Verdict
