@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -81,3 +81,24 @@ def test_history_can_be_limited_to_the_newest_entries(table: PageTable, url: str
         table.save(later, expected_version=version or None)
 
     assert [entry.run_id for entry in table.history(url, limit=2)] == ["run-3", "run-2"]
+
+
+def test_a_late_check_is_kept_in_the_history_and_leaves_the_latest_alone(
+        table: PageTable, url: str) -> None:
+    early, late_at = record("run-1", url, "h1"), datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+    newest = record("run-3", url, "h3").model_copy(
+        update={"checked_at": early.checked_at + timedelta(hours=1)})
+    table.save(early, expected_version=None)
+    table.save(newest, expected_version=1)
+    late = record("run-2", url, "h2").model_copy(
+        update={"checked_at": early.checked_at + timedelta(minutes=30)})
+
+    table.save(late, expected_version=None, update_latest=False)
+
+    latest = table.latest(url)
+    assert latest is not None and (latest.record.run_id, latest.version) == ("run-3", 2)
+    assert [r.run_id for r in table.history(url)] == ["run-3", "run-2", "run-1"]
+    before = table.check_before(url, late.checked_at)
+    assert before is not None and before.run_id == "run-1"
+    assert table.check_before(url, late_at) is None
+    assert table.find_run(url, "run-2") == late

@@ -35,17 +35,26 @@ class MemoryTable:
     def find_run(self, url: str, run_id: str) -> StoredRecord | None:
         return self.runs.get((url, run_id))
 
+    def check_before(self, url: str, checked_at: datetime) -> StoredRecord | None:
+        earlier = [r for r in self.history if str(r.url) == url and r.checked_at < checked_at]
+        return max(earlier, key=lambda r: r.checked_at, default=None)
+
     def save(
         self,
         record: StoredRecord,
         *,
         expected_version: int | None,
         details: Mapping[str, Any] | None = None,
+        update_latest: bool = True,
     ) -> None:
         self.saves += 1
         url = str(record.url)
         if (url, record.run_id) in self.runs:
             raise AlreadyStored(record.run_id)
+        if not update_latest:
+            self.runs[(url, record.run_id)] = record
+            self.history.append(record)
+            return
         if self.moves_to_simulate:
             self.moves_to_simulate -= 1
             raise LatestMoved(url)
@@ -183,3 +192,28 @@ def _missing_once(find_run: Any) -> Any:
         return None if calls["count"] == 1 else find_run(url, run_id)
 
     return find
+
+
+def test_a_late_older_check_joins_the_history_but_never_replaces_the_latest() -> None:
+    table, texts = MemoryTable(), MemoryTexts()
+    store_result(moderated("run-1", "a" * 64, minutes=0), table=table, texts=texts)
+    store_result(moderated("run-3", "c" * 64, minutes=20), table=table, texts=texts)
+
+    late = store_result(moderated("run-2", "b" * 64, minutes=10), table=table, texts=texts)
+
+    latest = table.latest(URL)
+    assert latest is not None and latest.record.run_id == "run-3"
+    # compared with the check before it (run-1), not with the newer latest
+    assert (late.change, late.previous_hash) == (Change.CHANGED, "a" * 64)
+    assert sorted(r.run_id for r in table.history) == ["run-1", "run-2", "run-3"]
+
+
+def test_a_late_check_redelivered_returns_its_first_record() -> None:
+    table, texts = MemoryTable(), MemoryTexts()
+    store_result(moderated("run-3", "c" * 64, minutes=20), table=table, texts=texts)
+    first = store_result(moderated("run-2", "c" * 64, minutes=10), table=table, texts=texts)
+
+    again = store_result(moderated("run-2", "c" * 64, minutes=10), table=table, texts=texts)
+
+    assert again == first and first.change is Change.NEW
+    assert len(table.history) == 2

@@ -95,6 +95,25 @@ class PageTable(Table):
         item = self._get(url, run_sort_key(run_id))
         return None if item is None else to_record(item)
 
+    def check_before(self, url: str, checked_at: datetime) -> StoredRecord | None:
+        """The URL's newest check made before ``checked_at`` (what a late check compares with)."""
+        request = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :before",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": partition_key(url)},
+                ":first": {"S": "CHECK#"},
+                ":before": {"S": f"CHECK#{timestamp(checked_at)}"},  # sorts before its run ids
+            },
+            "ScanIndexForward": False,
+            "Limit": 1,
+        }
+        try:
+            items = self.client.query(**request).get("Items", [])
+        except (ClientError, BotoCoreError) as error:
+            raise aws.translate(error, f"reading the history of {url}") from error
+        return to_record(from_item(items[0])) if items else None
+
     def history(self, url: str, *, limit: int | None = None) -> list[StoredRecord]:
         """The URL's checks, newest first."""
         request: dict[str, Any] = {
@@ -126,11 +145,13 @@ class PageTable(Table):
         *,
         expected_version: int | None,
         details: Mapping[str, Any] | None = None,
+        update_latest: bool = True,
     ) -> None:
         """Write marker, history entry and latest state at once.
 
         Raises AlreadyStored if the run's marker exists, LatestMoved if the latest state is no
-        longer at ``expected_version`` (None: must not exist yet).
+        longer at ``expected_version`` (None: must not exist yet). ``update_latest`` False
+        writes the marker and the history entry only: a late check older than the latest.
         """
         url = str(record.url)
         attributes = {**(details or {}), **record.model_dump(mode="json", exclude_none=True)}
@@ -156,8 +177,9 @@ class PageTable(Table):
             # The marker's condition guards the whole transaction against redelivery.
             {"Put": {"TableName": table, "Item": marker, **_must_be_new}},
             {"Put": {"TableName": table, "Item": entry}},
-            {"Put": {"TableName": table, "Item": latest, **latest_condition}},
         ]
+        if update_latest:
+            writes.append({"Put": {"TableName": table, "Item": latest, **latest_condition}})
         try:
             self.client.transact_write_items(TransactItems=writes)
         except ClientError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from pipeline.errors import TransientError
@@ -21,12 +22,15 @@ class CheckTable(Protocol):
 
     def find_run(self, url: str, run_id: str) -> StoredRecord | None: ...
 
+    def check_before(self, url: str, checked_at: datetime) -> StoredRecord | None: ...
+
     def save(
         self,
         record: StoredRecord,
         *,
         expected_version: int | None,
         details: Mapping[str, Any] | None = None,
+        update_latest: bool = True,
     ) -> None: ...
 
 
@@ -37,10 +41,10 @@ def classify_change(previous_hash: str | None, content_hash: str) -> Change:
     return Change.UNCHANGED if previous_hash == content_hash else Change.CHANGED
 
 
-def build_record(result: ModerationResult, latest: Latest | None) -> StoredRecord:
-    """The record of this check, compared with the URL's latest stored state."""
+def build_record(result: ModerationResult, previous: StoredRecord | None) -> StoredRecord:
+    """The record of this check, compared with the check before it (None: the first)."""
     page = result.page
-    previous_hash = latest.record.content_hash if latest else None
+    previous_hash = previous.content_hash if previous else None
     return StoredRecord(
         run_id=page.run_id,
         url=page.url,
@@ -75,7 +79,16 @@ def store_result(result: ModerationResult, *, table: CheckTable, texts: TextStor
     details = {name: value for name, value in details.items() if value is not None}
     for _ in range(MAX_ATTEMPTS):
         latest = table.latest(url)
-        record = build_record(result, latest)
+        if latest is not None and latest.record.checked_at > page.fetched_at:
+            # A late check, older than the latest (a redelivered event, a slow run): it joins
+            # the history, compared with the check before it, and never replaces the latest.
+            record = build_record(result, table.check_before(url, page.fetched_at))
+            try:
+                table.save(record, expected_version=None, details=details, update_latest=False)
+                return record
+            except AlreadyStored:
+                return table.find_run(url, page.run_id) or record
+        record = build_record(result, latest.record if latest else None)
         try:
             table.save(
                 record, expected_version=latest.version if latest else None, details=details
