@@ -4,7 +4,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.models import ScrapedPage
+from pipeline.models import (
+    MAX_LINKS_BYTES,
+    MAX_TITLE_CHARS,
+    ScrapedPage,
+    TransformedPage,
+    bounded_links,
+)
 from transformer.extract import content_hash
 from transformer.logic import transform
 
@@ -67,3 +73,27 @@ def test_header_charset_from_the_scraper_is_used():
     result = transform(scraped("raw/a.html", charset="koi8-r"), pages)
 
     assert pages.texts[result.text_key] == "Привет, мир"
+
+
+def test_a_link_farm_with_a_huge_title_travels_bounded():
+    links = "".join(f"<a href='/page/{n:05d}'>page {n}</a> " for n in range(5_000))
+    html = f"<html><head><title>{'Long ' * 4_000}</title></head><body><p>{links}</p></body></html>"
+    pages = Pages({"raw/farm.html": html.encode()})
+
+    result = transform(scraped("raw/farm.html"), pages)
+
+    assert result.link_count == 5_000
+    assert 0 < len(result.links) < 5_000 and result.links[0] == "https://news.example/page/00000"
+    assert len(result.title or "") == MAX_TITLE_CHARS and (result.title or "").endswith("…")
+    # what any engine carries between steps stays far under Step Functions' 256 KiB
+    assert len(result.model_dump_json()) < 40 * 1024
+
+
+def test_the_contract_refuses_unbounded_links():
+    page = transform(scraped("raw/a.html"), Pages({"raw/a.html": b"<p>Hello there, world.</p>"}))
+    many = [f"https://news.example/{n:06d}" for n in range(5_000)]
+
+    with pytest.raises(ValueError, match="links: over"):
+        TransformedPage.model_validate(page.model_dump() | {"links": many})
+    assert bounded_links(many) == many[:len(bounded_links(many))]
+    assert sum(len(link) + 4 for link in bounded_links(many)) <= MAX_LINKS_BYTES

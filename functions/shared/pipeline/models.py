@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 
 def url_problem(url: str) -> str | None:
@@ -74,21 +74,58 @@ class ScrapedPage(Contract):
         return self.raw_key is None
 
 
+# A step's output travels whole through Step Functions (256 KiB a state) and EventBridge (256 KB
+# an event), whatever the page: the text goes by reference, and what travels inline is bounded.
+MAX_TITLE_CHARS = 1_000
+MAX_LINKS_BYTES = 32 * 1024  # the links kept inline, all together (UTF-8)
+MAX_LINK_CHARS = 2_048  # a longer link is not kept
+
+
+def bounded_title(title: str | None) -> str | None:
+    """The title as it travels: at most MAX_TITLE_CHARS, cut with an ellipsis."""
+    if title is None or len(title) <= MAX_TITLE_CHARS:
+        return title
+    return title[: MAX_TITLE_CHARS - 1] + "…"
+
+
+def bounded_links(links: list[str]) -> list[str]:
+    """The first links of a page that fit in MAX_LINKS_BYTES (each under MAX_LINK_CHARS)."""
+    kept: list[str] = []
+    size = 0
+    for link in links:
+        if len(link) > MAX_LINK_CHARS:
+            continue
+        size += len(link.encode()) + 4  # the JSON quotes and separator
+        if size > MAX_LINKS_BYTES:
+            break
+        kept.append(link)
+    return kept
+
+
 class TransformedPage(Contract):
-    """Output of the transformer: clean text (by reference) and metadata."""
+    """Output of the transformer: clean text (by reference) and metadata, bounded in size."""
 
     run_id: str
     url: AnyHttpUrl
     final_url: AnyHttpUrl
     text_key: str  # S3 key of the extracted UTF-8 text
-    title: str | None = None
+    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
     language: str | None = None
     word_count: int = 0
+    # The page's first links (bounded_links); ``link_count`` says how many it had in all.
     links: list[str] = Field(default_factory=list)
+    link_count: int = Field(default=0, ge=0)
     content_hash: str  # sha256 of the normalised text
     etag: str | None = None
     last_modified: str | None = None
     fetched_at: datetime
+
+    @model_validator(mode="after")
+    def _links_are_bounded(self) -> TransformedPage:
+        if bounded_links(self.links) != self.links:
+            raise ValueError(f"links: over {MAX_LINKS_BYTES} bytes or a link over "
+                             f"{MAX_LINK_CHARS} characters (see bounded_links)")
+        return self
 
 
 class ModerationResult(Contract):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pipeline.models import ScrapedPage, TransformedPage
+from pipeline.models import ScrapedPage, TransformedPage, bounded_links, bounded_title
 from transformer.extract import decode_html, extract
 
 NOT_MODIFIED = "not modified (raw_key is null): engines skip the transformer for 304 pages"
@@ -42,10 +42,12 @@ def transform(page: ScrapedPage, pages: PageStore, text_prefix: str = "text/") -
         url=page.url,
         final_url=page.final_url,
         text_key=text_key,
-        title=extracted.title,
+        # Bounded, so the page's output fits any engine's payload however large the page.
+        title=bounded_title(extracted.title),
         language=extracted.language,
         word_count=extracted.word_count,
-        links=extracted.links,
+        links=bounded_links(extracted.links),
+        link_count=len(extracted.links),
         content_hash=extracted.content_hash,
         etag=page.etag,
         last_modified=page.last_modified,
