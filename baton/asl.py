@@ -16,12 +16,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.policy import asl_catch, asl_retry
+from pipeline.policy import RECORD_POLICY, RetryPolicy, asl_catch, asl_retry
 from pipeline.steps import STEPS, Step
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITION = ROOT / "statemachines" / "pipeline.asl.json"
 FAILURE_PATH = "$.failure"  # where every step's Catch puts the error, for its outcome
+# Functions a Task may invoke besides the steps: the engine's own, with their retry policy.
+ENGINE_FUNCTIONS: dict[str, RetryPolicy] = {"TrackerFunctionArn": RECORD_POLICY}
 _SUBSTITUTION = re.compile(r"^\$\{(\w+)\}$")
 
 
@@ -46,14 +48,22 @@ def scopes(machine: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield from scopes(branch)
 
 
-def step_of(state: dict[str, Any], steps: Sequence[Step] = STEPS) -> Step | str | None:
-    """The registry step a Task invokes, the substitution name when it is no step, or None."""
+def _substitution(state: dict[str, Any]) -> str | None:
+    """The DefinitionSubstitutions name a Task's FunctionName is, if it is one."""
     if state.get("Type") != "Task":
         return None
     match = _SUBSTITUTION.match(str(state.get("Parameters", {}).get("FunctionName", "")))
-    if not match:
+    return match[1] if match else None
+
+
+def step_of(state: dict[str, Any], steps: Sequence[Step] = STEPS) -> Step | str | None:
+    """The registry step a Task invokes, the substitution name when it is no step and no engine
+    function, or None."""
+    name = _substitution(state)
+    if name is None or name in ENGINE_FUNCTIONS:
         return None
-    return next((step for step in steps if step.arn_substitution == match[1]), match[1])
+    return next((step for step in steps if step.arn_substitution == name), name)
+
 
 
 def step_tasks(machine: dict[str, Any], steps: Sequence[Step] = STEPS) -> list[tuple[str, Step]]:
@@ -108,6 +118,10 @@ def render(machine: dict[str, Any], steps: Sequence[Step] = STEPS) -> dict[str, 
     rendered = copy.deepcopy(machine)
     for scope in scopes(rendered):
         for state in scope["States"].values():
+            engine_function = _substitution(state)
+            if engine_function in ENGINE_FUNCTIONS:
+                state["Retry"] = asl_retry(ENGINE_FUNCTIONS[engine_function])
+                continue
             step = step_of(state, steps)
             if not isinstance(step, Step):
                 continue

@@ -54,16 +54,18 @@ class Executions:
 
     def recent(self, engine: str | None = None, limit: int = 20) -> list[Execution]:
         """The most recent runs, newest first, of one engine or all."""
-        found: list[Execution] = []
-        if engine != "stepfunctions":
-            found += [Execution(r["run_id"], str(r.get("engine", "?")), r.get("status", "?"),
-                                r.get("started_at", ""), r.get("ended_at", ""),
-                                f"{r.get('succeeded', 0)} stored, {r.get('failed', 0)} failed "
-                                f"of {r.get('total', 0)}")
-                      for r in self.runs.recent_runs(limit, engine)]
+        # Every engine records its runs in the runs table; an execution started without baton
+        # (or before its runs were recorded there) is listed from Step Functions itself.
+        found = [Execution(r["run_id"], str(r.get("engine", "?")), r.get("status", "?"),
+                           r.get("started_at", ""), r.get("ended_at", ""),
+                           f"{r.get('succeeded', 0)} stored, {r.get('failed', 0)} failed "
+                           f"of {r.get('total', 0)}")
+                 for r in self.runs.recent_runs(limit, engine)]
         if engine in (None, STEPFUNCTIONS):
+            recorded = {execution.run_id for execution in found}
             listed = self.sfn.list_executions(stateMachineArn=self.machine, maxResults=limit)
-            found += [self._execution(listed_execution) for listed_execution in listed["executions"]]
+            found += [self._execution(listed_execution) for listed_execution in listed["executions"]
+                      if listed_execution["name"] not in recorded]
         found.sort(key=lambda execution: execution.started_at, reverse=True)
         return found[:limit]
 
@@ -92,7 +94,8 @@ class Executions:
                            + (f"; {step.error_type}: {step.error}" if step.error_type else ""))
                 for url, step in steps]
         summary = self.runs.summary(run_id)
-        if summary is not None:  # a run of the runs table without steps: the choreography's
+        if summary is not None and summary.engine != STEPFUNCTIONS:
+            # a run of the runs table without steps: the choreography's
             return summary.engine, [_end_row(at, item) for at, item in self.runs.item_ends(run_id)]
         arn = self.machine.replace(":stateMachine:", ":execution:") + f":{run_id}"
         try:

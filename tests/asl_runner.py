@@ -3,7 +3,7 @@
 Not an emulator: it exists so unit tests can push data through the state machine's paths
 (Parameters, ResultSelector, ResultPath, Catch, Retry, Choice, Map) without a cloud, and compare
 its outcomes with the orchestrator's. Supported: Pass, Task, Choice (StringEquals, BooleanEquals,
-IsNull, And, Or, Not), Map (inline, sequential); InputPath; paths ``$``, ``$.a.b``,
+IsNull, And, Or, Not), Map (inline, sequential); InputPath, a Task's OutputPath; paths ``$``, ``$.a.b``,
 ``$$.Map.Item.Value`` and ``$$.Map.Item.Index``; the intrinsics States.Format,
 States.JsonToString, States.ArrayLength and States.ArrayGetItem. Retry counts tries like ASL;
 waits are not taken.
@@ -145,7 +145,10 @@ def _run_task(state: dict[str, Any], data: Any, tasks: TaskHandler) -> tuple[Any
             raise
     if "ResultSelector" in state:
         result = render(state["ResultSelector"], result)
-    return put_result(data, state.get("ResultPath", "$"), result), state.get("Next")
+    data = put_result(data, state.get("ResultPath", "$"), result)
+    if "OutputPath" in state:
+        data = get_path(data, state["OutputPath"])
+    return data, state.get("Next")
 
 
 def run_machine(

@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.models import ItemOutcome
+from pipeline.steps import STEPS as REGISTRY
 
-STEPS = ("scraper", "transformer", "moderator", "store")
+STEPS = tuple(step.name for step in REGISTRY)  # the pipeline's steps, in order (pipeline.steps)
 LAMBDA_STEPS = frozenset(STEPS)
 
 

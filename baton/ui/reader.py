@@ -26,14 +26,14 @@ from engines.client import execution_history
 from engines.runs import META, RunsTable, run_key
 from pipeline.dynamodb import from_item
 from pipeline.models import FLAGGED, ItemOutcome, StepRecord
+from pipeline.steps import STEPFUNCTIONS
+from pipeline.steps import STEPS as REGISTRY
 
 LOG_MARGIN = timedelta(milliseconds=500)
-CONTINUING_TASKS = {"scraper", "transformer", "moderator"}  # a success always goes on to the next
 # The logical ids of the stack's functions, by the step (or role) they play.
-FUNCTION_IDS = {"scraper": "ScraperFunction", "transformer": "TransformerFunction",
-                "moderator": "ModeratorFunction", "store": "StoreFunction",
-                "orchestrator": "OrchestratorFunction", "tracker": "TrackerFunction"}
-EVENT_FUNCTION_IDS = {step: f"{step.capitalize()}EventsFunction" for step in STEPS}
+FUNCTION_IDS = {step.name: step.resource for step in REGISTRY} | {
+    "orchestrator": "OrchestratorFunction", "tracker": "TrackerFunction"}
+EVENT_FUNCTION_IDS = {step.name: step.events_resource for step in REGISTRY}
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,10 @@ class Reader:
     def recent(self, limit: int = 50) -> list[RunRow]:
         """Every engine's runs, newest first."""
         rows = [self._row(meta) for meta in self.runs.recent_runs(limit)]
+        recorded = {row.run_id for row in rows}  # every engine's runs, Step Functions' included
         listed = self.sfn.list_executions(stateMachineArn=self.machine, maxResults=limit)
-        rows += [self._sfn_row(execution) for execution in listed["executions"]]
+        rows += [self._sfn_row(execution) for execution in listed["executions"]
+                 if execution["name"] not in recorded]
         rows.sort(key=lambda row: row.started_at, reverse=True)
         return rows[:limit]
 
@@ -111,8 +113,11 @@ class Reader:
         answer = self.runs.client.get_item(
             TableName=self.runs.table_name,
             Key={"pk": {"S": run_key(run_id)}, "sk": {"S": META}}, ConsistentRead=True)
-        view = (self._table_run(run_id, from_item(answer["Item"])) if "Item" in answer
-                else self._sfn_run(run_id))
+        meta = from_item(answer["Item"]) if "Item" in answer else None
+        if meta is None or meta.get("engine") == STEPFUNCTIONS:
+            view = self._sfn_run(run_id, meta)
+        else:
+            view = self._table_run(run_id, meta)
         if view.ended_at is not None:
             with self._lock:
                 self._finished[run_id] = view
@@ -136,7 +141,9 @@ class Reader:
                               "in its bar, not drawn apart")
         return view
 
-    def _sfn_run(self, run_id: str) -> RunView:
+    def _sfn_run(self, run_id: str, meta: dict[str, Any] | None) -> RunView:
+        """A Step Functions run: its items as the tracker recorded them in the runs table (or,
+        for an execution not recorded there, from its output), its bars from its history."""
         arn = self.machine.replace(":stateMachine:", ":execution:") + f":{run_id}"
         try:
             described = self.sfn.describe_execution(executionArn=arn)
@@ -144,9 +151,11 @@ class Reader:
             raise BatonError(f"no run {run_id!r} in any engine") from None
         history = execution_history(self.sfn, arn)
         items: list[ItemOutcome] = []
-        if described["status"] == "SUCCEEDED":
+        if meta is not None:
+            items = [outcome for _, outcome in self.runs.item_ends(run_id)]
+        elif described["status"] == "SUCCEEDED":
             items = [ItemOutcome.model_validate(item)
-                     for item in json.loads(described["output"])["items"]]
+                     for item in json.loads(described["output"]).get("items", [])]
         status = described["status"].lower()
         if status == "succeeded" and any(not item.succeeded for item in items):
             status = "failed-items"
@@ -267,12 +276,14 @@ def state_transitions(history: list[dict[str, Any]], items: list[ItemOutcome]) -
 
 
 def _untasked_states(item: ItemOutcome) -> int:
+    # The choice and pass states of an item's path (its Tasks, Record outcome's included, are
+    # counted from the history).
     if item.succeeded:
-        # Is it unchanged? then Keep validators, Is it flagged?, Record success (or Skip unchanged)
-        return 4 if item.record else 2
-    if item.failed_step in (None, "scraper"):
+        # Is it unchanged? then Keep validators and Record success (or Skip unchanged page)
+        return 3 if item.record else 2
+    if item.failed_step in (None, STEPS[0]):
         return 1  # Record fetch failure
-    return 3 + (item.failed_step == "alert")  # Is it unchanged?, Keep validators, Record … failure
+    return 3  # Is it unchanged?, Keep validators, Record … failure
 
 
 def _payload(event: dict[str, Any]) -> dict[str, Any]:
@@ -324,19 +335,18 @@ def sfn_bars(history: list[dict[str, Any]]) -> list[Bar]:
         if kind not in TERMINAL:
             continue
         details = next(v for k, v in event.items() if k.endswith("EventDetails"))
-        sns = "sns:publish" in str(details.get("resource", ""))
-        url = None
-        if sns:  # an alert's task names no URL: it is the iteration that scheduled it
-            url = next((owner[s["id"]] for s in reversed(pending) if s["id"] in owner
-                        and step_of.get(owner[s["id"]]) == len(STEPS)), None)
-        else:
-            url = _url_of(event, urls)
+        recorded = _payload(event).get("outcome")
+        if isinstance(recorded, dict):  # the tracker recording the item's end: not a step
+            _pair(pending, owner, str(recorded.get("url")), last.get(str(recorded.get("url"))))
+            previous_terminal = None
+            continue
+        url = _url_of(event, urls)
         if url is None:
             previous_terminal = None
             continue
         scheduled = _pair(pending, owner, url, last.get(url))
         index = step_of.get(url, 0)
-        step = "alert" if sns else STEPS[min(index, len(STEPS) - 1)]
+        step = STEPS[min(index, len(STEPS) - 1)]
         payload = _payload(event)
         failed = kind != "TaskSucceeded"
         attempt = 1 + sum(1 for bar in bars if bar.url == url and bar.step == step)
@@ -350,12 +360,10 @@ def sfn_bars(history: list[dict[str, Any]]) -> list[Bar]:
         if payload:
             inputs[url] = payload
         last[url] = event
-        goes_on = False
         if not failed:
             step_of[url] = index + 1
-            flagged = step == "store" and payload.get("verdict") in {v.value for v in FLAGGED}
-            goes_on = (step in CONTINUING_TASKS and payload.get("status_code") != 304) or flagged
-        previous_terminal = (url, goes_on)
+        # A success goes on at once: to the next step, or to recording the item's end.
+        previous_terminal = (url, not failed)
     return _mark_retried(bars)
 
 

@@ -15,10 +15,16 @@ from engines.events import (
     PAGE_REQUESTED,
     PAGE_SCRAPED,
     PAGE_STORED,
+    ItemEnd,
 )
 from pipeline.models import Change, ItemOutcome, ScrapeRequest, StoredRecord, Verdict
 from tests.choreography_fakes import REQUESTED_AT, event, metadata
-from tracker.logic import dead_letter_outcome, terminal_outcome
+from tracker.logic import (
+    dead_letter_outcome,
+    error_message,
+    state_machine_outcome,
+    terminal_outcome,
+)
 
 AT = REQUESTED_AT + timedelta(seconds=5)
 RECORD = StoredRecord(
@@ -119,3 +125,23 @@ def test_a_dead_letter_of_a_terminal_event_is_replayed():
 def test_anything_else_is_not_a_dead_letter_of_the_pipeline():
     with pytest.raises(ValueError, match="not a dead letter"):
         dead_letter_outcome({"hello": "world"}, {}, AT)
+
+
+@pytest.mark.parametrize(("cause", "message"), [
+    ('{"errorMessage": "http://s/missing answered 404", "errorType": "PermanentError"}',
+     "http://s/missing answered 404"),
+    ("Task timed out after 60.00 seconds", "Task timed out after 60.00 seconds"),
+    ('["not", "an", "error", "object"]', '["not", "an", "error", "object"]'),
+])
+def test_a_step_functions_error_reads_as_its_message(cause: str, message: str) -> None:
+    assert error_message(cause) == message
+
+
+def test_a_state_machine_item_end_reports_the_message_like_the_other_engines() -> None:
+    failed = ItemOutcome(run_id="r", url="http://s/a", succeeded=False, error_type="PermanentError",
+                         failed_step="scraper", error='{"errorMessage": "http://s/a answered 404"}')
+
+    outcome = state_machine_outcome(ItemEnd(outcome=failed, alert_flagged=False))
+
+    assert outcome.error == "http://s/a answered 404"
+    assert outcome.model_copy(update={"error": failed.error}) == failed

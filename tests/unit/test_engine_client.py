@@ -3,7 +3,6 @@ over fake AWS clients."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,11 +14,7 @@ from engines.client import (
     Deployment,
     EngineFailed,
     OrchestratorClient,
-    RunIncomplete,
-    Runner,
-    StepFunctionsClient,
     engine_client,
-    error_message,
     with_attempts,
 )
 from pipeline.models import ItemOutcome, RunRequest, Validators
@@ -35,65 +30,6 @@ EVERYTHING = Deployment(orchestrator_function="orch", state_machine_arn="arn:sm"
 
 def outcomes() -> list[ItemOutcome]:
     return [ItemOutcome(run_id="monitor-1", url=url, succeeded=True) for url in (A, B)]
-
-
-@dataclass
-class FakeStepFunctions:
-    statuses: list[str]
-    output: dict[str, Any] | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    started: list[dict[str, Any]] = field(default_factory=list)
-
-    def start_execution(self, **kwargs: Any) -> dict[str, Any]:
-        self.started.append(kwargs)
-        return {"executionArn": "arn:aws:states:us-east-1:1:execution:pipeline:monitor-1"}
-
-    def describe_execution(self, executionArn: str) -> dict[str, Any]:
-        status = self.statuses.pop(0)
-        answer: dict[str, Any] = {"status": status, "startDate": NOW}
-        if status == "SUCCEEDED":
-            answer.update(output=json.dumps(self.output), stopDate=NOW)
-        if status == "FAILED":
-            answer.update(error="States.Runtime", cause="boom")
-        return answer
-
-    def get_execution_history(self, **_: Any) -> dict[str, Any]:
-        return {"events": self.history}
-
-
-def sfn_runner(client: FakeStepFunctions, sleep: Any = lambda _: None) -> Runner:
-    return Runner(StepFunctionsClient(EVERYTHING, lambda service: client), poll_seconds=0.5,
-                  sleep=sleep)
-
-
-def test_a_step_functions_run_is_polled_to_its_output() -> None:
-    output = {"run_id": "monitor-1", "engine": "stepfunctions", "total": 2,
-              "items": [item.model_dump(mode="json", exclude_none=True) for item in outcomes()]}
-    client = FakeStepFunctions(["RUNNING", "RUNNING", "SUCCEEDED"], output)
-    sleeps: list[float] = []
-
-    summary = sfn_runner(client, sleeps.append).run(REQUEST, expired=lambda: False)
-
-    assert (summary.engine, summary.total, summary.succeeded) == ("stepfunctions", 2, 2)
-    assert sleeps == [0.5, 0.5]
-    (start,) = client.started
-    assert start["name"] == "monitor-1"
-    sent = json.loads(start["input"])
-    assert "continuation" not in sent and "previous" not in sent and not sent["alert_flagged"]
-    # the validators as a list aligned with the URLs, for the state machine's Map
-    assert sent["urls"] == [A, B]
-    assert sent["validators"] == [{"etag": '"v1"', "last_modified": None},
-                                  {"etag": None, "last_modified": None}]
-
-
-def test_a_failed_execution_fails_the_run() -> None:
-    with pytest.raises(EngineFailed, match=r"FAILED: States\.Runtime boom"):
-        sfn_runner(FakeStepFunctions(["FAILED"])).run(REQUEST, expired=lambda: False)
-
-
-def test_an_execution_still_running_at_the_deadline_is_incomplete() -> None:
-    with pytest.raises(RunIncomplete, match="monitor-1 is still running"):
-        sfn_runner(FakeStepFunctions(["RUNNING"])).run(REQUEST, expired=lambda: True)
 
 
 @dataclass
@@ -179,24 +115,3 @@ def test_a_final_retryable_failure_is_not_counted_twice():
     history = [failed_event("http://s/down")] * 4  # the first try and three retries
 
     assert with_attempts(item, history).attempts == 4
-
-
-@pytest.mark.parametrize(("cause", "message"), [
-    ('{"errorMessage": "http://s/missing answered 404", "errorType": "PermanentError"}',
-     "http://s/missing answered 404"),
-    ("Task timed out after 60.00 seconds", "Task timed out after 60.00 seconds"),
-    ('["not", "an", "error", "object"]', '["not", "an", "error", "object"]'),
-])
-def test_a_step_functions_error_reads_as_its_message(cause: str, message: str) -> None:
-    assert error_message(cause) == message
-
-
-def test_a_failed_step_functions_item_reports_the_message_like_the_other_engines() -> None:
-    failed = {"run_id": "monitor-1", "url": A, "succeeded": False, "error_type": "PermanentError",
-              "failed_step": "scraper",
-              "error": '{"errorMessage": "http://site.test/pages/a answered 404"}'}
-    client = FakeStepFunctions(["SUCCEEDED"], {"run_id": "monitor-1", "items": [failed]})
-
-    summary = sfn_runner(client).run(REQUEST, expired=lambda: False)
-
-    assert summary.items[0].error == "http://site.test/pages/a answered 404"

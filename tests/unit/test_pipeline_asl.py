@@ -13,25 +13,24 @@ from typing import Any
 import pytest
 
 from baton.asl import scopes
-from engines.alerts import SUBJECT_FORMAT
+from engines.alerts import alert_once
+from engines.events import ItemEnd
 from orchestrator.engine import Budget, Engine, error_name
 from pipeline.errors import PermanentError, TransientError
-from pipeline.models import ItemOutcome, RunRequest, RunSummary, StoredRecord, Validators, Verdict
-from pipeline.policy import asl_retry
+from pipeline.models import ItemOutcome, RunRequest, RunSummary, Validators, Verdict
+from pipeline.policy import RECORD_POLICY, asl_retry
+from pipeline.steps import STEP, STEPS
 from tests.asl_runner import TaskFailed, run_machine
 from tests.monitor_fakes import Page, SiteSteps
 from tests.orchestrator_fakes import FakeAlerts, FakeSteps, MemoryRunLog
+from tracker.logic import state_machine_outcome
 
 ASL = Path(__file__).parents[2] / "statemachines" / "pipeline.asl.json"
-SUBSTITUTIONS = {
-    "ScraperFunctionArn": "scraper",
-    "TransformerFunctionArn": "transformer",
-    "ModeratorFunctionArn": "moderator",
-    "StoreFunctionArn": "store",
-    "AlertTopicArn": None,
-}
+# DefinitionSubstitutions -> the function behind them: the steps, and the run tracker.
+TRACKER = "tracker"
+SUBSTITUTIONS = {step.arn_substitution: step.name for step in STEPS} | {
+    "TrackerFunctionArn": TRACKER}
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
-SNS_PUBLISH = "arn:aws:states:::sns:publish"
 # Capitalised first word, then lower-case words: "Fetch page", "Is it flagged?".
 READABLE = re.compile(r"[A-Z][a-z]*( [a-z]+)*\??")
 
@@ -92,8 +91,7 @@ def test_state_names_read_like_sentences(definition: dict[str, Any]) -> None:
     for name, _ in all_states(definition):
         assert READABLE.fullmatch(name), name
     item = definition["States"]["Check every page"]["ItemProcessor"]["States"]
-    for expected in ("Fetch page", "Extract text", "Score toxicity", "Store record",
-                     "Is it flagged?", "Alert on flagged page"):
+    for expected in [step.state for step in STEPS] + ["Is it unchanged?", "Record outcome"]:
         assert expected in item
 
 
@@ -113,33 +111,55 @@ def test_resources_are_bound_only_through_definition_substitutions(
 
 # ---- the policy -------------------------------------------------------------------------------
 
-def test_every_task_retries_with_the_shared_policy(definition: dict[str, Any]) -> None:
+def invoked(state: dict[str, Any]) -> str | None:
+    """The function a Task invokes (a step's name, or "tracker")."""
+    return SUBSTITUTIONS.get(state.get("Parameters", {}).get("FunctionName", "")[2:-1])
+
+
+def test_every_task_retries_with_its_policy(definition: dict[str, Any]) -> None:
     tasks = [(name, state) for name, state in all_states(definition) if state["Type"] == "Task"]
-    assert len(tasks) == 5
+    assert sorted(invoked(state) or "" for _, state in tasks) == sorted(
+        [step.name for step in STEPS] + [TRACKER])
     for name, state in tasks:
-        assert state["Retry"] == asl_retry(), name
+        function = invoked(state)
+        policy = RECORD_POLICY if function == TRACKER else STEP[function or ""].policy
+        assert state["Retry"] == asl_retry(policy), name
 
 
-def test_every_task_catches_everything_into_a_failed_outcome(definition: dict[str, Any]) -> None:
+def test_every_step_catches_everything_into_a_failed_outcome_that_is_recorded(
+    definition: dict[str, Any],
+) -> None:
     for scope in scopes(definition):
         for name, state in scope["States"].items():
-            if state["Type"] != "Task":
+            if state["Type"] != "Task" or invoked(state) == TRACKER:
                 continue
             [catcher] = state["Catch"]
             assert catcher["ErrorEquals"] == ["States.ALL"], name
             handler = scope["States"][catcher["Next"]]
             parameters = handler["Parameters"]
-            assert handler["Type"] == "Pass" and handler.get("End"), name
+            assert handler["Type"] == "Pass" and handler["Next"] == "Record outcome", name
             assert parameters["succeeded"] is False
             assert parameters["error_type.$"] == f"{catcher['ResultPath']}.Error"
             assert parameters["error.$"] == f"{catcher['ResultPath']}.Cause"
-            step = SUBSTITUTIONS.get(state["Parameters"].get("FunctionName", "")[2:-1]) or "alert"
-            assert parameters["failed_step"] == step, name
+            assert parameters["failed_step"] == invoked(state), name
 
 
-def test_lambda_tasks_keep_only_the_function_payload(definition: dict[str, Any]) -> None:
+def test_every_item_ends_by_handing_its_outcome_to_the_tracker(definition: dict[str, Any]) -> None:
+    [the_map] = [state for _, state in all_states(definition) if state["Type"] == "Map"]
+    states = the_map["ItemProcessor"]["States"]
+    ends = [name for name, state in states.items() if state.get("End")]
+    assert ends == ["Record outcome"]
+    record = states["Record outcome"]
+    assert "Catch" not in record  # an outcome that cannot be recorded fails the execution
+    assert record["Parameters"]["Payload"] == {"outcome.$": "$.outcome",
+                                               "alert_flagged.$": "$.alert_flagged"}
+    # The state keeps no item results: it stays small whatever the number of URLs.
+    assert the_map["ResultPath"] is None
+
+
+def test_step_tasks_keep_only_the_function_payload(definition: dict[str, Any]) -> None:
     for name, state in all_states(definition):
-        if state.get("Resource") == LAMBDA_INVOKE:
+        if state.get("Resource") == LAMBDA_INVOKE and invoked(state) != TRACKER:
             assert state["ResultSelector"] == {"Payload.$": "$.Payload"}, name
             assert state["Parameters"]["FunctionName"].startswith("${"), name
 
@@ -151,10 +171,9 @@ def test_the_map_takes_urls_and_concurrency_from_the_input(definition: dict[str,
     assert "MaxConcurrency" not in the_map  # one or the other, never both
 
 
-def test_alert_subject_is_the_orchestrators(definition: dict[str, Any]) -> None:
-    [alert] = [state for _, state in all_states(definition) if state.get("Resource") == SNS_PUBLISH]
-    assert alert["Parameters"]["TopicArn"] == "${AlertTopicArn}"
-    assert alert["Parameters"]["Subject.$"].startswith(f"States.Format('{SUBJECT_FORMAT}'")
+def test_the_state_machine_leaves_alerts_to_the_tracker(definition: dict[str, Any]) -> None:
+    resources = {state.get("Resource") for _, state in all_states(definition)}
+    assert resources <= {LAMBDA_INVOKE, None}  # no SNS task: one alert path for every engine
 
 
 # ---- behaviour, through tests/asl_runner.py ----------------------------------------------------
@@ -164,19 +183,29 @@ A, B, C, D = "http://a.test/", "http://b.test/", "http://c.test/", "http://d.tes
 
 
 class Cloud:
-    """Task handlers for the runner: the fake steps behind lambda:invoke, a list behind SNS."""
+    """Task handlers for the runner: the fake steps behind lambda:invoke, and a tracker that
+    keeps each item's end and alerts as the real one decides (tracker.logic, alert_once)."""
 
     def __init__(self, steps: FakeSteps | SiteSteps) -> None:
         self.steps = steps
-        self.published: list[dict[str, Any]] = []
+        self.ends: list[ItemEnd] = []
+        self.claims = MemoryRunLog()
+        self.alerts = FakeAlerts()
+
+    def outcomes(self) -> list[ItemOutcome]:
+        """Every item's outcome as the tracker records it."""
+        return [state_machine_outcome(end) for end in self.ends]
 
     def __call__(self, resource: str, parameters: dict[str, Any]) -> Any:
-        if resource == SNS_PUBLISH:
-            self.published.append(parameters)
-            return {"MessageId": "1"}
         assert resource == LAMBDA_INVOKE
         step = SUBSTITUTIONS[parameters["FunctionName"][2:-1]]
-        assert step is not None
+        if step == TRACKER:
+            end = ItemEnd.model_validate(parameters["Payload"])
+            self.ends.append(end)
+            outcome = state_machine_outcome(end)
+            if outcome.record is not None and end.alert_flagged:
+                alert_once(self.claims, self.alerts, outcome.run_id, outcome.url, outcome.record)
+            return {"StatusCode": 200, "Payload": {"recorded": True}}
         try:
             payload = self.steps(step, parameters["Payload"])
         except Exception as error:  # as Lambda reports a handler's exception
@@ -212,31 +241,27 @@ def run_orchestrator(request: RunRequest, steps: Any) -> RunSummary:
     return engine.run(request, budget=Budget(lambda: 900_000), continue_run=lambda _: None)
 
 
-def test_state_machine_output_is_a_run_summary(definition: dict[str, Any]) -> None:
-    output, _ = run_state_machine(definition, [A, B, C, D])
+def test_each_item_is_recorded_once_and_the_output_stays_small(definition: dict[str, Any]) -> None:
+    output, cloud = run_state_machine(definition, [A, B, C, D])
 
-    assert output["engine"] == "stepfunctions" and output["total"] == 4
-    items = [ItemOutcome.model_validate(item) for item in output["items"]]
-    summary = RunSummary.from_outcomes(output["run_id"], output["engine"], items)
+    assert output == {"run_id": RUN, "engine": "stepfunctions", "total": 4}
+    summary = RunSummary.from_outcomes(RUN, output["engine"], cloud.outcomes())
+    assert sorted(item.url for item in summary.items) == [A, B, C, D]
     assert (summary.succeeded, summary.failed, summary.flagged) == (3, 1, 2)
 
 
 def test_state_machine_and_orchestrator_agree_item_by_item(definition: dict[str, Any]) -> None:
     urls = [A, B, C, D]
     machine_steps = scripted_steps()
-    output, _ = run_state_machine(definition, urls, steps=machine_steps)
+    _, cloud = run_state_machine(definition, urls, steps=machine_steps)
     engine_steps = scripted_steps()
     summary = run_orchestrator(RunRequest(run_id=RUN, urls=urls), engine_steps)
 
-    for machine_item, engine_item in zip(output["items"], summary.items, strict=True):
-        machine = ItemOutcome.model_validate(machine_item)
-        # Attempts come from execution history (the CLI), and Cause is the raw Lambda error
-        # JSON where the orchestrator keeps the message: compare everything else.
-        assert machine.model_dump(exclude={"attempts", "duration_ms", "error"}) == (
-            engine_item.model_dump(exclude={"attempts", "duration_ms", "error"})
+    for machine, engine_item in zip(cloud.outcomes(), summary.items, strict=True):
+        # Attempts come from execution history (the engine client): compare everything else.
+        assert machine.model_dump(exclude={"attempts", "duration_ms"}) == (
+            engine_item.model_dump(exclude={"attempts", "duration_ms"})
         )
-        if machine.error is not None:
-            assert json.loads(machine.error)["errorMessage"] == engine_item.error
     # Same calls, retries included: "500 twice then OK" is three scraper calls in both.
     assert sorted(machine_steps.calls) == sorted(engine_steps.calls)
     assert machine_steps.count("scraper", A) == 3
@@ -245,11 +270,8 @@ def test_state_machine_and_orchestrator_agree_item_by_item(definition: dict[str,
 def test_state_machine_alerts_like_the_orchestrator(definition: dict[str, Any]) -> None:
     _, cloud = run_state_machine(definition, [A, B, C, D])
 
-    assert [alert["Subject"] for alert in cloud.published] == [
-        "baton: page flagged (block)", "baton: page flagged (review)"
-    ]
-    assert sorted(str(StoredRecord.model_validate_json(alert["Message"]).url)
-                  for alert in cloud.published) == [A, D]
+    assert sorted((str(record.url), record.verdict.value) for record in cloud.alerts.sent) == [
+        (A, "block"), (D, "review")]
 
 
 # ---- the monitor's requests: conditional GET, no alerts ----------------------------------------
@@ -278,9 +300,9 @@ def test_each_url_is_fetched_with_its_own_previous_validators(definition: dict[s
 def test_every_succeeded_item_reports_the_validators_its_server_sent(
     definition: dict[str, Any],
 ) -> None:
-    output, _ = run_state_machine(definition, MONITOR_REQUEST.urls, MONITOR_REQUEST, site())
+    _, cloud = run_state_machine(definition, MONITOR_REQUEST.urls, MONITOR_REQUEST, site())
 
-    items = {item["url"]: ItemOutcome.model_validate(item) for item in output["items"]}
+    items = {item.url: item for item in cloud.outcomes()}
     assert items[SITE_A].record is None and items[SITE_A].etag == '"v1"'
     assert items[SITE_B].record is not None and items[SITE_B].etag == '"v3-toxic"'
 
@@ -291,19 +313,18 @@ def test_flagged_pages_are_alerted_unless_the_request_says_not_to(
 ) -> None:
     request = MONITOR_REQUEST.model_copy(update={"alert_flagged": alert_flagged})
 
-    output, cloud = run_state_machine(definition, request.urls, request, site())
+    _, cloud = run_state_machine(definition, request.urls, request, site())
 
-    assert len(cloud.published) == alerts
-    assert [item["succeeded"] for item in output["items"]] == [True, True]
+    assert len(cloud.alerts.sent) == alerts
+    assert [item.succeeded for item in cloud.outcomes()] == [True, True]
 
 
 def test_state_machine_and_orchestrator_agree_on_a_monitor_request(
     definition: dict[str, Any],
 ) -> None:
-    output, _ = run_state_machine(definition, MONITOR_REQUEST.urls, MONITOR_REQUEST, site())
+    _, cloud = run_state_machine(definition, MONITOR_REQUEST.urls, MONITOR_REQUEST, site())
     summary = run_orchestrator(MONITOR_REQUEST, site())
 
-    machine = [ItemOutcome.model_validate(item).model_dump(exclude={"attempts", "duration_ms"})
-               for item in output["items"]]
+    machine = [item.model_dump(exclude={"attempts", "duration_ms"}) for item in cloud.outcomes()]
     assert machine == [item.model_dump(exclude={"attempts", "duration_ms"})
                        for item in summary.items]

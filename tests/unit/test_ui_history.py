@@ -90,9 +90,19 @@ def test_state_transitions_count_the_map_paths_the_history_leaves_out():
                    "verdict": "allow", "score": 0.1, "checked_at": T0.isoformat()}})
     failed = ItemOutcome(run_id="r", url=B, succeeded=False, failed_step="transformer")
 
-    # 7 task attempts; a: Is it unchanged?, Keep validators, Is it flagged?, Record success;
+    # 7 task attempts; a: Is it unchanged?, Keep validators, Record success;
     # b: Is it unchanged?, Keep validators, Record extract failure
-    assert state_transitions(history, [stored, failed]) == 7 + 4 + 3
+    assert state_transitions(history, [stored, failed]) == 7 + 3 + 3
+
+
+def test_the_trackers_recording_of_an_item_end_is_not_a_step():
+    h = two_urls()
+    h.scheduled(1150)  # b's Record outcome, right after its final failure
+    h.scheduled(1200)  # a's Record outcome, right after its store
+    h.succeeded(1210, {"recorded": True, "outcome": {"run_id": "r", "url": B, "succeeded": False}})
+    h.succeeded(1230, {"recorded": True, "outcome": {"run_id": "r", "url": A, "succeeded": True}})
+
+    assert sfn_bars(h.events) == sfn_bars(two_urls().events)
 
 
 def test_the_text_timeline_draws_one_line_per_url_with_its_steps():

@@ -6,8 +6,10 @@ Each engine is started and followed its own way, and every one ends in the same 
   invocation continues itself), followed in the runs table;
 - choreography: the run is opened in the runs table and one PageRequested published per URL,
   then followed in the runs table (the tracker counts each item's end);
-- stepfunctions: StartExecution named after the run, followed with DescribeExecution; the items'
-  attempts come from the execution history, as the other engines count them.
+- stepfunctions: the run is opened in the runs table, then StartExecution named after the run;
+  the state machine hands each item's end to the run tracker, which records it in the runs table
+  (so the execution's state stays small), where the run is followed; the items' attempts come
+  from the execution history, as the other engines count them.
 
 Clients come from a ``Clients`` factory (service name → boto3 client): the CLI passes its
 target's, the monitor the shared layer's lazy ones.
@@ -19,6 +21,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
 from engines.handoff import RequestStore
@@ -28,6 +31,9 @@ from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, S
 
 Clients = Callable[[str], Any]
 Expired = Callable[[], bool]
+
+# Step Functions refuses a state (its input included) over 256 KiB.
+STATE_LIMIT_BYTES = 256 * 1024
 
 # A run the orchestrator has not opened by then never started (the function cannot run, the
 # asynchronous invoke was lost): said instead of waiting for ever.
@@ -62,7 +68,7 @@ class Deployment:
     }
     NEEDS: ClassVar[dict[str, tuple[str, ...]]] = {
         ORCHESTRATOR: ("orchestrator_function", "runs_table_name", "data_bucket_name"),
-        STEPFUNCTIONS: ("state_machine_arn",),
+        STEPFUNCTIONS: ("state_machine_arn", "runs_table_name"),
         CHOREOGRAPHY: ("event_bus_name", "runs_table_name"),
     }
 
@@ -170,40 +176,42 @@ class ChoreographyClient(_RunsTableClient):
         return request.run_id
 
 
-class StepFunctionsClient:
-    """The Step Functions engine: an execution named after the run."""
+class StepFunctionsClient(_RunsTableClient):
+    """The Step Functions engine: an execution named after the run. The run is opened in the runs
+    table first; the state machine hands each item's end to the run tracker, which records it
+    there, so the run is followed like the others and the execution's own state stays small."""
 
     engine = STEPFUNCTIONS
 
-    def __init__(self, deployment: Deployment, clients: Clients) -> None:
-        deployment.require(self.engine)
-        self.deployment = deployment
-        self.clients = clients
-
     def start(self, request: RunRequest) -> str:
+        state_input = json.dumps(request.state_machine_input())
+        if len(state_input.encode()) > STATE_LIMIT_BYTES:
+            raise EngineFailed(
+                f"run {request.run_id} is {len(state_input.encode())} bytes as a state machine "
+                f"input, over Step Functions' {STATE_LIMIT_BYTES}-byte limit: run fewer URLs at "
+                "once with this engine, or use the orchestrator or choreography engine")
+        self.runs().open_run(request.run_id, engine=self.engine,
+                             total=len(dict.fromkeys(request.urls)),
+                             started_at=datetime.now(UTC), continuation=0)
         response = self.clients("stepfunctions").start_execution(
             stateMachineArn=self.deployment.state_machine_arn, name=request.run_id,
-            input=json.dumps(request.state_machine_input()))
+            input=state_input)
+        self.started_at = self.clock()
         return str(response["executionArn"])
 
     def poll(self, handle: str, request: RunRequest) -> tuple[Progress, RunSummary | None]:
         sfn = self.clients("stepfunctions")
         described = sfn.describe_execution(executionArn=handle)
-        history = execution_history(sfn, handle)
-        progress = Progress(len(request.urls), current=last_state_entered(history))
-        if described["status"] == "RUNNING":
-            return progress, None
-        if described["status"] != "SUCCEEDED":
+        if described["status"] not in ("RUNNING", "SUCCEEDED"):
             raise EngineFailed(f"execution {handle} ended {described['status']}: "
                                f"{described.get('error', '')} {described.get('cause', '')}".strip())
-        output = json.loads(described["output"])
-        items = [with_attempts(readable(ItemOutcome.model_validate(item)), history)
-                 for item in output["items"]]
-        summary = RunSummary.from_outcomes(request.run_id, self.engine, items,
-                                           started_at=described.get("startDate"),
-                                           ended_at=described.get("stopDate"))
-        progress.done, progress.failed = summary.total, summary.failed
-        return progress, summary
+        progress, summary = super().poll(request.run_id, request)
+        if summary is None:
+            return progress, None
+        # Attempts are what only the execution history knows (retries inside a Task).
+        history = execution_history(sfn, handle)
+        items = [with_attempts(item, history) for item in summary.items]
+        return progress, summary.model_copy(update={"items": items})
 
 
 CLIENTS: dict[str, Callable[[Deployment, Clients], EngineClient]] = {
@@ -283,25 +291,6 @@ def last_state_entered(history: list[dict[str, Any]]) -> str:
         if details:
             return str(details["name"])
     return ""
-
-
-def error_message(cause: str) -> str:
-    """The message of a Task's ``Cause``: Lambda's error JSON carries it as ``errorMessage``;
-    any other cause (a timeout, a States.* error) is already a sentence."""
-    try:
-        parsed = json.loads(cause)
-    except ValueError:
-        return cause
-    if isinstance(parsed, dict) and isinstance(parsed.get("errorMessage"), str):
-        return parsed["errorMessage"]
-    return cause
-
-
-def readable(item: ItemOutcome) -> ItemOutcome:
-    """An item whose error is the message, as the other engines report it, not the raw cause."""
-    if item.error is None:
-        return item
-    return item.model_copy(update={"error": error_message(item.error)})
 
 
 def with_attempts(item: ItemOutcome, history: list[dict[str, Any]]) -> ItemOutcome:

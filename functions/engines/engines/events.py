@@ -93,6 +93,13 @@ class PipelineDetail(BaseModel):
     data: dict[str, Any]
 
 
+class ItemEnd(Contract):
+    """An item's end as the state machine hands it to the run tracker (a direct invoke)."""
+
+    outcome: ItemOutcome
+    alert_flagged: bool = True  # false for the monitor's runs: it alerts on transitions itself
+
+
 class ChoreographySettings(BaseSettings):
     """Where events are published."""
 

@@ -63,6 +63,17 @@ POLICY = RetryPolicy(
 )
 
 
+# Recording an item's end (the run tracker) is retried longer than a step: the item's outcome must
+# not be lost to a brief throttle (the tracker's concurrency is reserved and small).
+RECORD_POLICY = RetryPolicy(
+    retry_on=POLICY.retry_on,
+    final=POLICY.final,
+    interval_seconds=1,
+    backoff_rate=1.5,
+    max_attempts=8,
+)
+
+
 def asl_retry(policy: RetryPolicy = POLICY) -> list[dict[str, Any]]:
     """The ASL ``Retry`` list every Task state carries."""
     return [

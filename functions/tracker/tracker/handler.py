@@ -11,10 +11,11 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from engines.alerts import FlaggedPageAlerts, alert_once
+from engines.events import ItemEnd
 from engines.runs import RunsTable
 from pipeline.alerts import SnsAlerts
 from pipeline.observability import logger, metrics, tracer
-from tracker.logic import terminal_outcome
+from tracker.logic import state_machine_outcome, terminal_outcome
 from tracker.settings import get_settings
 
 
@@ -34,14 +35,19 @@ def alerts() -> FlaggedPageAlerts:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Count one PageStored, PageNotModified or PageFailed, and alert on a flagged page; a
-    redelivered one counts and alerts nothing."""
+    """Count one item's end, and alert on a flagged page; a redelivered one counts and alerts
+    nothing. The end is a terminal event (PageStored, PageNotModified, PageFailed) or, invoked
+    by the state machine, an ItemEnd."""
     at = datetime.now(UTC)
-    outcome = terminal_outcome(EventBridgeModel.model_validate(event), at)
+    if "detail-type" in event:
+        outcome, alert_flagged = terminal_outcome(EventBridgeModel.model_validate(event), at), True
+    else:
+        end = ItemEnd.model_validate(event)
+        outcome, alert_flagged = state_machine_outcome(end), end.alert_flagged
     recorded = tracker().record(outcome, at)
-    # After the count: a failed publish raises, the event is delivered again, counts nothing
+    # After the count: a failed publish raises, the end is delivered again, counts nothing
     # more, and the alert (given back by alert_once) is sent then.
-    if outcome.record is not None:
+    if outcome.record is not None and alert_flagged:
         alert_once(tracker(), alerts(), outcome.run_id, outcome.url, outcome.record)
     metrics.add_metric(name="ItemsEnded" if recorded else "DuplicateEnds", unit=MetricUnit.Count,
                        value=1)

@@ -1,4 +1,5 @@
-"""An item's outcome from what reaches the tracker: a terminal event, or a dead letter.
+"""An item's outcome from what reaches the tracker: a terminal event, a state machine's item end,
+or a dead letter.
 
 Dead letters come in two shapes, both handled:
 
@@ -15,6 +16,7 @@ terminal event (the tracker itself failed on it) is replayed: the item ends as t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -28,6 +30,7 @@ from engines.events import (
     PAGE_STORED,
     TERMINAL,
     EventMetadata,
+    ItemEnd,
     PipelineDetail,
     consumer_of,
 )
@@ -118,3 +121,24 @@ def dead_letter_outcome(
         attempts=max(metadata.attempts, tries),
         duration_ms=duration_ms(metadata, at),
     )
+
+
+def error_message(cause: str) -> str:
+    """The message of a Step Functions Task's ``Cause``: Lambda's error JSON carries it as
+    ``errorMessage``; any other cause (a timeout, a States.* error) is already a sentence."""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(parsed, dict) and isinstance(parsed.get("errorMessage"), str):
+        return str(parsed["errorMessage"])
+    return cause
+
+
+def state_machine_outcome(end: ItemEnd) -> ItemOutcome:
+    """The outcome a state machine's item ended with, its error a message as the other engines
+    report it (ASL can only pass the raw cause on)."""
+    outcome = end.outcome
+    if outcome.error is None:
+        return outcome
+    return outcome.model_copy(update={"error": error_message(outcome.error)})

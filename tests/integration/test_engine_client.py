@@ -1,0 +1,125 @@
+"""The Step Functions engine through the one engine client, its runs table in moto: the run is
+opened before the execution starts, each item's end is recorded by the tracker (simulated here as
+the state machine's Record outcome would invoke it), and the run is followed in the table."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from engines.client import (
+    STATE_LIMIT_BYTES,
+    Deployment,
+    EngineFailed,
+    RunIncomplete,
+    Runner,
+    StepFunctionsClient,
+)
+from engines.runs import RunsTable
+from pipeline.models import ItemOutcome, RunRequest, Validators
+from tests.integration.conftest import table_properties
+
+A, B = "http://site.test/pages/a", "http://site.test/pages/b"
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def runs_table(aws: None) -> str:
+    name = f"baton-runs-{uuid.uuid4().hex[:12]}"
+    boto3.client("dynamodb").create_table(TableName=name, **table_properties("RunsTable"))
+    return name
+
+
+def request(run_id: str = "sfn-1", urls: list[str] | None = None) -> RunRequest:
+    return RunRequest(run_id=run_id, urls=urls or [A, B], previous={A: Validators(etag='"v1"')},
+                      alert_flagged=False)
+
+
+def failed_task(url: str) -> dict[str, Any]:
+    return {"type": "TaskFailed", "taskFailedEventDetails": {
+        "error": "TransientError", "cause": json.dumps({"errorMessage": f"{url} answered 500"})}}
+
+
+@dataclass
+class FakeStepFunctions:
+    """A state machine whose execution runs while the follower sleeps: its items' ends are
+    recorded in the runs table as the tracker records them."""
+
+    runs: RunsTable
+    statuses: list[str]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    started: list[dict[str, Any]] = field(default_factory=list)
+
+    def start_execution(self, **kwargs: Any) -> dict[str, Any]:
+        self.started.append(kwargs)
+        return {"executionArn": f"arn:aws:states:us-east-1:1:execution:pipeline:{kwargs['name']}"}
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return {"status": status, "startDate": NOW, "error": "States.Runtime", "cause": "boom"}
+
+    def get_execution_history(self, **_: Any) -> dict[str, Any]:
+        return {"events": self.history}
+
+    def run_items(self, _seconds: float) -> None:
+        """The execution's work, done while the client sleeps between polls."""
+        run_id = self.started[-1]["name"]
+        for url in json.loads(self.started[-1]["input"])["urls"]:
+            self.runs.record(ItemOutcome(run_id=run_id, url=url, succeeded=True), NOW)
+
+
+def client_over(runs_table: str, sfn: FakeStepFunctions) -> StepFunctionsClient:
+    clients = {"stepfunctions": sfn, "dynamodb": boto3.client("dynamodb")}
+    return StepFunctionsClient(Deployment(state_machine_arn="arn:sm", runs_table_name=runs_table),
+                               clients.__getitem__)
+
+
+def test_a_run_is_opened_started_and_followed_in_the_runs_table(runs_table: str) -> None:
+    runs = RunsTable(runs_table)
+    sfn = FakeStepFunctions(runs, ["RUNNING", "SUCCEEDED"], history=[failed_task(B)])
+
+    summary = Runner(client_over(runs_table, sfn), poll_seconds=0.5, sleep=sfn.run_items).run(
+        request(), expired=lambda: False)
+
+    assert (summary.engine, summary.total, summary.succeeded, summary.pending) == (
+        "stepfunctions", 2, 2, 0)
+    assert {item.url: item.attempts for item in summary.items} == {A: 1, B: 2}  # from history
+    (start,) = sfn.started
+    sent = json.loads(start["input"])
+    assert start["name"] == "sfn-1" and not sent["alert_flagged"]
+    assert sent["validators"] == [{"etag": '"v1"', "last_modified": None},
+                                  {"etag": None, "last_modified": None}]
+    assert runs.summary("sfn-1") is not None
+
+
+def test_a_failed_execution_fails_the_run(runs_table: str) -> None:
+    sfn = FakeStepFunctions(RunsTable(runs_table), ["FAILED"])
+
+    with pytest.raises(EngineFailed, match=r"FAILED: States\.Runtime boom"):
+        Runner(client_over(runs_table, sfn), sleep=lambda _: None).run(
+            request("sfn-2"), expired=lambda: False)
+
+
+def test_an_execution_still_running_at_the_deadline_is_incomplete(runs_table: str) -> None:
+    sfn = FakeStepFunctions(RunsTable(runs_table), ["RUNNING"])
+
+    with pytest.raises(RunIncomplete, match="sfn-3 is still running"):
+        Runner(client_over(runs_table, sfn), sleep=lambda _: None).run(
+            request("sfn-3"), expired=lambda: True)
+
+
+def test_a_run_over_the_state_machine_input_limit_is_refused_before_it_starts(
+        runs_table: str) -> None:
+    sfn = FakeStepFunctions(RunsTable(runs_table), ["RUNNING"])
+    many = [f"http://site.example/articles/{n:05d}-with-a-longer-path" for n in range(6_000)]
+    assert len(json.dumps(request("sfn-4", many).state_machine_input())) > STATE_LIMIT_BYTES
+
+    with pytest.raises(EngineFailed, match="over Step Functions' 262144-byte limit"):
+        client_over(runs_table, sfn).start(request("sfn-4", many))
+    assert sfn.started == [] and RunsTable(runs_table).summary("sfn-4") is None
