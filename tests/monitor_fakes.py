@@ -61,7 +61,7 @@ class SiteSteps:
         return sum(n for (name, _), n in self.calls.items() if name == step)
 
     def __call__(self, step: str, payload: dict[str, Any]) -> dict[str, Any]:
-        url = payload["page"]["url"] if step == "store" else payload["url"]
+        url = payload["page"]["url"] if "page" in payload else payload["url"]
         with self._lock:
             self.calls[(step, url)] += 1
         answer: dict[str, Any] = getattr(self, step)(payload)

@@ -55,7 +55,7 @@ class FakeSteps:
 
     def __call__(self, step: str, payload: dict[str, Any]) -> dict[str, Any]:
         # Tests use URLs in their normalised form ("http://a.test/"), as the models echo them.
-        url = payload["page"]["url"] if step == "store" else payload["url"]
+        url = payload["page"]["url"] if "page" in payload else payload["url"]
         if self.before is not None:
             self.before(step, url)
         with self._lock:

@@ -9,6 +9,7 @@ wrapped in an OnFailure destination record, to the dead-letter queue the tracker
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
 import urllib.request
@@ -24,7 +25,6 @@ from baton.site import SampleSite
 from engines.choreography import ENGINE, adapt, start_choreography
 from engines.events import PAGE_REQUESTED, EventMetadata, entry, put_entries, rule_patterns
 from engines.runs import RunsTable, run_key
-from moderator import handler as moderator_handler
 from orchestrator.engine import Budget, Engine
 from pipeline.dynamodb import from_item
 from pipeline.models import (
@@ -35,22 +35,17 @@ from pipeline.models import (
     ScrapeRequest,
     Validators,
 )
-from scraper import handler as scraper_handler
-from store import handler as store_handler
+from pipeline.steps import STEPS as REGISTRY
 from store.dal import PageTable
 from tests.integration.conftest import table_properties
 from tracker import dlq as tracker_dlq
 from tracker import handler as tracker_handler
-from transformer import handler as transformer_handler
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
+# Every registry step's handler, as its function's handler.py exposes it.
 STEPS: dict[str, Callable[..., dict[str, Any]]] = {
-    "scraper": scraper_handler.lambda_handler,
-    "transformer": transformer_handler.lambda_handler,
-    "moderator": moderator_handler.lambda_handler,
-    "store": store_handler.lambda_handler,
-}
+    step.name: importlib.import_module(f"{step.name}.handler").lambda_handler for step in REGISTRY}
 
 
 def no_sleep(_: float) -> None:

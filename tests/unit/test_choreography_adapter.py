@@ -23,6 +23,7 @@ from engines.events import (
 from pipeline.errors import PermanentError, TransientError
 from pipeline.models import ItemOutcome, ScrapedPage, ScrapeRequest
 from pipeline.policy import POLICY
+from pipeline.steps import STEPS
 from tests.choreography_fakes import REQUESTED_AT, RecordingPublish, event, metadata
 from tests.lambda_context import FakeLambdaContext
 
@@ -212,7 +213,7 @@ def test_an_event_without_metadata_cannot_be_attributed_and_is_reraised(scraper,
     assert published.sent == []
 
 
-@pytest.mark.parametrize("step", ["scraper", "transformer", "moderator", "store"])
+@pytest.mark.parametrize("step", [step.name for step in STEPS])
 def test_each_function_has_an_event_adapter_for_its_own_step(step: str):
     import importlib
 

@@ -15,6 +15,7 @@ from orchestrator.engine import Budget, Engine, StepError
 from pipeline.errors import PermanentError, TransientError
 from pipeline.models import RunRequest, RunStatus, RunSummary, Verdict
 from pipeline.policy import POLICY
+from pipeline.steps import STEPS
 from tests.orchestrator_fakes import FakeAlerts, FakeSteps, MemoryRunLog
 
 RUN = "run-0001"
@@ -234,7 +235,7 @@ def test_concurrency_never_exceeds_the_limit_and_reaches_it() -> None:
 
 @dataclass
 class FakeTime:
-    """Invocation time that advances only when a step runs: 10 s per step, 40 s per item."""
+    """Invocation time that advances only when a step runs: 40 s per item, shared by its steps."""
 
     now: float = 0.0
     deadline: float = 300.0
@@ -246,7 +247,7 @@ class FakeTime:
         return self.now
 
     def step(self, step: str, url: str) -> None:
-        self.now += 10.0
+        self.now += 40.0 / len(STEPS)
 
 
 def test_budget_allows_items_while_above_margin_and_twice_the_slowest_item() -> None:

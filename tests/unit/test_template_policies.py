@@ -16,6 +16,7 @@ import pytest
 from baton import deploy
 from engines import events
 from pipeline.keys import page_text_key, raw_key, run_request_key
+from pipeline.steps import STEPS
 from transformer.settings import Settings as TransformerSettings
 
 
@@ -149,9 +150,8 @@ def test_the_internet_facing_scrapers_may_only_add_raw_pages(template):
 
 
 def test_each_choreography_step_may_put_exactly_its_own_events(template):
-    for name, step in (("ScraperEventsFunction", "scraper"),
-                       ("TransformerEventsFunction", "transformer"),
-                       ("ModeratorEventsFunction", "moderator"), ("StoreEventsFunction", "store")):
+    for registered in STEPS:
+        name, step = registered.events_resource, registered.name
         granted = {detail_type
                    for policy in template["Resources"][name]["Properties"]["Policies"]
                    for statement in listed(policy.get("Statement", []))
