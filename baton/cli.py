@@ -23,6 +23,7 @@ from baton.commands import (
     invoke,
     logs,
     monitor,
+    redrive,
     run,
     setup,
     site,
@@ -35,7 +36,7 @@ from baton.commands.common import say
 from baton.errors import BatonError
 
 # In the order `baton --help` lists them.
-COMMANDS = (up, down, status, setup, build, deploy, invoke, logs, destroy, run, executions,
+COMMANDS = (up, down, status, setup, build, deploy, invoke, logs, destroy, run, redrive, executions,
             history, ui, watch, monitor, alerts, site)
 DEBUG_VARIABLE = "BATON_DEBUG"
 

@@ -17,6 +17,7 @@ from baton.errors import BatonError
 from baton.targets import client
 from engines.client import (
     Deployment,
+    EngineClient,
     EngineFailed,
     Progress,
     RunIncomplete,
@@ -77,6 +78,12 @@ def run(engine_name: str, target: str, stack: str, request: RunRequest, wait: bo
     handle = engine.start(request)
     if not wait:
         return handle
+    return wait_for(engine, handle, request, show=show, timeout_s=timeout_s)
+
+
+def wait_for(engine: EngineClient, handle: str, request: RunRequest,
+             show: Callable[[Progress], None] | None = None, timeout_s: float = 3600) -> RunSummary:
+    """Follow a started run (or redrive) to its summary, showing progress; BatonError otherwise."""
     deadline = time.monotonic() + timeout_s
     try:
         return follow(engine, handle, request, expired=lambda: time.monotonic() > deadline,

@@ -31,8 +31,10 @@ NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 @pytest.fixture
 def runs_table(aws: None) -> str:
+    """A runs table, and a data bucket of the same name (where each run's request is kept)."""
     name = f"baton-runs-{uuid.uuid4().hex[:12]}"
     boto3.client("dynamodb").create_table(TableName=name, **table_properties("RunsTable"))
+    boto3.client("s3").create_bucket(Bucket=name)
     return name
 
 
@@ -75,9 +77,10 @@ class FakeStepFunctions:
 
 
 def client_over(runs_table: str, sfn: FakeStepFunctions) -> StepFunctionsClient:
-    clients = {"stepfunctions": sfn, "dynamodb": boto3.client("dynamodb")}
-    return StepFunctionsClient(Deployment(state_machine_arn="arn:sm", runs_table_name=runs_table),
-                               clients.__getitem__)
+    clients = {"stepfunctions": sfn, "dynamodb": boto3.client("dynamodb"), "s3": boto3.client("s3")}
+    deployment = Deployment(state_machine_arn="arn:sm", runs_table_name=runs_table,
+                            data_bucket_name=runs_table)
+    return StepFunctionsClient(deployment, clients.__getitem__)
 
 
 def test_a_run_is_opened_started_and_followed_in_the_runs_table(runs_table: str) -> None:

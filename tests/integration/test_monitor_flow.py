@@ -271,9 +271,11 @@ def test_a_continued_orchestrator_run_is_followed_in_the_runs_table(aws: None) -
     runs = RunsTable(name, boto3.client("dynamodb"))
     request = RunRequest(run_id="monitor-run-1", urls=[GARDEN, NEWS])
     orchestrator = ContinuedOrchestrator(runs, request)
-    clients = {"lambda": orchestrator, "dynamodb": boto3.client("dynamodb"), "s3": None}
+    boto3.client("s3").create_bucket(Bucket=name)  # where the run's request is kept
+    clients = {"lambda": orchestrator, "dynamodb": boto3.client("dynamodb"),
+               "s3": boto3.client("s3")}
     deployment = Deployment(orchestrator_function=name, runs_table_name=name,
-                            data_bucket_name="not-needed-for-a-small-run")
+                            data_bucket_name=name)
     runner = Runner(OrchestratorClient(deployment, clients.__getitem__), sleep=orchestrator.finish)
 
     summary = runner.run(request, expired=lambda: False)

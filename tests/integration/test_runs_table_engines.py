@@ -45,8 +45,9 @@ def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         name=f"pipeline-{suffix}", roleArn="arn:aws:iam::123456789012:role/pipeline",
         definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
     )["stateMachineArn"]
+    boto3.client("s3").create_bucket(Bucket=table)  # where each run's request is kept
     outputs = {"RunsTableName": table, "EventBusName": bus, "PipelineStateMachineArn": machine,
-               "RequestedQueueUrl": queue}
+               "RequestedQueueUrl": queue, "DataBucketName": table}
     monkeypatch.setattr("baton.deploy.stack_outputs", lambda target, stack: outputs)
     for module in ("baton.run.client", "baton.executions.client"):
         monkeypatch.setattr(module, lambda service, target="local": boto3.client(service))

@@ -15,9 +15,10 @@ from engines.client import (
     EngineFailed,
     OrchestratorClient,
     engine_client,
+    items_to_redrive,
     with_attempts,
 )
-from pipeline.models import ItemOutcome, RunRequest, Validators
+from pipeline.models import ItemOutcome, RunRequest, RunSummary, Validators
 from pipeline.steps import ENGINES
 
 A, B = "http://site.test/pages/a", "http://site.test/pages/b"
@@ -41,6 +42,17 @@ class FakeLambda:
         return {"StatusCode": 202}
 
 
+@dataclass
+class FakeS3:
+    """A bucket in a dict: where the client keeps each run's request."""
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:
+        self.objects[Key] = Body
+        return {}
+
+
 class EmptyTable:
     """A runs table in which the run never appears."""
 
@@ -52,11 +64,13 @@ class EmptyTable:
 
 
 def test_the_orchestrator_is_started_asynchronously_with_the_whole_request() -> None:
-    lambdas = FakeLambda()
+    lambdas, s3 = FakeLambda(), FakeS3()
     client = OrchestratorClient(EVERYTHING, {"lambda": lambdas, "dynamodb": EmptyTable(),
-                                             "s3": None}.__getitem__)
+                                             "s3": s3}.__getitem__)
 
     assert client.start(REQUEST) == "monitor-1"
+    # the request is kept for a redrive
+    assert RunRequest.model_validate_json(s3.objects["runs/monitor-1/request.json"]) == REQUEST
     (call,) = lambdas.calls
     assert (call["FunctionName"], call["InvocationType"]) == ("orch", "Event")
     assert RunRequest.model_validate_json(call["Payload"]) == REQUEST
@@ -65,7 +79,7 @@ def test_the_orchestrator_is_started_asynchronously_with_the_whole_request() -> 
 def test_a_run_the_orchestrator_never_opens_fails_after_the_start_timeout() -> None:
     now = [0.0]
     client = OrchestratorClient(EVERYTHING, {"lambda": FakeLambda(), "dynamodb": EmptyTable(),
-                                             "s3": None}
+                                             "s3": FakeS3()}
                                 .__getitem__, clock=lambda: now[0])
     client.start(REQUEST)
 
@@ -115,3 +129,16 @@ def test_a_final_retryable_failure_is_not_counted_twice():
     history = [failed_event("http://s/down")] * 4  # the first try and three retries
 
     assert with_attempts(item, history).attempts == 4
+
+
+# ---- which items a redrive runs again ------------------------------------------------------------
+
+def test_a_redrive_runs_again_what_never_ended_or_failed_for_a_reason_that_may_pass() -> None:
+    c, d = "http://site.test/pages/c", "http://site.test/pages/d"
+    run = RunRequest(run_id="r", urls=[A, B, c, d, A])
+    ended = [ItemOutcome(run_id="r", url=A, succeeded=True),
+             ItemOutcome(run_id="r", url=B, succeeded=False, error_type="TransientError"),
+             ItemOutcome(run_id="r", url=c, succeeded=False, error_type="PermanentError")]
+    summary = RunSummary.from_outcomes("r", "orchestrator", ended, total=4)
+
+    assert items_to_redrive(run, summary) == [B, d]  # not A (stored), not c (final)

@@ -192,9 +192,26 @@ def start_choreography(
     started_at = runs.open_run(
         request.run_id, engine=ENGINE, total=len(urls), started_at=now(), continuation=0
     )
+    request_pages(request, urls, bus_name, events_client, started_at,
+                  previous_check=previous_check, now=now)
+    logger.info("run started", run_id=request.run_id, engine=ENGINE, items=len(urls))
+    return started_at
+
+
+def request_pages(
+    request: RunRequest,
+    urls: list[str],
+    bus_name: str,
+    events_client: Any,
+    requested_at: datetime,
+    *,
+    previous_check: PreviousCheck = no_previous_check,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Publish one PageRequested per URL of ``request`` in ``urls`` (a run's start, a redrive)."""
     entries = []
     for url in urls:
-        metadata = EventMetadata(run_id=request.run_id, url=url, requested_at=started_at)
+        metadata = EventMetadata(run_id=request.run_id, url=url, requested_at=requested_at)
         previous = request.previous.get(url)
         etag, last_modified = (
             (previous.etag, previous.last_modified) if previous else previous_check(url)
@@ -212,5 +229,3 @@ def start_choreography(
             continue
         entries.append(events.entry(PAGE_REQUESTED, metadata, scrape, bus_name))
     events.put_entries(entries, events_client)
-    logger.info("run started", run_id=request.run_id, engine=ENGINE, items=len(urls))
-    return started_at

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Protocol
 
 from engines.handoff import RequestStore
 from engines.runs import RunsTable
-from pipeline.models import ItemOutcome, RunRequest, RunSummary
+from pipeline.models import ItemOutcome, RunRequest, RunStatus, RunSummary
 from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, STEPS
 
 Clients = Callable[[str], Any]
@@ -68,8 +68,8 @@ class Deployment:
     }
     NEEDS: ClassVar[dict[str, tuple[str, ...]]] = {
         ORCHESTRATOR: ("orchestrator_function", "runs_table_name", "data_bucket_name"),
-        STEPFUNCTIONS: ("state_machine_arn", "runs_table_name"),
-        CHOREOGRAPHY: ("event_bus_name", "runs_table_name"),
+        STEPFUNCTIONS: ("state_machine_arn", "runs_table_name", "data_bucket_name"),
+        CHOREOGRAPHY: ("event_bus_name", "runs_table_name", "data_bucket_name"),
     }
 
     @classmethod
@@ -113,6 +113,14 @@ class EngineClient(Protocol):
         """Progress so far, and the summary once the run has finished."""
         ...
 
+    def restart(self, request: RunRequest, urls: list[str], redrive: int) -> str:
+        """Run ``urls`` of a started run once more (a redrive, after ``RunsTable.reopen``)."""
+        ...
+
+    def alive(self, meta: dict[str, Any], now: datetime) -> bool | None:
+        """Whether a run marked running still runs: None when the engine cannot tell."""
+        ...
+
 
 class _RunsTableClient:
     """An engine that records its runs in the runs table, where they are followed by run id."""
@@ -129,6 +137,14 @@ class _RunsTableClient:
 
     def runs(self) -> RunsTable:
         return RunsTable(str(self.deployment.runs_table_name), self.clients("dynamodb"))
+
+    def alive(self, meta: dict[str, Any], now: datetime) -> bool | None:
+        """The choreography's items travel as events: nothing says whether they still do."""
+        return None
+
+    def requests(self) -> RequestStore:
+        """Where the run's request is kept (what a redrive reads back) or handed over."""
+        return RequestStore(self.deployment.data_bucket_name, self.clients("s3"))
 
     def poll(self, handle: str, request: RunRequest) -> tuple[Progress, RunSummary | None]:
         summary = self.runs().summary(handle)
@@ -151,12 +167,28 @@ class OrchestratorClient(_RunsTableClient):
         # Asynchronous, so a run longer than one invocation is followed the same way as a
         # short one, and no caller holds a connection open for 15 minutes. A large request is
         # handed over in S3 (engines.handoff).
-        requests = RequestStore(self.deployment.data_bucket_name, self.clients("s3"))
+        self.requests().keep(request)
+        self._invoke(request)
+        return request.run_id
+
+    def restart(self, request: RunRequest, urls: list[str], redrive: int) -> str:
+        # The whole request, as its next continuation: the orchestrator skips the items that
+        # have an outcome, so only the reopened ones run; its claim takes the new continuation.
+        meta = self.runs().meta(request.run_id) or {}
+        following = int(meta.get("claimed", meta.get("continuations", 0))) + 1
+        self._invoke(request.model_copy(update={"continuation": following}))
+        return request.run_id
+
+    def alive(self, meta: dict[str, Any], now: datetime) -> bool | None:
+        """An invocation holds the run while its lease lasts: past it, the holder is gone."""
+        lease = meta.get("lease_until")
+        return bool(lease) and datetime.fromisoformat(str(lease)) > now
+
+    def _invoke(self, request: RunRequest) -> None:
         self.clients("lambda").invoke(
             FunctionName=self.deployment.orchestrator_function, InvocationType="Event",
-            Payload=requests.payload(request))
+            Payload=self.requests().payload(request))
         self.started_at = self.clock()
-        return request.run_id
 
 
 class ChoreographyClient(_RunsTableClient):
@@ -170,8 +202,17 @@ class ChoreographyClient(_RunsTableClient):
         from engines.choreography import start_choreography
 
         # Opens the run first (so the tracker knows its total), then one PageRequested per URL.
+        self.requests().keep(request)
         start_choreography(request, str(self.deployment.event_bus_name), self.runs(),
                            self.clients("events"))
+        self.started_at = self.clock()
+        return request.run_id
+
+    def restart(self, request: RunRequest, urls: list[str], redrive: int) -> str:
+        from engines.choreography import request_pages  # see start()
+
+        request_pages(request, urls, str(self.deployment.event_bus_name), self.clients("events"),
+                      datetime.now(UTC))
         self.started_at = self.clock()
         return request.run_id
 
@@ -190,12 +231,35 @@ class StepFunctionsClient(_RunsTableClient):
                 f"run {request.run_id} is {len(state_input.encode())} bytes as a state machine "
                 f"input, over Step Functions' {STATE_LIMIT_BYTES}-byte limit: run fewer URLs at "
                 "once with this engine, or use the orchestrator or choreography engine")
+        self.requests().keep(request)
         self.runs().open_run(request.run_id, engine=self.engine,
                              total=len(dict.fromkeys(request.urls)),
                              started_at=datetime.now(UTC), continuation=0)
+        return self._execute(request.run_id, state_input)
+
+    def restart(self, request: RunRequest, urls: list[str], redrive: int) -> str:
+        # A new execution over the reopened items only, linked to the run by its name and by
+        # the run id its items are recorded under (neither emulator offers RedriveExecution).
+        only = request.model_copy(update={"urls": urls})
+        return self._execute(f"{request.run_id}-redrive-{redrive}",
+                             json.dumps(only.state_machine_input()))
+
+    def alive(self, meta: dict[str, Any], now: datetime) -> bool | None:
+        """The run's latest execution (its first, or its latest redrive) is still running."""
+        run_id = str(meta["pk"]).removeprefix("RUN#")
+        redrives = int(meta.get("redrives", 0))
+        name = f"{run_id}-redrive-{redrives}" if redrives else run_id
+        arn = str(self.deployment.state_machine_arn).replace(":stateMachine:", ":execution:")
+        sfn = self.clients("stepfunctions")
+        try:
+            described = sfn.describe_execution(executionArn=f"{arn}:{name}")
+        except sfn.exceptions.ExecutionDoesNotExist:
+            return False
+        return bool(described["status"] == "RUNNING")
+
+    def _execute(self, name: str, state_input: str) -> str:
         response = self.clients("stepfunctions").start_execution(
-            stateMachineArn=self.deployment.state_machine_arn, name=request.run_id,
-            input=state_input)
+            stateMachineArn=self.deployment.state_machine_arn, name=name, input=state_input)
         self.started_at = self.clock()
         return str(response["executionArn"])
 
@@ -267,6 +331,58 @@ class Runner:
         handle = self.client.start(request)
         return follow(self.client, handle, request, expired=expired,
                       poll_seconds=self.poll_seconds, sleep=self.sleep)
+
+
+# ---- redrive --------------------------------------------------------------------------------------
+
+
+def items_to_redrive(request: RunRequest, summary: RunSummary) -> list[str]:
+    """The run's URLs to run again: those that never ended, and those that failed for a reason
+    that may pass (not a permanent failure, which would fail the same way)."""
+    ended = {item.url: item for item in summary.items}
+    final = {name for step in STEPS for name in step.policy.final}
+    return [url for url in dict.fromkeys(request.urls)
+            if url not in ended or (not ended[url].succeeded and ended[url].error_type not in final)]
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """A redrive under way: follow it with ``follow(client, handle, request)``."""
+
+    client: EngineClient
+    handle: str
+    request: RunRequest
+    urls: list[str]
+    number: int
+
+
+def redrive(run_id: str, deployment: Deployment, clients: Clients, *, force: bool = False,
+            now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Redrive | None:
+    """Run again, under the same run id and with the same engine, the items of a run that failed
+    or never finished; None when there is nothing to redrive. Items stored are not redone.
+
+    A run still marked running is refused unless its engine says it stopped (an orchestrator
+    whose lease expired, an execution that ended) or ``force`` says so.
+    """
+    runs = RunsTable(str(deployment.runs_table_name), clients("dynamodb"))
+    meta = runs.meta(run_id)
+    summary = runs.summary(run_id)
+    if meta is None or summary is None:
+        raise EngineFailed(f"no run {run_id!r} in the runs table; `baton executions` lists them")
+    request = RequestStore(deployment.data_bucket_name, clients("s3")).kept(run_id)
+    if request is None:
+        raise EngineFailed(f"run {run_id}'s request was not kept (it was started before runs "
+                           "kept their requests), so its items cannot be known: run it again")
+    client = engine_client(str(meta["engine"]), deployment, clients)
+    if summary.status is RunStatus.RUNNING and not force and client.alive(meta, now()) is not False:
+        raise EngineFailed(
+            f"run {run_id} is still running ({summary.pending} item(s) pending); redrive it once "
+            "it has ended, or with --force if you know it stopped")
+    urls = items_to_redrive(request, summary)
+    if not urls:
+        return None
+    number = runs.reopen(run_id, urls, now())
+    return Redrive(client, client.restart(request, urls, number), request, urls, number)
 
 
 # ---- Step Functions history ---------------------------------------------------------------------

@@ -5,6 +5,9 @@ run of 10,000 URLs with their previous validators is about 1.5 MB. So whoever in
 CLI, the monitor, the orchestrator continuing itself) hands it ``payload(request)``: the request
 itself while it is small, else a ``RunPointer`` to a copy in the data bucket. The orchestrator
 reads either with ``request(event)``. One place decides, so every invoker keeps to the limit.
+
+Every run's request is also kept there when it starts (``keep``), whatever its engine: a redrive
+reads it back (``kept``) to know the run's URLs and their validators.
 """
 
 from __future__ import annotations
@@ -43,14 +46,30 @@ class RequestStore:
         if not self.bucket:
             raise ValueError(f"run {request.run_id} is {len(body)} bytes, over the "
                              f"{INLINE_LIMIT_BYTES}-byte payload limit, and no bucket was given")
+        pointer = RunPointer(run_id=request.run_id, request_key=self.keep(request),
+                             continuation=request.continuation)
+        return pointer.model_dump_json().encode()
+
+    def keep(self, request: RunRequest) -> str:
+        """Store the run's request (what a redrive reads back); its key."""
+        if not self.bucket:
+            raise ValueError(f"no bucket to keep run {request.run_id}'s request in")
         key = run_request_key(request.run_id)
         # The same content for every continuation of the run: writing it again changes nothing.
         self.client.put_object(Bucket=self.bucket, Key=key, ContentType="application/json",
                                Body=request.model_copy(update={"continuation": 0})
                                .model_dump_json().encode())
-        pointer = RunPointer(run_id=request.run_id, request_key=key,
-                             continuation=request.continuation)
-        return pointer.model_dump_json().encode()
+        return key
+
+    def kept(self, run_id: str) -> RunRequest | None:
+        """The request a run was started with, if it was kept."""
+        if not self.bucket:
+            return None
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=run_request_key(run_id))["Body"]
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return RunRequest.model_validate_json(body.read())
 
     def request(self, event: dict[str, Any]) -> RunRequest:
         """The run request an invocation's event is, or points to."""

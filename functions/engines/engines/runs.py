@@ -277,6 +277,61 @@ class RunsTable(Table):
             raise
         return True
 
+    # ---- a redrive ---------------------------------------------------------------------------
+
+    def reopen(self, run_id: str, urls: list[str], at: datetime) -> int:
+        """Take back the failed outcomes of ``urls`` and mark the run running again, so that its
+        engine runs those items once more under the same run id; the redrive's number.
+
+        An item that succeeded is never taken back (ValueError). An item with no outcome has
+        nothing to take back. Where the run counts its ends (the tracker's ``record``), an
+        outcome's counts are taken back with it, in one transaction. An item's ``alerted`` mark
+        stays: a redriven item does not alert twice.
+        """
+        meta = self.meta(run_id)
+        if meta is None:
+            raise ValueError(f"no run {run_id} in the runs table")
+        counted = "finished" in meta
+        ended = self.finished_items(run_id)
+        for url in urls:
+            outcome = ended.get(url_id(url))
+            if outcome is not None and outcome.succeeded:
+                raise ValueError(f"{url} succeeded in run {run_id}: it is not redriven")
+            item = self._update_request(
+                run_id, item_key(url),
+                "SET #url = :url, #url_id = :url_id, #status = :status REMOVE #outcome, #ended_at",
+                {":url": url, ":url_id": url_id(url), ":status": "redriven"}
+                | ({":failed": "failed"} if outcome is not None else {}),
+                ConditionExpression=("#status = :failed" if outcome is not None
+                                     else "attribute_not_exists(#outcome)"))
+            writes = [{"Update": item}]
+            if counted and outcome is not None:
+                writes.append({"Update": self._update_request(
+                    run_id, META, "ADD #failed :minus, #finished :minus", {":minus": -1})})
+            def take_back(writes: list[dict[str, Any]] = writes) -> Any:
+                return self.client.transact_write_items(TransactItems=writes)
+
+            try:
+                self._retry_conflicts(take_back)
+            except ClientError as error:  # its condition: the item changed since it was read
+                raise ValueError(f"{url} changed in run {run_id} while it was being redriven "
+                                 f"({error_code(error)}); try again") from error
+        answer = self._update(
+            run_id, META,
+            "REMOVE #ended_at SET #status = :running, #updated_at = :at ADD #redrives :one",
+            {":running": RunStatus.RUNNING.value, ":at": timestamp(at), ":one": 1},
+            ReturnValues="ALL_NEW")
+        return int(from_item(answer["Attributes"])["redrives"])
+
+    def meta(self, run_id: str) -> dict[str, Any] | None:
+        """The run's own record (META) as plain values, or None if it was never opened."""
+        answer = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": run_key(run_id)}, "sk": {"S": META}},
+            ConsistentRead=True,
+        )
+        return from_item(answer["Item"]) if "Item" in answer else None
+
     # ---- reading -----------------------------------------------------------------------------
 
     def finished_items(self, run_id: str) -> dict[str, ItemOutcome]:
@@ -369,7 +424,7 @@ class RunsTable(Table):
     ) -> dict[str, Any]:
         """UpdateItem's arguments (also a transaction's Update)."""
         # Every attribute is written as #name: several (status, total...) are reserved words.
-        text = expression + extra.get("ConditionExpression", "")
+        text = f"{expression} {extra.get('ConditionExpression', '')}"
         request = {
             "TableName": self.table_name,
             "Key": {"pk": {"S": run_key(run_id)}, "sk": {"S": sort_key}},

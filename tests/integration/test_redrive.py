@@ -1,0 +1,130 @@
+"""`baton redrive`'s engine side in moto: a run's failed and unfinished items are taken back
+(counts included) and run again under the same run id; stored and permanently failed items stay."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from engines.client import Deployment, EngineFailed, redrive
+from engines.handoff import RequestStore
+from engines.runs import RunsTable
+from pipeline.models import ItemOutcome, RunRequest, RunStatus
+from tests.integration.conftest import table_properties
+
+STORED, FLAKY, GONE, NEVER = (f"http://site.test/pages/{name}"
+                              for name in ("stored", "flaky", "gone", "never"))
+NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def deployment(aws: None) -> Deployment:
+    suffix = uuid.uuid4().hex[:8]
+    table, bucket = f"baton-runs-{suffix}", f"baton-data-{suffix}"
+    boto3.client("dynamodb").create_table(TableName=table, **table_properties("RunsTable"))
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return Deployment(orchestrator_function="orch", state_machine_arn="arn:sm",
+                      runs_table_name=table, event_bus_name="bus", data_bucket_name=bucket)
+
+
+@dataclass
+class Invokes:
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        return {"StatusCode": 202}
+
+
+def ended_run(deployment: Deployment, engine: str, *, counted: bool) -> RunRequest:
+    """A run of four items that ended: one stored, one failed transiently, one failed for good,
+    one that never ended (its invocation died); its request kept as every start keeps it."""
+    request = RunRequest(run_id=f"run-{uuid.uuid4().hex[:6]}", urls=[STORED, FLAKY, GONE, NEVER])
+    RequestStore(deployment.data_bucket_name, boto3.client("s3")).keep(request)
+    runs = RunsTable(str(deployment.runs_table_name))
+    runs.open_run(request.run_id, engine=engine, total=4, started_at=NOW, continuation=0,
+                  lease_until=NOW + timedelta(minutes=15))
+    outcomes = [ItemOutcome(run_id=request.run_id, url=STORED, succeeded=True),
+                ItemOutcome(run_id=request.run_id, url=FLAKY, succeeded=False,
+                            error_type="TransientError", error="HTTP 503", failed_step="scraper"),
+                ItemOutcome(run_id=request.run_id, url=GONE, succeeded=False,
+                            error_type="PermanentError", error="HTTP 404", failed_step="scraper")]
+    for outcome in outcomes:
+        if counted:
+            runs.record(outcome, NOW)
+        else:
+            runs.item_started(request.run_id, outcome.url, NOW)
+            runs.item_finished(outcome, NOW)
+    return request
+
+
+def test_an_orchestrated_run_is_redriven_as_its_next_continuation(deployment: Deployment) -> None:
+    request = ended_run(deployment, "orchestrator", counted=False)
+    lambdas = Invokes()
+    clients = {"lambda": lambdas, "dynamodb": boto3.client("dynamodb"),
+               "s3": boto3.client("s3")}.__getitem__
+
+    with pytest.raises(EngineFailed, match="still running"):  # its holder's lease still runs
+        redrive(request.run_id, deployment, clients, now=lambda: NOW + timedelta(minutes=1))
+    started = redrive(request.run_id, deployment, clients, now=lambda: NOW + timedelta(hours=1))
+
+    assert started is not None and (started.urls, started.number) == ([FLAKY, NEVER], 1)
+    (call,) = lambdas.calls
+    sent = RunRequest.model_validate_json(call["Payload"])
+    assert sent.urls == request.urls and sent.continuation == 1  # past the claimed continuation
+    runs = RunsTable(str(deployment.runs_table_name))
+    left = {item.url: item.succeeded for item in runs.finished_items(request.run_id).values()}
+    assert left == {STORED: True, GONE: False}  # the stored and the final failure stay
+    summary = runs.summary(request.run_id)
+    assert summary is not None and summary.status is RunStatus.RUNNING and summary.pending == 2
+
+
+def test_a_choreographed_run_takes_back_its_counts_and_ends_again(deployment: Deployment) -> None:
+    request = ended_run(deployment, "choreography", counted=True)
+    runs = RunsTable(str(deployment.runs_table_name))
+    runs.record(ItemOutcome(run_id=request.run_id, url=NEVER, succeeded=False,
+                            error_type="RunTooLong", error="not started"), NOW)
+    ended = runs.summary(request.run_id)
+    assert ended is not None and ended.ended_at is not None  # all four ended once
+    events = boto3.client("events")
+    events.create_event_bus(Name="bus")
+    clients = {"events": events, "dynamodb": boto3.client("dynamodb"),
+               "s3": boto3.client("s3")}.__getitem__
+
+    started = redrive(request.run_id, deployment, clients, now=lambda: NOW)
+
+    assert started is not None and started.urls == [FLAKY, NEVER]
+    meta = runs.meta(request.run_id) or {}
+    assert (meta["finished"], meta["failed"], meta["redrives"], meta["status"]) == (
+        2, 1, 1, "running")
+    for url in (FLAKY, NEVER):  # the tracker records the redone items' ends
+        runs.record(ItemOutcome(run_id=request.run_id, url=url, succeeded=True), NOW)
+    again = runs.summary(request.run_id)
+    assert again is not None and again.ended_at is not None
+    assert (again.succeeded, again.failed, again.status) == (3, 1, RunStatus.FAILED_ITEMS)
+    assert redrive(request.run_id, deployment, clients) is None  # nothing left but GONE
+
+
+def test_a_run_that_does_not_exist_or_kept_no_request_is_a_clear_error(
+        deployment: Deployment) -> None:
+    clients = {"dynamodb": boto3.client("dynamodb"), "s3": boto3.client("s3")}.__getitem__
+    with pytest.raises(EngineFailed, match="no run 'nope'"):
+        redrive("nope", deployment, clients)
+    RunsTable(str(deployment.runs_table_name)).open_run(
+        "old-run", engine="choreography", total=1, started_at=NOW, continuation=0)
+    with pytest.raises(EngineFailed, match="request was not kept"):
+        redrive("old-run", deployment, clients)
+
+
+def test_a_stored_item_is_never_taken_back(deployment: Deployment) -> None:
+    request = ended_run(deployment, "orchestrator", counted=False)
+
+    with pytest.raises(ValueError, match="succeeded"):
+        RunsTable(str(deployment.runs_table_name)).reopen(request.run_id, [STORED], NOW)
+    left = RunsTable(str(deployment.runs_table_name)).finished_items(request.run_id)
+    assert [item.url for item in left.values() if item.succeeded] == [STORED]
