@@ -147,6 +147,8 @@ class LocalCloud:
             "IOT_MTLS_ENABLED": "0",
             "BATON_LAMBDA_PYTHON": str(lambda_python),
         }
+        if "BATON_ALLOWED_ORIGINS" in os.environ:  # read by the request guard (baton/httpguard.py)
+            env["BATON_ALLOWED_ORIGINS"] = os.environ["BATON_ALLOWED_ORIGINS"]
         if persist:
             env |= {
                 "PERSIST_STATE": "1",

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import os
 import re
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 REQUIREMENTS = Path(__file__).with_name("ministack-requirements.txt")
+HTTPGUARD = Path(__file__).resolve().parent.parent / "httpguard.py"
 
 
 def pinned_version(requirements: Path = REQUIREMENTS) -> str:
@@ -105,6 +108,7 @@ ASYNC_INVOKE = Target(LAMBDA, "invoke_async_with_retry")
 ASYNC_FAILURE = Target(LAMBDA, "_route_async_failure")
 RUN_MAP = Target("ministack.services.stepfunctions", "_run_map_items")
 DISPATCH_EVENT = Target("ministack.services.eventbridge", "_dispatch_to_lambda")
+ASGI_APP = Target("ministack.app", "app")
 CFN_CREATE = Target(PROVISIONERS, "_lambda_create", ("_RESOURCE_HANDLERS", "AWS::Lambda::Function", "create"))
 CFN_UPDATE = Target(PROVISIONERS, "_lambda_update", ("_RESOURCE_HANDLERS", "AWS::Lambda::Function", "update"))
 
@@ -143,6 +147,59 @@ def publish_layer_dir(partial: str) -> str:
     return final
 
 
+@cache
+def httpguard() -> Any:
+    """baton/httpguard.py, loaded from its file: baton itself is not installed on this interpreter."""
+    spec = importlib.util.spec_from_file_location("baton_httpguard", HTTPGUARD)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"baton launcher: cannot load the request guard {HTTPGUARD}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _asgi_headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", [])}
+
+
+async def refuse_foreign_request(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
+                                 send: Send) -> bool:
+    """Answer 403 to a request a web page or a DNS-rebinding attack could send; True if refused."""
+    server = scope.get("server") or ("", os.environ.get("GATEWAY_PORT", "4566"))
+    reason = httpguard().refusal(_asgi_headers(scope), int(server[1]))
+    if reason is None:
+        return False
+    if scope["type"] == "websocket":
+        await receive()  # the connect message, which must come before a close
+        await send({"type": "websocket.close", "code": 1008})
+        return True
+    body = f"{reason}\n".encode()
+    await send({"type": "http.response.start", "status": 403,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+    return True
+
+
+def echo_allowed_origin(scope: dict[str, Any], send: Send) -> Send:
+    """Wrap ``send`` so no response carries a wildcard Allow-Origin; an allowed Origin is echoed."""
+    origin = _asgi_headers(scope).get("origin")
+
+    async def send_without_wildcard(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(name, value) for name, value in message.get("headers", [])
+                       if bytes(name).lower() != b"access-control-allow-origin"]
+            if origin is not None:  # refused earlier unless it is on the allowlist
+                headers += [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_without_wildcard
+
+
 # Installed on the worker's root logger, as the AWS Python runtime does (awslambdaric's format).
 WORKER_LOGGING = r'''
 import logging as _baton_logging
@@ -168,6 +225,25 @@ _baton_logging.getLogger().setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARN
 # The worker script is a string inside MiniStack; "\\n" in its edits is the two characters it holds.
 
 PATCHES: tuple[Patch, ...] = (
+    Patch(
+        name="closed-to-browsers-and-rebinding",
+        stock="answers every Origin with Access-Control-Allow-Origin: * and approves every "
+              "preflight, and accepts any Host, so any web page (or a DNS-rebinding name) can "
+              "create and invoke functions, which run as the user",
+        baton="answers 403 to a Host other than the loopback address with its port and to an "
+              "Origin not in BATON_ALLOWED_ORIGINS (preflights included), and echoes an allowed "
+              "Origin instead of the wildcard (baton/httpguard.py)",
+        edits=(Edit(ASGI_APP,
+                    '    if scope["type"] in ("http", "websocket"):\n'
+                    "        send = _with_date_header(send)\n",
+                    '    if scope["type"] in ("http", "websocket"):\n'
+                    "        send = _with_date_header(send)\n"
+                    "        if await baton_refuse_foreign_request(scope, receive, send):\n"
+                    "            return\n"
+                    "        send = baton_echo_allowed_origin(scope, send)\n"),),
+        provides={"baton_refuse_foreign_request": refuse_foreign_request,
+                  "baton_echo_allowed_origin": echo_allowed_origin},
+    ),
     Patch(
         name="lambda-runtime-interpreter",
         stock="runs Python handlers on MiniStack's own interpreter, so every package of the "
@@ -401,6 +477,7 @@ def main(argv: list[str]) -> None:
     python = os.environ.get("BATON_LAMBDA_PYTHON", "")
     if not os.path.isfile(python):
         raise SystemExit(f"baton launcher: BATON_LAMBDA_PYTHON is not an interpreter: {python!r}")
+    httpguard()  # fail now, not on the first request, if the guard cannot load
     apply_patches()
     from ministack.app import main as ministack_main
 

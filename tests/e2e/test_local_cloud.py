@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -17,7 +18,8 @@ import pytest
 
 from baton import localcloud
 from baton.errors import BatonError
-from baton.localcloud import LocalCloud
+from baton.localcloud import LocalCloud, Running
+from baton.site import serve
 from tests.e2e.conftest import free_port
 
 
@@ -144,3 +146,133 @@ def test_without_persist_state_starts_empty(state_dir):
     cloud.up(port=port)
 
     assert s3(port).list_buckets()["Buckets"] == []
+
+
+# -- closed to web pages and DNS rebinding ------------------------------------------------------
+
+CONSOLE = "http://console.example"  # the one origin the guarded cloud below allows
+EVIL = "http://evil.example"
+
+
+@pytest.fixture(scope="module")
+def guarded_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    cloud = LocalCloud(state_dir=tmp_path_factory.mktemp("guarded-cloud"))
+    os.environ["BATON_ALLOWED_ORIGINS"] = CONSOLE
+    try:
+        instance, _ = cloud.up(port=free_port())
+    finally:
+        del os.environ["BATON_ALLOWED_ORIGINS"]
+    yield instance
+    cloud.down()
+
+
+def request(port: int, method: str, path: str, headers: dict[str, str],
+            body: str | None = None) -> tuple[int, dict[str, str], str]:
+    """Send one raw request (its Host header as given, else the loopback address)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers={"Host": f"127.0.0.1:{port}", **headers})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
+    finally:
+        connection.close()
+
+
+def create_queue(port: int, name: str, headers: dict[str, str]) -> tuple[int, dict[str, str], str]:
+    """An SQS CreateQueue as a web page could send it (a form-encoded POST)."""
+    return request(port, "POST", "/", {"Content-Type": "application/x-www-form-urlencoded", **headers},
+                   f"Action=CreateQueue&QueueName={name}&Version=2012-11-05")
+
+
+def sqs(port: int) -> Any:
+    return boto3.client("sqs", endpoint_url=localcloud.endpoint_for(port), region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def queue_names(port: int) -> list[str]:
+    return [url.rsplit("/", 1)[-1] for url in sqs(port).list_queues().get("QueueUrls", [])]
+
+
+def test_cloud_refuses_a_web_page_origin_before_acting(guarded_cloud):
+    status, headers, body = create_queue(guarded_cloud.port, "from-evil-page", {"Origin": EVIL})
+
+    assert status == 403
+    assert EVIL in body and "access-control-allow-origin" not in headers
+    assert "from-evil-page" not in queue_names(guarded_cloud.port)
+
+
+def test_cloud_refuses_a_preflight_from_a_web_page_origin(guarded_cloud):
+    status, headers, body = request(guarded_cloud.port, "OPTIONS", "/2015-03-31/functions", {
+        "Origin": EVIL, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+
+    assert status == 403
+    assert EVIL in body and "access-control-allow-origin" not in headers
+
+
+def test_cloud_refuses_a_rebinding_host(guarded_cloud):
+    status, _, body = create_queue(guarded_cloud.port, "from-rebinding", {"Host": "evil.example"})
+
+    assert status == 403 and "evil.example" in body
+    assert "from-rebinding" not in queue_names(guarded_cloud.port)
+
+
+def test_cloud_serves_an_allowed_origin_and_echoes_it(guarded_cloud):
+    preflight, preflight_headers, _ = request(guarded_cloud.port, "OPTIONS", "/", {
+        "Origin": CONSOLE, "Access-Control-Request-Method": "POST"})
+    status, headers, _ = create_queue(guarded_cloud.port, "from-console", {"Origin": CONSOLE})
+
+    assert preflight == 200 and preflight_headers["access-control-allow-origin"] == CONSOLE
+    assert status == 200 and headers["access-control-allow-origin"] == CONSOLE
+    assert "from-console" in queue_names(guarded_cloud.port)
+
+
+def test_cloud_sends_no_wildcard_origin_and_boto3_still_works(guarded_cloud):
+    sqs(guarded_cloud.port).create_queue(QueueName="from-boto3")
+    status, headers, _ = request(guarded_cloud.port, "GET", "/_ministack/health", {})
+
+    assert "from-boto3" in queue_names(guarded_cloud.port)
+    assert status == 200 and "access-control-allow-origin" not in headers
+
+
+@pytest.fixture
+def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    monkeypatch.setenv("BATON_ALLOWED_ORIGINS", CONSOLE)
+    server = serve(port=0).start()
+    yield server.server_address[1]
+    server.stop()
+
+
+def site_down_statuses(port: int) -> dict[str, Any]:
+    _, _, body = request(port, "GET", "/_control/state", {})
+    return {name: page["down_status"] for name, page in json.loads(body)["pages"].items()}
+
+
+def test_site_refuses_a_web_page_origin_simple_and_preflight(site):
+    before = site_down_statuses(site)
+    page = next(iter(before))
+
+    simple, simple_headers, body = request(site, "POST", f"/_control/down?page={page}", {"Origin": EVIL})
+    preflight, preflight_headers, _ = request(site, "OPTIONS", f"/_control/down?page={page}", {
+        "Origin": EVIL, "Access-Control-Request-Method": "POST"})
+
+    assert simple == 403 and EVIL in body and "access-control-allow-origin" not in simple_headers
+    assert preflight == 403 and "access-control-allow-origin" not in preflight_headers
+    assert site_down_statuses(site) == before
+
+
+def test_site_refuses_a_rebinding_host(site):
+    status, _, body = request(site, "GET", "/", {"Host": "evil.example"})
+
+    assert status == 403 and "evil.example" in body
+
+
+def test_site_serves_loopback_and_an_allowed_origin(site):
+    plain, plain_headers, _ = request(site, "GET", "/", {})
+    allowed, allowed_headers, _ = request(site, "GET", "/", {"Origin": CONSOLE})
+    preflight, preflight_headers, _ = request(site, "OPTIONS", "/", {
+        "Origin": CONSOLE, "Access-Control-Request-Method": "GET"})
+
+    assert plain == 200 and "access-control-allow-origin" not in plain_headers
+    assert allowed == 200 and allowed_headers["access-control-allow-origin"] == CONSOLE
+    assert preflight == 204 and preflight_headers["access-control-allow-origin"] == CONSOLE
