@@ -65,6 +65,26 @@ def describe_occupant(port: int) -> str:
     return "a process that is not an AWS emulator (no /_localstack/health endpoint)"
 
 
+def command_line(pid: int) -> list[str] | None:
+    """The arguments process ``pid`` was started with, or None if it is gone or unreadable."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return None  # Linux: the process is gone
+    except OSError:
+        return None
+    # Without /proc (macOS): ps prints the command line, split on spaces (enough to find the launcher).
+    result = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True)
+    return result.stdout.split() if result.returncode == 0 and result.stdout.strip() else None
+
+
+def runs_launcher(arguments: list[str]) -> bool:
+    """Whether a command line is a local cloud: an interpreter running baton's launcher.py."""
+    return any(Path(argument).parts[-2:] == LAUNCHER.parts[-2:] for argument in arguments[1:2])
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -81,6 +101,7 @@ class Running:
     port: int
     persist: bool
     version: str
+    answering: bool = True  # False: the process is ours but nothing answers at its port
 
     @property
     def endpoint(self) -> str:
@@ -101,16 +122,24 @@ class LocalCloud:
     # -- queries ---------------------------------------------------------------------------
 
     def running(self) -> Running | None:
-        """The instance this state directory started, if its process is alive and healthy."""
+        """The instance this state directory started, if its recorded process is still the local cloud.
+
+        A record whose process is gone, or is now another program (a reused pid), is stale: it is
+        removed, with a one-line message.
+        """
         record = self._read_pid_file()
         if record is None:
             return None
-        if not _alive(record["pid"]):
+        arguments = command_line(record["pid"])
+        if not arguments or not runs_launcher(arguments):  # [] is a zombie: it has exited too
+            what = "has exited" if not arguments else f"is now {' '.join(arguments)[:60]!r}"
+            self.say(f"Removed a stale local cloud record: pid {record['pid']} {what}.")
             self.pid_file.unlink(missing_ok=True)
             return None
         health = probe_health(record["port"])
-        version = health.get("version", "?") if health else "not answering"
-        return Running(record["pid"], record["port"], record["persist"], version)
+        if health is None:
+            return Running(record["pid"], record["port"], record["persist"], "not answering", False)
+        return Running(record["pid"], record["port"], record["persist"], health.get("version", "?"))
 
     # -- commands --------------------------------------------------------------------------
 
@@ -124,7 +153,12 @@ class LocalCloud:
     def up(self, port: int = DEFAULT_PORT, persist: bool = False) -> tuple[Running, bool]:
         """Start the local cloud and wait until healthy. Returns (instance, started_now)."""
         if (current := self.running()) is not None:
-            return current, False
+            if current.answering:
+                return current, False
+            self.say(f"The local cloud (pid {current.pid}) does not answer on port {current.port}; "
+                     "restarting it.")
+            self._stop_process(current.pid)
+            self.pid_file.unlink(missing_ok=True)
         if port_in_use(port):
             raise BatonError(
                 f"port {port} on 127.0.0.1 is taken by {describe_occupant(port)}.\n"
@@ -180,12 +214,10 @@ class LocalCloud:
 
     def down(self) -> Running | None:
         """Stop the instance gracefully (so --persist state is saved). None if nothing ran."""
-        record = self._read_pid_file()
-        if record is None or not _alive(record["pid"]):
-            self.pid_file.unlink(missing_ok=True)
+        instance = self.running()
+        if instance is None:
             return None
-        instance = Running(record["pid"], record["port"], record["persist"], "")
-        self._stop_process(record["pid"])
+        self._stop_process(instance.pid)
         self.pid_file.unlink(missing_ok=True)
         return instance
 
@@ -198,7 +230,7 @@ class LocalCloud:
             return
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not _alive(pid) or not command_line(pid):  # gone, or a zombie another process reaps
                 return
             try:  # reap it if it is our child (the test fixture), so it is not left a zombie
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:

@@ -82,6 +82,40 @@ def test_listens_on_loopback_only(state_dir):
     assert ours == [f"0100007F:{port:04X}"]  # 127.0.0.1, nothing on 0.0.0.0
 
 
+def test_up_replaces_a_stale_record_of_a_live_process_that_is_not_the_cloud(state_dir):
+    port = free_port()
+    other = subprocess.Popen(["sleep", "120"])  # alive, with a pid the record now names
+    try:
+        (state_dir / "ministack.pid").write_text(json.dumps({"pid": other.pid, "port": port}))
+
+        started = baton(state_dir, "up", "--port", str(port))
+        status = baton(state_dir, "status")
+
+        assert started.returncode == 0, started.stderr
+        assert f"Removed a stale local cloud record: pid {other.pid} is now 'sleep 120'" in started.stderr
+        assert "is up at" in started.stdout
+        assert localcloud.probe_health(port) is not None
+        assert status.returncode == 0 and str(other.pid) not in status.stdout
+        assert other.poll() is None  # the unrelated process was left alone
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_up_restarts_a_cloud_that_does_not_answer_at_its_recorded_port(state_dir):
+    cloud = LocalCloud(state_dir=state_dir)
+    old, _ = cloud.up(port=free_port())
+    recorded = free_port()  # the record now names a port where nothing answers
+    cloud.pid_file.write_text(json.dumps({"pid": old.pid, "port": recorded}))
+
+    started = baton(state_dir, "up", "--port", str(recorded))
+
+    assert started.returncode == 0, started.stderr
+    assert f"The local cloud (pid {old.pid}) does not answer on port {recorded}; restarting" in started.stderr
+    assert localcloud.probe_health(recorded) is not None
+    assert localcloud.probe_health(old.port) is None
+
+
 class FakeLocalStack(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = json.dumps({"edition": "community", "version": "4.9.2", "services": {}}).encode()
