@@ -156,6 +156,36 @@ def bench_pipeline(instance: Running, scratch: Path) -> None:
         site.stop()
 
 
+def bench_cold_start_again(instance: Running) -> None:
+    """Each step's cold start on a new worker once its layer is extracted: compare with the first.
+
+    Run after bench_pipeline, whose "cold start as deployed" lines are the first cold starts after
+    a fresh deploy, with the same first page. If those are no slower than these, the first invoke
+    after a deploy pays no layer extraction.
+    """
+    site = serve(port=0).start()
+    try:
+        outputs = deploy.deploy("local", "bench", {"ScraperAllowedHosts": site.base_url.removeprefix("http://")},
+                                say=lambda _: None).outputs
+        lambdas = client("lambda")
+        payload: dict[str, Any] = {"run_id": "bench-cold-again", "url": f"{site.base_url}/pages/garden"}
+        for step in PIPELINE_STEPS:
+            name = outputs[FUNCTIONS[step]]
+            variables = lambdas.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+            # A changed environment retires the warm worker: the next invoke is a cold start.
+            lambdas.update_function_configuration(FunctionName=name, Environment={
+                "Variables": {**variables, "BENCH_COLD": uuid.uuid4().hex}})
+            start = time.perf_counter()
+            response = lambdas.invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+            payload = json.loads(response["Payload"].read())
+            cold = time.perf_counter() - start
+            if response.get("FunctionError"):
+                raise RuntimeError(f"{step} failed: {payload}")
+            report(f"{step}: cold start again, layer already extracted", cold, 0.8)
+    finally:
+        site.stop()
+
+
 def in_process_engine(instance: Running, outputs: dict[str, str], allowed_hosts: str) -> Any:
     """The orchestrator's engine calling the four handlers in this process: the baseline."""
     for folder in ("functions/shared", "functions/scraper", "functions/transformer",
@@ -262,6 +292,7 @@ def main() -> None:
         try:
             bench_invokes(instance)
             bench_pipeline(instance, state_root)
+            bench_cold_start_again(instance)
             bench_engines(instance)
             bench_monitor()
         finally:

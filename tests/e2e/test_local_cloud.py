@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +22,7 @@ from baton import localcloud
 from baton.errors import BatonError
 from baton.localcloud import LocalCloud, Running
 from baton.site import serve
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import ROLE, free_port, zip_handler
 
 
 def baton(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -310,3 +312,28 @@ def test_site_serves_loopback_and_an_allowed_origin(site):
     assert plain == 200 and "access-control-allow-origin" not in plain_headers
     assert allowed == 200 and allowed_headers["access-control-allow-origin"] == CONSOLE
     assert preflight == 204 and preflight_headers["access-control-allow-origin"] == CONSOLE
+
+
+# -- layers ---------------------------------------------------------------------------------------
+
+
+def test_a_layer_is_extracted_when_published_and_functions_import_from_it(state_dir):
+    cloud = LocalCloud(state_dir=state_dir)
+    instance, _ = cloud.up(port=free_port())
+    lambdas = boto3.client("lambda", endpoint_url=instance.endpoint, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+    layer = io.BytesIO()
+    with zipfile.ZipFile(layer, "w") as archive:
+        archive.writestr("python/baton_layer_probe.py", "VALUE = 'from the layer'\n")
+
+    arn = lambdas.publish_layer_version(LayerName="probe", Content={"ZipFile": layer.getvalue()})[
+        "LayerVersionArn"]
+    extracted = list((state_dir / "tmp" / "baton-layers").glob("*/python/baton_layer_probe.py"))
+    lambdas.create_function(FunctionName="reads-layer", Runtime="python3.11", Role=ROLE,
+                            Handler="layer_module.handler", Code={"ZipFile": zip_handler("layer_module.py")},
+                            Layers=[arn])
+    response = lambdas.invoke(FunctionName="reads-layer", Payload=b"{}")
+
+    assert len(extracted) == 1  # before any function used it
+    assert "FunctionError" not in response
+    assert json.loads(response["Payload"].read()) == {"value": "from the layer"}
