@@ -104,6 +104,28 @@ def bench_invokes(instance: Running) -> None:
           f"{statistics.median(colds[1:]) / percentile(samples, 0.5):9.1f}x")
 
 
+def bench_warm_invoke_overhead(instance: Running, calls: int = 300) -> None:
+    """Warm invoke p50/p90 through boto3 for a handler that logs and for one that is silent."""
+    lambdas = boto3.client("lambda", endpoint_url=instance.endpoint, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+    sqs = boto3.client("sqs", endpoint_url=instance.endpoint, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    sqs.list_queues()
+    api = [timed(sqs.list_queues) for _ in range(calls)]
+    print(f"{'floor: a non-Lambda API call through boto3 (SQS ListQueues) p50':<58} "
+          f"{percentile(api, 0.5) * 1000:9.1f} ms")
+    for label, handler in (("logging one line", "fidelity.log_one_line"), ("silent", "log_lines.silent")):
+        name = f"bench-{uuid.uuid4().hex[:8]}"
+        module = handler.split(".", 1)[0] + ".py"
+        lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler=handler,
+                                Code={"ZipFile": zip_handler(module)}, Timeout=30)
+        lambdas.invoke(FunctionName=name, Payload=b"{}")["Payload"].read()  # the cold start
+        samples = [timed(lambda: lambdas.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())  # noqa: B023
+                   for _ in range(calls)]
+        report(f"warm invoke, handler {label}: p50 ({calls} calls)", percentile(samples, 0.5), 0.003)
+        report(f"warm invoke, handler {label}: p90 ({calls} calls)", percentile(samples, 0.9), 0.003)
+
+
 def bench_pipeline(instance: Running, scratch: Path) -> None:
     """Cold build+deploy, no-change redeploy, each function's cold start, per-item step times."""
     site = serve(port=0).start()
@@ -291,6 +313,7 @@ def main() -> None:
         os.environ["BATON_PORT"] = str(instance.port)  # baton's own clients target this cloud
         try:
             bench_invokes(instance)
+            bench_warm_invoke_overhead(instance)
             bench_pipeline(instance, state_root)
             bench_cold_start_again(instance)
             bench_engines(instance)
