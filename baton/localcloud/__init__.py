@@ -181,8 +181,10 @@ class LocalCloud:
             "IOT_MTLS_ENABLED": "0",
             "BATON_LAMBDA_PYTHON": str(lambda_python),
         }
-        if "BATON_ALLOWED_ORIGINS" in os.environ:  # read by the request guard (baton/httpguard.py)
-            env["BATON_ALLOWED_ORIGINS"] = os.environ["BATON_ALLOWED_ORIGINS"]
+        # Settings the launcher reads: the request guard's allowlist, the persistence interval.
+        for setting in ("BATON_ALLOWED_ORIGINS", "BATON_PERSIST_INTERVAL_S"):
+            if setting in os.environ:
+                env[setting] = os.environ[setting]
         if persist:
             env |= {
                 "PERSIST_STATE": "1",

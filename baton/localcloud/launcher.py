@@ -12,6 +12,7 @@ patch and exits without serving (the test suite runs it on the pinned MiniStack)
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import importlib.util
@@ -116,6 +117,10 @@ ASYNC_FAILURE = Target(LAMBDA, "_route_async_failure")
 RUN_MAP = Target("ministack.services.stepfunctions", "_run_map_items")
 DISPATCH_EVENT = Target("ministack.services.eventbridge", "_dispatch_to_lambda")
 ASGI_APP = Target("ministack.app", "app")
+LIFESPAN = Target("ministack.app", "_handle_lifespan")
+LAMBDA_GET_STATE = Target(LAMBDA, "get_state")
+LAMBDA_RESTORE = Target(LAMBDA, "_restore_state")
+SAVE_STATE = Target("ministack.core.persistence", "save_state")
 PUBLISH_LAYER = Target(LAMBDA, "_publish_layer_version")
 CFN_LAYER_CREATE = Target(PROVISIONERS, "_lambda_layer_create",
                           ("_RESOURCE_HANDLERS", "AWS::Lambda::LayerVersion", "create"))
@@ -284,6 +289,104 @@ def drain_to_end_marker(worker: Any, request_id: str) -> str:
     return "\n".join(lines)
 
 
+# With --persist: how often the state is saved while requests come in (BATON_PERSIST_INTERVAL_S).
+PERSIST_INTERVAL_S = 2.0
+HEALTH_PATHS = ("/_ministack/health", "/_localstack/health", "/health")
+
+
+class PeriodicSaver:
+    """Saves MiniStack's state every interval in which requests came, and once more after them.
+
+    The extra save after a busy interval catches what a save taken while requests were still
+    changing the state missed (MiniStack logs a failed save and keeps the previous file).
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0  # counted on the event loop, read by the saver thread
+        self.lock = threading.Lock()
+
+    def note_request(self, scope: dict[str, Any]) -> None:
+        """Count a request that may change state (anything but a health probe)."""
+        if scope.get("path") not in HEALTH_PATHS:
+            self.requests += 1
+
+    def save_now(self) -> None:
+        """Save every service's state (one save at a time: the shutdown's waits for the saver's)."""
+        from ministack.app import _build_persistence_save_dict
+        from ministack.core.persistence import save_all
+
+        with self.lock:
+            save_all(_build_persistence_save_dict())
+
+    def start(self) -> None:
+        """Start saving in the background (after the persisted state was loaded)."""
+        interval = float(os.environ.get("BATON_PERSIST_INTERVAL_S", PERSIST_INTERVAL_S))
+        threading.Thread(target=self._run, args=(interval,), name="baton-persist", daemon=True).start()
+
+    def _run(self, interval: float) -> None:
+        saved_at, settle = 0, False
+        while True:
+            time.sleep(interval)
+            current = self.requests
+            if current == saved_at and not settle:
+                continue
+            settle, saved_at = current != saved_at, current
+            self.save_now()
+
+
+SAVER = PeriodicSaver()
+
+
+@lru_cache(maxsize=64)  # a layer's bytes object keeps its hash: later saves skip the digest
+def _content_sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _layer_records(layers: Any) -> Any:
+    """The (scoped key, record) pairs of MiniStack's layer store, whatever its scoping."""
+    return getattr(layers, "_data", layers).items()
+
+
+def externalize_layers(layers: Any, referenced: set[str]) -> Any:
+    """A copy of the layer store to save, each version's content replaced by a blob reference."""
+    from ministack.services import lambda_svc as svc
+
+    saved = type(layers)()
+    for key, layer in _layer_records(layers):
+        versions = []
+        for version in layer.get("versions", []):
+            record = {name: copy.deepcopy(value) for name, value in version.items() if name != "_zip_data"}
+            content = version.get("_zip_data")
+            if isinstance(content, bytes) and content:
+                sha = _content_sha(content)
+                if not os.path.exists(os.path.join(svc.CODE_BLOB_DIR, f"{sha}.zip")):
+                    svc._write_code_blob(content)
+                referenced.add(sha)
+                record["_zip_data"] = {svc._BLOB_REF_KEY: sha}
+            else:
+                record["_zip_data"] = content
+            versions.append(record)
+        getattr(saved, "_data", saved)[key] = {**copy.deepcopy({k: v for k, v in layer.items()
+                                                                if k != "versions"}),
+                                               "versions": versions}
+    return saved
+
+
+def internalize_layers(layers: Any, blobs: dict[str, bytes | None]) -> Any:
+    """The saved layer store with each blob reference replaced by the content it names (in place)."""
+    from ministack.services import lambda_svc as svc
+
+    for _, layer in _layer_records(layers):
+        for version in layer.get("versions", []):
+            content = version.get("_zip_data")
+            if isinstance(content, dict) and svc._BLOB_REF_KEY in content:
+                sha = content[svc._BLOB_REF_KEY]
+                if sha not in blobs:
+                    blobs[sha] = svc._read_code_blob(sha)
+                version["_zip_data"] = blobs[sha]
+    return layers
+
+
 # MiniStack's per-worker layer extraction, replaced whole by the shared one above.
 STOCK_LAYER_EXTRACTION = textwrap.indent(textwrap.dedent("""\
     layer_dir = os.path.join(self._tmpdir, f"layer_{len(layers_dirs)}")
@@ -417,6 +520,53 @@ PATCHES: tuple[Patch, ...] = (
                  "                           else self._drain_stderr_bounded())\n"),
         ),
         provides={"baton_drain_to_end_marker": drain_to_end_marker},
+    ),
+    Patch(
+        name="crash-safe-persistence",
+        stock="with PERSIST_STATE saves the state only on a graceful shutdown (kill -9 or a power "
+              "cut loses everything since the start), through a temporary file that is neither "
+              "unique to its writer nor synced to disk",
+        baton="also saves it every BATON_PERSIST_INTERVAL_S (2 s) in which requests came, each "
+              "service's file written to a temporary file of its own, synced, then renamed over "
+              "the old one, so a crash loses at most that interval and never leaves a file "
+              "that cannot be loaded",
+        edits=(
+            Edit(ASGI_APP, '    if scope["type"] != "http":\n        return\n',
+                 '    if scope["type"] != "http":\n        return\n'
+                 "    if PERSIST_STATE:\n"
+                 "        baton_saver.note_request(scope)\n"),
+            Edit(LIFESPAN, "            if PERSIST_STATE:\n                _load_persisted_state()\n",
+                 "            if PERSIST_STATE:\n                _load_persisted_state()\n"
+                 "                baton_saver.start()\n"),
+            Edit(LIFESPAN,
+                 "            if PERSIST_STATE:\n                save_all(_build_persistence_save_dict())\n",
+                 "            if PERSIST_STATE:\n                baton_saver.save_now()\n"),
+            Edit(SAVE_STATE, '        tmp = path + ".tmp"\n',
+                 '        tmp = f"{path}.tmp-{baton_thread_id()}"\n'),
+            Edit(SAVE_STATE, "                    f, default=_json_default,\n                )\n",
+                 "                    f, default=_json_default,\n                )\n"
+                 "                f.flush()\n"
+                 "                os.fsync(f.fileno())\n"),
+        ),
+        provides={"baton_saver": SAVER, "baton_thread_id": threading.get_ident},
+    ),
+    Patch(
+        name="layer-content-saved-once",
+        stock="saves every layer version's content inline, base64 in lambda.json (75 MB for "
+              "baton's layer), at each save",
+        baton="saves it once per content as a file beside the function code blobs, referenced "
+              "from lambda.json, so the periodic save stays small",
+        edits=(
+            Edit(LAMBDA_GET_STATE, "    _prune_orphan_code_blobs(referenced)\n",
+                 "    baton_layers = baton_externalize_layers(_layers, referenced)\n"
+                 "    _prune_orphan_code_blobs(referenced)\n"),
+            Edit(LAMBDA_GET_STATE, '        "layers": copy.deepcopy(_layers),\n',
+                 '        "layers": baton_layers,\n'),
+            Edit(LAMBDA_RESTORE, '        _layers.update(data.get("layers", {}))\n',
+                 '        _layers.update(baton_internalize_layers(data.get("layers", {}), blobs))\n'),
+        ),
+        provides={"baton_externalize_layers": externalize_layers,
+                  "baton_internalize_layers": internalize_layers},
     ),
     Patch(
         name="map-max-concurrency-path",

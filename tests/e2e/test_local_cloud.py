@@ -6,9 +6,11 @@ import http.client
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -172,6 +174,49 @@ def test_persist_keeps_state_across_down_and_up(state_dir):
     assert s3(port).get_object(Bucket="kept-bucket", Key="k")["Body"].read() == b"v"
 
 
+def saved_state_mentions(state_dir: Path, service: str, text: str, timeout_s: float = 20.0) -> bool:
+    """Wait for the periodic save to write ``text`` into the service's state file."""
+    path = state_dir / "data" / f"{service}.json"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_persist_survives_kill_9(state_dir):
+    port = free_port()
+    cloud = LocalCloud(state_dir=state_dir)
+    first, _ = cloud.up(port=port, persist=True)
+    dynamodb = boto3.client("dynamodb", endpoint_url=first.endpoint, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+    dynamodb.create_table(TableName="records", BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    for index in range(5):
+        dynamodb.put_item(TableName="records", Item={"id": {"S": f"record-{index}"}})
+    s3(port).create_bucket(Bucket="crash-bucket")
+    s3(port).put_object(Bucket="crash-bucket", Key="k", Body=b"v")
+    lambdas = lambda_client(first)
+    create_layer_reader(lambdas)
+    saved = (saved_state_mentions(state_dir, "dynamodb", "record-4")
+             and saved_state_mentions(state_dir, "lambda", "reads-layer"))
+
+    os.killpg(first.pid, signal.SIGKILL)  # no graceful shutdown, no save on the way out
+    os.waitpid(first.pid, 0)
+    second, started = cloud.up(port=port, persist=True)
+
+    assert saved, "the periodic save never wrote the records"
+    assert started and second.pid != first.pid
+    items = dynamodb.scan(TableName="records")["Items"]
+    assert sorted(item["id"]["S"] for item in items) == [f"record-{index}" for index in range(5)]
+    assert s3(port).get_object(Bucket="crash-bucket", Key="k")["Body"].read() == b"v"
+    assert "failed to load" not in cloud.log_file.read_text().lower()
+    assert json.loads(lambdas.invoke(FunctionName="reads-layer", Payload=b"{}")["Payload"].read()) == {
+        "value": "from the layer"}
+
+
 def test_without_persist_state_starts_empty(state_dir):
     port = free_port()
     cloud = LocalCloud(state_dir=state_dir)
@@ -317,21 +362,35 @@ def test_site_serves_loopback_and_an_allowed_origin(site):
 # -- layers ---------------------------------------------------------------------------------------
 
 
-def test_a_layer_is_extracted_when_published_and_functions_import_from_it(state_dir):
-    cloud = LocalCloud(state_dir=state_dir)
-    instance, _ = cloud.up(port=free_port())
-    lambdas = boto3.client("lambda", endpoint_url=instance.endpoint, region_name="us-east-1",
-                           aws_access_key_id="test", aws_secret_access_key="test")
+def lambda_client(instance: Running) -> Any:
+    return boto3.client("lambda", endpoint_url=instance.endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def publish_probe_layer(lambdas: Any) -> str:
+    """A layer holding one module, baton_layer_probe; its version ARN."""
     layer = io.BytesIO()
     with zipfile.ZipFile(layer, "w") as archive:
         archive.writestr("python/baton_layer_probe.py", "VALUE = 'from the layer'\n")
+    published = lambdas.publish_layer_version(LayerName="probe", Content={"ZipFile": layer.getvalue()})
+    return str(published["LayerVersionArn"])
 
-    arn = lambdas.publish_layer_version(LayerName="probe", Content={"ZipFile": layer.getvalue()})[
-        "LayerVersionArn"]
-    extracted = list((state_dir / "tmp" / "baton-layers").glob("*/python/baton_layer_probe.py"))
+
+def create_layer_reader(lambdas: Any, layer_arn: str | None = None) -> None:
+    """The function "reads-layer", which returns a value only the probe layer provides."""
     lambdas.create_function(FunctionName="reads-layer", Runtime="python3.11", Role=ROLE,
                             Handler="layer_module.handler", Code={"ZipFile": zip_handler("layer_module.py")},
-                            Layers=[arn])
+                            Layers=[layer_arn or publish_probe_layer(lambdas)])
+
+
+def test_a_layer_is_extracted_when_published_and_functions_import_from_it(state_dir):
+    cloud = LocalCloud(state_dir=state_dir)
+    instance, _ = cloud.up(port=free_port())
+    lambdas = lambda_client(instance)
+
+    arn = publish_probe_layer(lambdas)
+    extracted = list((state_dir / "tmp" / "baton-layers").glob("*/python/baton_layer_probe.py"))
+    create_layer_reader(lambdas, arn)
     response = lambdas.invoke(FunctionName="reads-layer", Payload=b"{}")
 
     assert len(extracted) == 1  # before any function used it
