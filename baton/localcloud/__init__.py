@@ -27,6 +27,39 @@ DEFAULT_PORT = 4566
 LAUNCHER = Path(__file__).with_name("launcher.py")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
+WORKER_MIB = 100  # one warm Python worker with baton's layer: 80-115 MB measured here
+DEFAULT_WORKER_IDLE_S = 30.0  # extra warm workers of a function live this long unused (AWS: minutes)
+
+
+def default_concurrency() -> int:
+    """The account concurrency limit sized to this machine (memory and cores), 10 to AWS's 1000."""
+    # An eighth of the memory in warm workers, at most 16 per core.
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    by_memory = memory // 8 // (WORKER_MIB * 2**20)
+    return int(max(10, min(1000, by_memory, 16 * (os.cpu_count() or 1))))
+
+
+def _positive_setting(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise BatonError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
+def concurrency_limit() -> int:
+    """The local cloud's account concurrency limit: BATON_LAMBDA_CONCURRENCY, else sized to the machine."""
+    return int(_positive_setting("BATON_LAMBDA_CONCURRENCY", default_concurrency()))
+
+
+def worker_idle_s() -> float:
+    """How long an extra warm worker may stay idle before it is stopped: BATON_WORKER_IDLE_S."""
+    return _positive_setting("BATON_WORKER_IDLE_S", DEFAULT_WORKER_IDLE_S)
 
 
 def baton_home() -> Path:
@@ -164,6 +197,7 @@ class LocalCloud:
                 f"port {port} on 127.0.0.1 is taken by {describe_occupant(port)}.\n"
                 f"Stop it, or start the local cloud elsewhere: baton up --port {port + 1}"
             )
+        limit, idle_s = concurrency_limit(), worker_idle_s()  # bad settings fail before anything starts
         ministack_python, lambda_python = self.prepare()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_dir / "tmp"
@@ -180,6 +214,10 @@ class LocalCloud:
             "BIND_HOST": "127.0.0.1",
             "IOT_MTLS_ENABLED": "0",
             "BATON_LAMBDA_PYTHON": str(lambda_python),
+            # As on AWS: a synchronous invoke beyond the limit gets TooManyRequestsException, an
+            # asynchronous event waits (launcher patch "async-throttle-waits").
+            "LAMBDA_ACCOUNT_CONCURRENCY": str(limit),
+            "LAMBDA_WARM_TTL_SECONDS": str(max(1, round(idle_s))),  # MiniStack reads whole seconds
         }
         # Settings the launcher reads: the request guard's allowlist, the persistence interval.
         for setting in ("BATON_ALLOWED_ORIGINS", "BATON_PERSIST_INTERVAL_S"):

@@ -118,6 +118,7 @@ RUN_MAP = Target("ministack.services.stepfunctions", "_run_map_items")
 DISPATCH_EVENT = Target("ministack.services.eventbridge", "_dispatch_to_lambda")
 ASGI_APP = Target("ministack.app", "app")
 LIFESPAN = Target("ministack.app", "_handle_lifespan")
+REAPER = Target(LAMBDA, "_ensure_reaper_thread")
 LAMBDA_GET_STATE = Target(LAMBDA, "get_state")
 LAMBDA_RESTORE = Target(LAMBDA, "_restore_state")
 SAVE_STATE = Target("ministack.core.persistence", "save_state")
@@ -409,6 +410,11 @@ STOCK_LAYER_EXTRACTION = textwrap.indent(textwrap.dedent("""\
 """), " " * 16)  # noqa: E501 (MiniStack's lines, verbatim)
 
 
+def reap_interval_s() -> float:
+    """How often to look for idle extra workers: a third of their allowed idle time, 1 to 30 s."""
+    return min(30.0, max(1.0, float(os.environ.get("LAMBDA_WARM_TTL_SECONDS", "300")) / 3))
+
+
 # -- the table ------------------------------------------------------------------------------------
 # The worker script is a string inside MiniStack; "\\n" in its edits is the two characters it holds.
 
@@ -567,6 +573,15 @@ PATCHES: tuple[Patch, ...] = (
         ),
         provides={"baton_externalize_layers": externalize_layers,
                   "baton_internalize_layers": internalize_layers},
+    ),
+    Patch(
+        name="idle-workers-reaped-promptly",
+        stock="looks for idle extra workers every 30 s, so a short LAMBDA_WARM_TTL_SECONDS is "
+              "honoured up to 30 s late",
+        baton="looks every third of that idle time (1 to 30 s)",
+        edits=(Edit(REAPER, "                time.sleep(30)\n",
+                    "                time.sleep(baton_reap_interval_s())\n"),),
+        provides={"baton_reap_interval_s": reap_interval_s},
     ),
     Patch(
         name="map-max-concurrency-path",

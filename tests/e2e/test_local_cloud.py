@@ -11,14 +11,18 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from baton import localcloud
 from baton.errors import BatonError
@@ -362,9 +366,10 @@ def test_site_serves_loopback_and_an_allowed_origin(site):
 # -- layers ---------------------------------------------------------------------------------------
 
 
-def lambda_client(instance: Running) -> Any:
+def lambda_client(instance: Running, attempts: int = 3) -> Any:
     return boto3.client("lambda", endpoint_url=instance.endpoint, region_name="us-east-1",
-                        aws_access_key_id="test", aws_secret_access_key="test")
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        config=Config(retries={"total_max_attempts": attempts}))
 
 
 def publish_probe_layer(lambdas: Any) -> str:
@@ -396,3 +401,93 @@ def test_a_layer_is_extracted_when_published_and_functions_import_from_it(state_
     assert len(extracted) == 1  # before any function used it
     assert "FunctionError" not in response
     assert json.loads(response["Payload"].read()) == {"value": "from the layer"}
+
+
+# -- bounded concurrency ----------------------------------------------------------------------------
+
+LIMIT = 2
+
+
+@pytest.fixture(scope="module")
+def limited_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    cloud = LocalCloud(state_dir=tmp_path_factory.mktemp("limited-cloud"))
+    settings = {"BATON_LAMBDA_CONCURRENCY": str(LIMIT), "BATON_WORKER_IDLE_S": "2"}
+    os.environ.update(settings)
+    try:
+        instance, _ = cloud.up(port=free_port())
+    finally:
+        for name in settings:
+            del os.environ[name]
+    yield instance
+    cloud.down()
+
+
+def create_function(lambdas: Any, handler: str, module: str) -> str:
+    name = f"limited-{handler.replace('.', '-').replace('_', '-')}"
+    lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler=handler,
+                            Code={"ZipFile": zip_handler(module)}, Timeout=30)
+    return name
+
+
+def invoke_outcome(lambdas: Any, name: str, event: dict[str, Any]) -> str:
+    try:
+        response = lambdas.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    except ClientError as error:
+        return f"{error.response['Error']['Code']}: {error.response['Error'].get('Message', '')}"
+    return "FunctionError" if response.get("FunctionError") else "ok"
+
+
+def worker_processes(function: str) -> int:
+    """The warm worker processes of ``function`` (each runs in a folder named after it)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                arguments = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            count += f"ministack-lambda-{function}-".encode() in arguments
+    return count
+
+
+def test_sync_invokes_beyond_the_limit_are_throttled(limited_cloud):
+    lambdas = lambda_client(limited_cloud, attempts=1)  # boto3 would retry a throttle itself
+    name = create_function(lambdas, "fidelity.sleep_past_timeout", "fidelity.py")
+
+    with ThreadPoolExecutor(max_workers=LIMIT + 3) as pool:
+        outcomes = list(pool.map(lambda _: invoke_outcome(lambdas, name, {"seconds": 2}), range(LIMIT + 3)))
+
+    throttled = [o for o in outcomes if o.startswith("TooManyRequestsException")]
+    assert throttled and all("concurrency" in o for o in throttled), outcomes
+    assert 1 <= outcomes.count("ok") <= LIMIT, outcomes
+
+
+def test_async_events_beyond_the_limit_wait_and_all_run(limited_cloud, tmp_path):
+    lambdas = lambda_client(limited_cloud)
+    name = create_function(lambdas, "fidelity.leave_a_mark", "fidelity.py")
+    names = [f"event-{index}" for index in range(LIMIT * 3)]
+
+    for mark in names:
+        lambdas.invoke(FunctionName=name, InvocationType="Event",
+                       Payload=json.dumps({"folder": str(tmp_path), "name": mark}).encode())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(tmp_path.iterdir())) < len(names):
+        time.sleep(0.2)
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(names)
+
+
+def test_extra_idle_workers_are_stopped_and_one_stays_warm(limited_cloud):
+    lambdas = lambda_client(limited_cloud)
+    name = create_function(lambdas, "fidelity.count_concurrent", "fidelity.py")
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"baton-count-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    with ThreadPoolExecutor(max_workers=LIMIT) as pool:
+        list(pool.map(lambda _: invoke_outcome(lambdas, name, {"folder": str(folder)}), range(LIMIT)))
+    during = worker_processes(name)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and worker_processes(name) > 1:
+        time.sleep(0.5)
+
+    assert during == LIMIT
+    assert worker_processes(name) == 1
