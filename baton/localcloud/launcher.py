@@ -118,6 +118,7 @@ RUN_MAP = Target("ministack.services.stepfunctions", "_run_map_items")
 DISPATCH_EVENT = Target("ministack.services.eventbridge", "_dispatch_to_lambda")
 ASGI_APP = Target("ministack.app", "app")
 LIFESPAN = Target("ministack.app", "_handle_lifespan")
+REENTRANT = Target("ministack.core.concurrency", "run_reentrant")
 REAPER = Target(LAMBDA, "_ensure_reaper_thread")
 LAMBDA_GET_STATE = Target(LAMBDA, "get_state")
 LAMBDA_RESTORE = Target(LAMBDA, "_restore_state")
@@ -288,6 +289,76 @@ def drain_to_end_marker(worker: Any, request_id: str) -> str:
         if found and line.endswith(marker):
             break
     return "\n".join(lines)
+
+
+class ReusedThreads:
+    """Runs each job at once on an idle thread, or on a new one when none is idle.
+
+    Never queues a job behind another (a handler that invokes a function waits on a job that runs
+    another request: a bounded pool could deadlock), yet the warm path no longer starts a thread
+    per invocation, which cost a GIL hand-off to a bootstrapping thread each time.
+    """
+
+    IDLE_S = 60.0  # an idle thread ends after this long unused
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+
+    def run(self, job: Callable[[], None], name: str = "baton-thread") -> None:
+        """Run ``job`` on another thread now."""
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), daemon=True, name=name).start()
+        inbox.put(job)
+
+    def start(self, target: Callable[[], object]) -> _Running:
+        """Run ``target`` on another thread; the handle answers ``join(timeout)`` and ``is_alive()``."""
+        running = _Running()
+
+        def job() -> None:
+            try:
+                target()
+            finally:
+                running.done.set()
+
+        self.run(job)
+        return running
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            try:
+                job = inbox.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:  # nobody took this thread meanwhile: end it
+                        self._idle.remove(inbox)
+                        return
+                job = inbox.get()  # taken just now: its job is on the way
+            try:
+                job()
+            except BaseException:  # the job reports its own errors; SystemExit ends this thread
+                return
+            with self._lock:
+                self._idle.append(inbox)
+
+
+class _Running:
+    """A job on a reused thread, seen as a thread: ``join(timeout)`` then ``is_alive()``."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.done.wait(timeout)
+
+    def is_alive(self) -> bool:
+        return not self.done.is_set()
+
+
+THREADS = ReusedThreads()
 
 
 # With --persist: how often the state is saved while requests come in (BATON_PERSIST_INTERVAL_S).
@@ -582,6 +653,22 @@ PATCHES: tuple[Patch, ...] = (
         edits=(Edit(REAPER, "                time.sleep(30)\n",
                     "                time.sleep(baton_reap_interval_s())\n"),),
         provides={"baton_reap_interval_s": reap_interval_s},
+    ),
+    Patch(
+        name="warm-path-reuses-threads",
+        stock="starts two threads for every synchronous invoke (one to run it, one to read the "
+              "worker's answer), each start waiting for the new thread to get going",
+        baton="runs both on idle threads kept for reuse (a new one only when none is idle, so "
+              "nothing waits behind another invocation)",
+        edits=(
+            Edit(REENTRANT, "        threading.Thread(target=_run, daemon=True, name=thread_name).start()\n",
+                 "        baton_threads.run(_run, thread_name)\n"),
+            Edit(WORKER_INVOKE,
+                 "        reader = threading.Thread(target=_read_response, daemon=True)\n"
+                 "        reader.start()\n",
+                 "        reader = baton_threads.start(_read_response)\n"),
+        ),
+        provides={"baton_threads": THREADS},
     ),
     Patch(
         name="map-max-concurrency-path",
