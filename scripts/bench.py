@@ -11,6 +11,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -276,6 +277,77 @@ def bench_engines(instance: Running, n: int = 50, concurrency: int = 8) -> None:
         site.stop()
 
 
+def cloud_memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) in bytes of the local cloud's whole process tree: its process group, workers included."""
+    rss = pss = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Fields after the command name: state, ppid, pgrp, ...
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) != pid:
+                continue
+            for line in (entry / "smaps_rollup").read_text().splitlines():
+                if line.startswith(("Rss:", "Pss:")):
+                    kib = int(line.split()[1]) * 1024
+                    rss, pss = (rss + kib, pss) if line.startswith("Rss:") else (rss, pss + kib)
+        except (OSError, ValueError, IndexError):
+            continue  # a worker that ended meanwhile
+    return rss, pss
+
+
+class PeakMemory:
+    """Samples the local cloud's memory twice a second while in use; keeps the highest RSS and PSS."""
+
+    def __init__(self, instance: Running) -> None:
+        self.pid = instance.pid
+        self.peak = (0, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            rss, pss = cloud_memory(self.pid)
+            self.peak = (max(self.peak[0], rss), max(self.peak[1], pss))
+
+    def report(self, what: str, goal_gb: float = 1.5) -> None:
+        rss, pss = self.peak
+        print(f"{'local cloud peak memory, ' + what:<58} {rss / 1e9:6.2f} GB RSS, {pss / 1e9:.2f} GB PSS"
+              f"   goal {goal_gb:.1f} GB   ratio {rss / 1e9 / goal_gb:5.2f}")
+
+
+def bench_large_run(instance: Running, n: int = 400, concurrency: int = 8) -> None:
+    """One orchestrator run over N URLs: its wall time and the local cloud's peak memory meanwhile."""
+    site = serve(port=0).start()
+    try:
+        allowed = site.base_url.removeprefix("http://")
+        deploy.deploy("local", "bench", {"ScraperAllowedHosts": allowed}, say=lambda _: None)
+        urls = [f"{site.base_url}/faults/slow?delay=0.05&page=large-{i}" for i in range(n)]
+        with PeakMemory(instance) as memory:
+            wall = timed(lambda: run.run("orchestrator", "local", "bench", run.run_request(urls, concurrency),
+                                         timeout_s=1800))
+        print(f"{f'orchestrator, {n} URLs, concurrency {concurrency}':<58} {wall * 1000:9.1f} ms")
+        memory.report(f"{n}-URL orchestrator run")
+    finally:
+        site.stop()
+
+
+def bench_idle_memory(instance: Running, wait_s: float = 120.0) -> None:
+    """The local cloud's memory after it has been idle for a while (extra workers reaped)."""
+    time.sleep(wait_s)
+    rss, pss = cloud_memory(instance.pid)
+    print(f"{f'local cloud memory idle after {wait_s:.0f} s':<58} {rss / 1e9:6.2f} GB RSS, "
+          f"{pss / 1e9:.2f} GB PSS")
+
+
 def bench_monitor(n: int = 50) -> None:
     """A monitor run over N first-time pages, then over the same N pages unchanged (304s)."""
     from baton import monitoring
@@ -316,7 +388,11 @@ def main() -> None:
             bench_warm_invoke_overhead(instance)
             bench_pipeline(instance, state_root)
             bench_cold_start_again(instance)
-            bench_engines(instance)
+            with PeakMemory(instance) as memory:
+                bench_engines(instance)
+            memory.report("50-URL engine runs")
+            bench_large_run(instance)
+            bench_idle_memory(instance)
             bench_monitor()
         finally:
             cloud.down()
