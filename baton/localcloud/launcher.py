@@ -29,7 +29,7 @@ import time
 import zipfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -455,6 +455,10 @@ def internalize_layers(layers: Any, blobs: dict[str, bytes | None]) -> Any:
                 sha = content[svc._BLOB_REF_KEY]
                 if sha not in blobs:
                     blobs[sha] = svc._read_code_blob(sha)
+                    # Extracted again in the background (each start has a fresh TMPDIR), so the
+                    # first cold start after a restart finds it ready too.
+                    name = str(version.get("LayerVersionArn", sha))
+                    THREADS.run(partial(extract_published_layer, blobs[sha], name))
                 version["_zip_data"] = blobs[sha]
     return layers
 
@@ -632,7 +636,8 @@ PATCHES: tuple[Patch, ...] = (
         stock="saves every layer version's content inline, base64 in lambda.json (75 MB for "
               "baton's layer), at each save",
         baton="saves it once per content as a file beside the function code blobs, referenced "
-              "from lambda.json, so the periodic save stays small",
+              "from lambda.json, so the periodic save stays small; on restore each layer is "
+              "extracted again in the background",
         edits=(
             Edit(LAMBDA_GET_STATE, "    _prune_orphan_code_blobs(referenced)\n",
                  "    baton_layers = baton_externalize_layers(_layers, referenced)\n"

@@ -217,6 +217,11 @@ def test_persist_survives_kill_9(state_dir):
     assert sorted(item["id"]["S"] for item in items) == [f"record-{index}" for index in range(5)]
     assert s3(port).get_object(Bucket="crash-bucket", Key="k")["Body"].read() == b"v"
     assert "failed to load" not in cloud.log_file.read_text().lower()
+    extracted = state_dir / "tmp" / "baton-layers"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not list(extracted.glob("*/python/baton_layer_probe.py")):
+        time.sleep(0.2)
+    assert list(extracted.glob("*/python/baton_layer_probe.py")), "the restored layer was not extracted"
     assert json.loads(lambdas.invoke(FunctionName="reads-layer", Payload=b"{}")["Payload"].read()) == {
         "value": "from the layer"}
 
