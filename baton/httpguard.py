@@ -1,8 +1,11 @@
-"""The request guard of baton's local servers: refuse browser-origin and DNS-rebinding requests.
+"""Which requests baton's local servers refuse: those a web page or a DNS-rebinding attack can send.
 
-A page on another site can make the browser send requests to 127.0.0.1 (with its own Origin), and
-a rebound DNS name can reach it with its own Host header. Both are refused, so only the user's own
-tools (and origins they list) can use the local cloud, the sample site and the UI.
+A page open in the user's browser can send requests to 127.0.0.1 (with its own ``Origin``), and a
+rebinding attack makes a foreign name resolve to 127.0.0.1 (with that name as ``Host``). baton's
+local servers run code as the user, so they answer neither. SDKs, the CLI and function code send
+no ``Origin`` and name the loopback address they connect to, so they are unaffected.
+
+Standard library only: the local cloud's launcher loads this file on MiniStack's interpreter.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 def allowed_origins() -> frozenset[str]:
@@ -27,19 +30,14 @@ def refusal(headers: Mapping[str, str], port: int, origins: frozenset[str] | Non
     Header names are matched case-insensitively. A preflight (OPTIONS) is judged the same way.
     """
     lowered = {name.lower(): value for name, value in headers.items()}
-    host = lowered.get("host", "").strip().lower()
-    if not _is_local_host(host, port):
-        return f"Host {host!r} is not this local server (127.0.0.1, localhost or [::1] on port {port})"
+    host = lowered.get("host")
+    if host is None:
+        return "refused: the request has no Host header"
+    accepted = {*LOOPBACK_HOSTS, *(f"{name}:{port}" for name in LOOPBACK_HOSTS)}
+    if host.strip().lower() not in accepted:
+        return f"refused: Host {host!r} is not this machine's loopback address with port {port}"
     origin = lowered.get("origin")
-    if origin is not None:
-        allowed = allowed_origins() if origins is None else origins
-        if origin.strip().rstrip("/") not in allowed:
-            return f"Origin {origin!r} is not allowed (BATON_ALLOWED_ORIGINS lists allowed origins)"
+    if origin is not None and origin.rstrip("/") not in (allowed_origins() if origins is None else origins):
+        return (f"refused: Origin {origin!r} may not call this server "
+                "(allow it with BATON_ALLOWED_ORIGINS)")
     return None
-
-
-def _is_local_host(host: str, port: int) -> bool:
-    if host in _LOCAL_HOSTS:
-        return True
-    name, separator, given_port = host.rpartition(":")
-    return bool(separator) and name in _LOCAL_HOSTS and given_port == str(port)

@@ -73,6 +73,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from baton import httpguard
 from baton.site_pages import (
     CLEAN,
     LATIN1_BODY,
@@ -185,6 +186,37 @@ class SiteHandler(BaseHTTPRequestHandler):
 
     server: SampleSite
     server_version = "baton-sample-site/0.1"
+    allowed_origin: str | None = None  # the request's Origin, once the guard accepted it
+
+    # -- the request guard: closed to web pages and DNS rebinding (baton/httpguard.py) --------
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        reason = httpguard.refusal(dict(self.headers.items()), self.server.server_address[1])
+        if reason is None:
+            self.allowed_origin = self.headers.get("Origin")
+            return True
+        body = f"{reason}\n".encode()
+        self.send_response(HTTPStatus.FORBIDDEN)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return False
+
+    def end_headers(self) -> None:
+        if self.allowed_origin is not None:
+            self.send_header("Access-Control-Allow-Origin", self.allowed_origin)
+            self.send_header("Vary", "Origin")
+        super().end_headers()
+
+    def do_OPTIONS(self) -> None:
+        """A preflight from an allowed origin (any other was refused in parse_request)."""
+        self.send_response(HTTPStatus.NO_CONTENT)
+        self.send_header("Access-Control-Allow-Methods", "GET, POST")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_GET(self) -> None:
         path, query = self._split()

@@ -11,6 +11,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -104,6 +105,28 @@ def bench_invokes(instance: Running) -> None:
           f"{statistics.median(colds[1:]) / percentile(samples, 0.5):9.1f}x")
 
 
+def bench_warm_invoke_overhead(instance: Running, calls: int = 300) -> None:
+    """Warm invoke p50/p90 through boto3 for a handler that logs and for one that is silent."""
+    lambdas = boto3.client("lambda", endpoint_url=instance.endpoint, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+    sqs = boto3.client("sqs", endpoint_url=instance.endpoint, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    sqs.list_queues()
+    api = [timed(sqs.list_queues) for _ in range(calls)]
+    print(f"{'floor: a non-Lambda API call through boto3 (SQS ListQueues) p50':<58} "
+          f"{percentile(api, 0.5) * 1000:9.1f} ms")
+    for label, handler in (("logging one line", "fidelity.log_one_line"), ("silent", "log_lines.silent")):
+        name = f"bench-{uuid.uuid4().hex[:8]}"
+        module = handler.split(".", 1)[0] + ".py"
+        lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler=handler,
+                                Code={"ZipFile": zip_handler(module)}, Timeout=30)
+        lambdas.invoke(FunctionName=name, Payload=b"{}")["Payload"].read()  # the cold start
+        samples = [timed(lambda: lambdas.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())  # noqa: B023
+                   for _ in range(calls)]
+        report(f"warm invoke, handler {label}: p50 ({calls} calls)", percentile(samples, 0.5), 0.003)
+        report(f"warm invoke, handler {label}: p90 ({calls} calls)", percentile(samples, 0.9), 0.003)
+
+
 def bench_pipeline(instance: Running, scratch: Path) -> None:
     """Cold build+deploy, no-change redeploy, each function's cold start, per-item step times."""
     site = serve(port=0).start()
@@ -152,6 +175,36 @@ def bench_pipeline(instance: Running, scratch: Path) -> None:
             warm = step_times[step][1:]
             print(f"{step + ': per item, warm, ' + str(len(warm)) + ' sample pages (mean)':<58} "
                   f"{statistics.mean(warm) * 1000:9.1f} ms")
+    finally:
+        site.stop()
+
+
+def bench_cold_start_again(instance: Running) -> None:
+    """Each step's cold start on a new worker once its layer is extracted: compare with the first.
+
+    Run after bench_pipeline, whose "cold start as deployed" lines are the first cold starts after
+    a fresh deploy, with the same first page. If those are no slower than these, the first invoke
+    after a deploy pays no layer extraction.
+    """
+    site = serve(port=0).start()
+    try:
+        outputs = deploy.deploy("local", "bench", {"ScraperAllowedHosts": site.base_url.removeprefix("http://")},
+                                say=lambda _: None).outputs
+        lambdas = client("lambda")
+        payload: dict[str, Any] = {"run_id": "bench-cold-again", "url": f"{site.base_url}/pages/garden"}
+        for step in PIPELINE_STEPS:
+            name = outputs[STEP[step].output]
+            variables = lambdas.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+            # A changed environment retires the warm worker: the next invoke is a cold start.
+            lambdas.update_function_configuration(FunctionName=name, Environment={
+                "Variables": {**variables, "BENCH_COLD": uuid.uuid4().hex}})
+            start = time.perf_counter()
+            response = lambdas.invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+            payload = json.loads(response["Payload"].read())
+            cold = time.perf_counter() - start
+            if response.get("FunctionError"):
+                raise RuntimeError(f"{step} failed: {payload}")
+            report(f"{step}: cold start again, layer already extracted", cold, 0.8)
     finally:
         site.stop()
 
@@ -224,6 +277,77 @@ def bench_engines(instance: Running, n: int = 50, concurrency: int = 8) -> None:
         site.stop()
 
 
+def cloud_memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) in bytes of the local cloud's whole process tree: its process group, workers included."""
+    rss = pss = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Fields after the command name: state, ppid, pgrp, ...
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) != pid:
+                continue
+            for line in (entry / "smaps_rollup").read_text().splitlines():
+                if line.startswith(("Rss:", "Pss:")):
+                    kib = int(line.split()[1]) * 1024
+                    rss, pss = (rss + kib, pss) if line.startswith("Rss:") else (rss, pss + kib)
+        except (OSError, ValueError, IndexError):
+            continue  # a worker that ended meanwhile
+    return rss, pss
+
+
+class PeakMemory:
+    """Samples the local cloud's memory twice a second while in use; keeps the highest RSS and PSS."""
+
+    def __init__(self, instance: Running) -> None:
+        self.pid = instance.pid
+        self.peak = (0, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            rss, pss = cloud_memory(self.pid)
+            self.peak = (max(self.peak[0], rss), max(self.peak[1], pss))
+
+    def report(self, what: str, goal_gb: float = 1.5) -> None:
+        rss, pss = self.peak
+        print(f"{'local cloud peak memory, ' + what:<58} {rss / 1e9:6.2f} GB RSS, {pss / 1e9:.2f} GB PSS"
+              f"   goal {goal_gb:.1f} GB   ratio {rss / 1e9 / goal_gb:5.2f}")
+
+
+def bench_large_run(instance: Running, n: int = 400, concurrency: int = 8) -> None:
+    """One orchestrator run over N URLs: its wall time and the local cloud's peak memory meanwhile."""
+    site = serve(port=0).start()
+    try:
+        allowed = site.base_url.removeprefix("http://")
+        deploy.deploy("local", "bench", {"ScraperAllowedHosts": allowed}, say=lambda _: None)
+        urls = [f"{site.base_url}/faults/slow?delay=0.05&page=large-{i}" for i in range(n)]
+        with PeakMemory(instance) as memory:
+            wall = timed(lambda: run.run("orchestrator", "local", "bench", run.run_request(urls, concurrency),
+                                         timeout_s=1800))
+        print(f"{f'orchestrator, {n} URLs, concurrency {concurrency}':<58} {wall * 1000:9.1f} ms")
+        memory.report(f"{n}-URL orchestrator run")
+    finally:
+        site.stop()
+
+
+def bench_idle_memory(instance: Running, wait_s: float = 120.0) -> None:
+    """The local cloud's memory after it has been idle for a while (extra workers reaped)."""
+    time.sleep(wait_s)
+    rss, pss = cloud_memory(instance.pid)
+    print(f"{f'local cloud memory idle after {wait_s:.0f} s':<58} {rss / 1e9:6.2f} GB RSS, "
+          f"{pss / 1e9:.2f} GB PSS")
+
+
 def bench_monitor(n: int = 50) -> None:
     """A monitor run over N first-time pages, then over the same N pages unchanged (304s)."""
     from baton import monitoring
@@ -261,8 +385,14 @@ def main() -> None:
         os.environ["BATON_PORT"] = str(instance.port)  # baton's own clients target this cloud
         try:
             bench_invokes(instance)
+            bench_warm_invoke_overhead(instance)
             bench_pipeline(instance, state_root)
-            bench_engines(instance)
+            bench_cold_start_again(instance)
+            with PeakMemory(instance) as memory:
+                bench_engines(instance)
+            memory.report("50-URL engine runs")
+            bench_large_run(instance)
+            bench_idle_memory(instance)
             bench_monitor()
         finally:
             cloud.down()

@@ -27,6 +27,39 @@ DEFAULT_PORT = 4566
 LAUNCHER = Path(__file__).with_name("launcher.py")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
+WORKER_MIB = 100  # one warm Python worker with baton's layer: 80-115 MB measured here
+DEFAULT_WORKER_IDLE_S = 30.0  # extra warm workers of a function live this long unused (AWS: minutes)
+
+
+def default_concurrency() -> int:
+    """The account concurrency limit sized to this machine (memory and cores), 10 to AWS's 1000."""
+    # An eighth of the memory in warm workers, at most 16 per core.
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    by_memory = memory // 8 // (WORKER_MIB * 2**20)
+    return int(max(10, min(1000, by_memory, 16 * (os.cpu_count() or 1))))
+
+
+def _positive_setting(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise BatonError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
+def concurrency_limit() -> int:
+    """The local cloud's account concurrency limit: BATON_LAMBDA_CONCURRENCY, else sized to the machine."""
+    return int(_positive_setting("BATON_LAMBDA_CONCURRENCY", default_concurrency()))
+
+
+def worker_idle_s() -> float:
+    """How long an extra warm worker may stay idle before it is stopped: BATON_WORKER_IDLE_S."""
+    return _positive_setting("BATON_WORKER_IDLE_S", DEFAULT_WORKER_IDLE_S)
 
 
 def baton_home() -> Path:
@@ -65,6 +98,26 @@ def describe_occupant(port: int) -> str:
     return "a process that is not an AWS emulator (no /_localstack/health endpoint)"
 
 
+def command_line(pid: int) -> list[str] | None:
+    """The arguments process ``pid`` was started with, or None if it is gone or unreadable."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return None  # Linux: the process is gone
+    except OSError:
+        return None
+    # Without /proc (macOS): ps prints the command line, split on spaces (enough to find the launcher).
+    result = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True)
+    return result.stdout.split() if result.returncode == 0 and result.stdout.strip() else None
+
+
+def runs_launcher(arguments: list[str]) -> bool:
+    """Whether a command line is a local cloud: an interpreter running baton's launcher.py."""
+    return any(Path(argument).parts[-2:] == LAUNCHER.parts[-2:] for argument in arguments[1:2])
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -81,6 +134,7 @@ class Running:
     port: int
     persist: bool
     version: str
+    answering: bool = True  # False: the process is ours but nothing answers at its port
 
     @property
     def endpoint(self) -> str:
@@ -101,16 +155,24 @@ class LocalCloud:
     # -- queries ---------------------------------------------------------------------------
 
     def running(self) -> Running | None:
-        """The instance this state directory started, if its process is alive and healthy."""
+        """The instance this state directory started, if its recorded process is still the local cloud.
+
+        A record whose process is gone, or is now another program (a reused pid), is stale: it is
+        removed, with a one-line message.
+        """
         record = self._read_pid_file()
         if record is None:
             return None
-        if not _alive(record["pid"]):
+        arguments = command_line(record["pid"])
+        if not arguments or not runs_launcher(arguments):  # [] is a zombie: it has exited too
+            what = "has exited" if not arguments else f"is now {' '.join(arguments)[:60]!r}"
+            self.say(f"Removed a stale local cloud record: pid {record['pid']} {what}.")
             self.pid_file.unlink(missing_ok=True)
             return None
         health = probe_health(record["port"])
-        version = health.get("version", "?") if health else "not answering"
-        return Running(record["pid"], record["port"], record["persist"], version)
+        if health is None:
+            return Running(record["pid"], record["port"], record["persist"], "not answering", False)
+        return Running(record["pid"], record["port"], record["persist"], health.get("version", "?"))
 
     # -- commands --------------------------------------------------------------------------
 
@@ -124,12 +186,18 @@ class LocalCloud:
     def up(self, port: int = DEFAULT_PORT, persist: bool = False) -> tuple[Running, bool]:
         """Start the local cloud and wait until healthy. Returns (instance, started_now)."""
         if (current := self.running()) is not None:
-            return current, False
+            if current.answering:
+                return current, False
+            self.say(f"The local cloud (pid {current.pid}) does not answer on port {current.port}; "
+                     "restarting it.")
+            self._stop_process(current.pid)
+            self.pid_file.unlink(missing_ok=True)
         if port_in_use(port):
             raise BatonError(
                 f"port {port} on 127.0.0.1 is taken by {describe_occupant(port)}.\n"
                 f"Stop it, or start the local cloud elsewhere: baton up --port {port + 1}"
             )
+        limit, idle_s = concurrency_limit(), worker_idle_s()  # bad settings fail before anything starts
         ministack_python, lambda_python = self.prepare()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_dir / "tmp"
@@ -146,7 +214,15 @@ class LocalCloud:
             "BIND_HOST": "127.0.0.1",
             "IOT_MTLS_ENABLED": "0",
             "BATON_LAMBDA_PYTHON": str(lambda_python),
+            # As on AWS: a synchronous invoke beyond the limit gets TooManyRequestsException, an
+            # asynchronous event waits (launcher patch "async-throttle-waits").
+            "LAMBDA_ACCOUNT_CONCURRENCY": str(limit),
+            "LAMBDA_WARM_TTL_SECONDS": str(max(1, round(idle_s))),  # MiniStack reads whole seconds
         }
+        # Settings the launcher reads: the request guard's allowlist, the persistence interval.
+        for setting in ("BATON_ALLOWED_ORIGINS", "BATON_PERSIST_INTERVAL_S"):
+            if setting in os.environ:
+                env[setting] = os.environ[setting]
         if persist:
             env |= {
                 "PERSIST_STATE": "1",
@@ -178,12 +254,10 @@ class LocalCloud:
 
     def down(self) -> Running | None:
         """Stop the instance gracefully (so --persist state is saved). None if nothing ran."""
-        record = self._read_pid_file()
-        if record is None or not _alive(record["pid"]):
-            self.pid_file.unlink(missing_ok=True)
+        instance = self.running()
+        if instance is None:
             return None
-        instance = Running(record["pid"], record["port"], record["persist"], "")
-        self._stop_process(record["pid"])
+        self._stop_process(instance.pid)
         self.pid_file.unlink(missing_ok=True)
         return instance
 
@@ -196,7 +270,7 @@ class LocalCloud:
             return
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not _alive(pid) or not command_line(pid):  # gone, or a zombie another process reaps
                 return
             try:  # reap it if it is our child (the test fixture), so it is not left a zombie
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:

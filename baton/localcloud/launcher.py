@@ -1,41 +1,48 @@
 """Start MiniStack with the small changes that make it behave like AWS Lambda where baton relies on it.
 
 This file runs on MiniStack's own interpreter (its virtualenv has no baton package), so it imports
-nothing from baton. Every change is guarded: the MiniStack version must be the pinned one and each
-replaced snippet must appear exactly once, otherwise the launcher stops with a message naming the
-snippet, instead of silently running an emulator that drifted from AWS.
-
-The changes:
-1. Function code runs on a separate interpreter (``BATON_LAMBDA_PYTHON``): a virtualenv holding
-   only what the AWS Python runtime ships (boto3), so a package missing from a function's code or
-   layers fails to import, as on AWS. Stock MiniStack runs handlers on its own interpreter.
-2. A raised exception keeps its class name as ``errorType`` (stock: always
-   ``Runtime.HandlerError``), so Step Functions ``Retry``/``Catch`` on ``TransientError`` match.
-3. An import failure is reported as ``Runtime.ImportModuleError`` with AWS's message.
-4. The root logger gets the handler the AWS runtime installs, so stdlib ``logging`` output reaches
-   CloudWatch Logs (stock: lost).
-5. An inline Map honours ``MaxConcurrencyPath`` (stock: ignored, so every item ran at once).
-6. An EventBridge rule invokes its Lambda target asynchronously, with the function's async retry
-   policy and OnFailure destination (stock: a bare call, so a failed event was lost), and the
-   failure record counts the invocations made (stock: always 3). A throttled asynchronous event
-   waits for capacity instead of spending a retry (stock: throttles went to the dead-letter queue
-   even though AWS keeps retrying them for up to the event's maximum age).
-7. CloudFormation applies a function's ``ReservedConcurrentExecutions`` (stock: ignored).
-8. A layer is extracted once per content and shared read-only by every worker, as /opt is on AWS
-   (stock: extracted again for each worker, ~0.7 s per cold start for a 6 MB layer here).
+nothing from baton. Every change is one entry of the ``PATCHES`` table below, which names the
+stock MiniStack behaviour it changes and what it makes it do; ``python launcher.py --list`` prints
+the table. Every change is guarded: the MiniStack version must be the one pinned in
+``ministack-requirements.txt`` (beside this file) and each replaced snippet must appear exactly
+once, otherwise the launcher stops with a message naming the patch and the snippet, instead of
+silently running an emulator that drifted from AWS. ``python launcher.py --check`` applies every
+patch and exits without serving (the test suite runs it on the pinned MiniStack).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import importlib
+import importlib.util
 import inspect
+import io
 import os
+import queue
+import re
+import shutil
 import sys
 import textwrap
-from collections.abc import Callable
+import threading
+import time
+import zipfile
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache, lru_cache, partial
+from pathlib import Path
 from typing import Any
 
-GUARDED_VERSION = "1.5.33"
+REQUIREMENTS = Path(__file__).with_name("ministack-requirements.txt")
+HTTPGUARD = Path(__file__).resolve().parent.parent / "httpguard.py"
+
+
+def pinned_version(requirements: Path = REQUIREMENTS) -> str:
+    """The MiniStack version pinned in the requirements file beside this launcher."""
+    found = re.search(r"^ministack==(\S+)\s*$", requirements.read_text(), re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"baton launcher: no 'ministack==<version>' line in {requirements}")
+    return found.group(1)
 
 
 class GuardError(SystemExit):
@@ -44,7 +51,7 @@ class GuardError(SystemExit):
     def __init__(self, what: str) -> None:
         super().__init__(
             f"baton launcher: MiniStack changed, {what}. The launcher was written for MiniStack "
-            f"{GUARDED_VERSION}; update baton/localcloud/launcher.py for the new version."
+            f"{pinned_version()}; update baton/localcloud/launcher.py for the new version."
         )
 
 
@@ -56,14 +63,74 @@ def replace_once(text: str, old: str, new: str, where: str) -> str:
     return text.replace(old, new)
 
 
-def patch_function(owner: Any, name: str, module: Any, edits: list[tuple[str, str]]) -> None:
-    """Recompile ``owner.name`` from its source with ``edits`` applied, in ``module``'s globals."""
-    source = textwrap.dedent(inspect.getsource(getattr(owner, name)))
-    for old, new in edits:
-        source = replace_once(source, old, new, f"{module.__name__}.{name}")
-    namespace: dict[str, Any] = {}
-    exec(compile(source, f"<baton patch of {module.__name__}.{name}>", "exec"), module.__dict__, namespace)
-    setattr(owner, name, namespace[name])
+# -- what the patches refer to ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A function (recompiled from its edited source) or a string constant of a MiniStack module.
+
+    ``registered_in`` is the path, from the module's globals, of a table entry that holds the
+    function object itself (a dispatch table), so the recompiled function replaces it there too.
+    """
+
+    module: str
+    attribute: str  # dotted inside the module: "Worker._spawn"
+    registered_in: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.module}.{self.attribute}"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``old`` (which must occur exactly once) by ``new`` in ``target``."""
+
+    target: Target
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One change to stock MiniStack: what it does today, what baton makes it do, and how."""
+
+    name: str
+    stock: str
+    baton: str
+    edits: tuple[Edit, ...]
+    # Names the edited code refers to, installed in the globals of each edited module.
+    provides: Mapping[str, Any] = field(default_factory=dict)
+
+
+RUNTIME = "ministack.core.lambda_runtime"
+LAMBDA = "ministack.services.lambda_svc"
+PROVISIONERS = "ministack.services.cloudformation.provisioners"
+
+WORKER_SCRIPT = Target(RUNTIME, "_PYTHON_WORKER_SCRIPT")
+DETECT_RUNTIME = Target(RUNTIME, "_detect_runtime_binary")
+SPAWN = Target(RUNTIME, "Worker._spawn")
+WORKER_INVOKE = Target(RUNTIME, "Worker.invoke")
+EXECUTE_WARM = Target(LAMBDA, "_execute_function_warm")
+ASYNC_INVOKE = Target(LAMBDA, "invoke_async_with_retry")
+ASYNC_FAILURE = Target(LAMBDA, "_route_async_failure")
+RUN_MAP = Target("ministack.services.stepfunctions", "_run_map_items")
+DISPATCH_EVENT = Target("ministack.services.eventbridge", "_dispatch_to_lambda")
+ASGI_APP = Target("ministack.app", "app")
+LIFESPAN = Target("ministack.app", "_handle_lifespan")
+REENTRANT = Target("ministack.core.concurrency", "run_reentrant")
+REAPER = Target(LAMBDA, "_ensure_reaper_thread")
+LAMBDA_GET_STATE = Target(LAMBDA, "get_state")
+LAMBDA_RESTORE = Target(LAMBDA, "_restore_state")
+SAVE_STATE = Target("ministack.core.persistence", "save_state")
+PUBLISH_LAYER = Target(LAMBDA, "_publish_layer_version")
+CFN_LAYER_CREATE = Target(PROVISIONERS, "_lambda_layer_create",
+                          ("_RESOURCE_HANDLERS", "AWS::Lambda::LayerVersion", "create"))
+CFN_CREATE = Target(PROVISIONERS, "_lambda_create", ("_RESOURCE_HANDLERS", "AWS::Lambda::Function", "create"))
+CFN_UPDATE = Target(PROVISIONERS, "_lambda_update", ("_RESOURCE_HANDLERS", "AWS::Lambda::Function", "update"))
+
+
+# -- code the patched MiniStack calls -----------------------------------------------------------
 
 
 class FunctionInitError(RuntimeError):
@@ -74,45 +141,106 @@ class FunctionInitError(RuntimeError):
         self.error_type = error_type
 
 
+def lambda_python() -> str:
+    """The interpreter function code runs on (checked by ``main`` before MiniStack starts)."""
+    return os.environ["BATON_LAMBDA_PYTHON"]
+
+
+@lru_cache(maxsize=64)  # a layer's bytes object keeps its hash: later cold starts skip the digest
 def shared_layer_dir(layer_data: bytes) -> str:
     """Where the layer with these bytes is (or will be) extracted, under MiniStack's TMPDIR."""
     digest = hashlib.sha256(layer_data).hexdigest()[:20]
     return os.path.join(os.environ.get("TMPDIR", "/tmp"), "baton-layers", digest)
 
 
-def publish_layer_dir(partial: str) -> str:
-    """Move a freshly extracted layer to its shared place; the first of racing workers wins."""
-    final = partial.rsplit(".partial-", 1)[0]
+def extract_layer(layer_data: bytes, name: str) -> str:
+    """The layer's shared directory, extracted first if needed (the first of racing extractions wins)."""
+    final = shared_layer_dir(layer_data)
+    if os.path.isdir(final):
+        return final
+    partial = f"{final}.partial-{os.getpid()}-{threading.get_ident()}"
+    os.makedirs(partial)
     try:
+        with zipfile.ZipFile(io.BytesIO(layer_data)) as archive:
+            root = os.path.realpath(partial)
+            for member in archive.namelist():
+                resolved = os.path.realpath(os.path.join(partial, member))
+                if resolved != root and not resolved.startswith(root + os.sep):
+                    raise RuntimeError(f"Failed to extract layer {name}: entry escapes its folder: {member}")
+            archive.extractall(partial)
         os.rename(partial, final)
-    except OSError:  # another worker published the same layer first: use theirs
-        import shutil
-
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as error:
         shutil.rmtree(partial, ignore_errors=True)
+        if os.path.isdir(final):  # another worker published the same layer first: use theirs
+            return final
+        raise RuntimeError(f"Failed to extract layer {name}") from error
+    except RuntimeError:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return final
 
 
-SPAWN_EDITS = [
-    (
-        "raise RuntimeError(f\"Worker init failed: {response.get('error')}\")",
-        'raise FunctionInitError(response.get("errorType") or "Runtime.HandlerError", '
-        'response.get("error") or "init failed")',
-    ),
-    (  # before the edit below, which adds a second, deeper-indented append
-        "                layers_dirs.append(layer_dir)\n",
-        "                layers_dirs.append(baton_publish_layer_dir(layer_dir))\n",
-    ),
-    (
-        'layer_dir = os.path.join(self._tmpdir, f"layer_{len(layers_dirs)}")\n'
-        "                os.makedirs(layer_dir)\n",
-        "layer_dir = baton_shared_layer_dir(layer_data)\n"
-        "                if os.path.isdir(layer_dir):\n"
-        "                    layers_dirs.append(layer_dir)\n"
-        "                    continue\n"
-        '                layer_dir += f".partial-{os.getpid()}-{id(self)}"\n'
-        "                os.makedirs(layer_dir, exist_ok=True)\n",
-    ),
-]
+def extract_published_layer(layer_data: bytes | None, name: str) -> None:
+    """Extract a layer as it is published, so the first cold start after a deploy finds it ready."""
+    if not layer_data:
+        return
+    try:
+        extract_layer(layer_data, name)
+    except RuntimeError as error:  # publishing succeeds as before; the first cold start reports it
+        print(f"baton launcher: {error}", file=sys.stderr)
+
+
+@cache
+def httpguard() -> Any:
+    """baton/httpguard.py, loaded from its file: baton itself is not installed on this interpreter."""
+    spec = importlib.util.spec_from_file_location("baton_httpguard", HTTPGUARD)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"baton launcher: cannot load the request guard {HTTPGUARD}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _asgi_headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", [])}
+
+
+async def refuse_foreign_request(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
+                                 send: Send) -> bool:
+    """Answer 403 to a request a web page or a DNS-rebinding attack could send; True if refused."""
+    server = scope.get("server") or ("", os.environ.get("GATEWAY_PORT", "4566"))
+    reason = httpguard().refusal(_asgi_headers(scope), int(server[1]))
+    if reason is None:
+        return False
+    if scope["type"] == "websocket":
+        await receive()  # the connect message, which must come before a close
+        await send({"type": "websocket.close", "code": 1008})
+        return True
+    body = f"{reason}\n".encode()
+    await send({"type": "http.response.start", "status": 403,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+    return True
+
+
+def echo_allowed_origin(scope: dict[str, Any], send: Send) -> Send:
+    """Wrap ``send`` so no response carries a wildcard Allow-Origin; an allowed Origin is echoed."""
+    origin = _asgi_headers(scope).get("origin")
+
+    async def send_without_wildcard(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(name, value) for name, value in message.get("headers", [])
+                       if bytes(name).lower() != b"access-control-allow-origin"]
+            if origin is not None:  # refused earlier unless it is on the allowlist
+                headers += [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_without_wildcard
 
 
 # Installed on the worker's root logger, as the AWS Python runtime does (awslambdaric's format).
@@ -135,151 +263,563 @@ _baton_logging.getLogger().addHandler(_baton_handler)
 _baton_logging.getLogger().setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
 '''
 
-# The worker script is a string inside MiniStack; "\\n" below is the two characters it contains.
-WORKER_EDITS = [
-    (
-        "    sys.stdout = sys.stderr\n",
-        "    sys.stdout = sys.stderr\n" + textwrap.indent(WORKER_LOGGING, "    "),
+
+# Written by the worker after an invocation's output, flushed; \x1e (record separator) keeps it
+# apart from any log text. The host reads the worker's stderr up to it instead of waiting for quiet.
+END_OF_INVOCATION = "\x1ebaton-end-of-invocation "
+END_OF_INVOCATION_CAP_S = 2.0  # only when the worker hangs with its stderr open
+
+
+def drain_to_end_marker(worker: Any, request_id: str) -> str:
+    """The log lines a Python worker wrote for ``request_id``, read up to its end-of-invocation marker."""
+    marker = END_OF_INVOCATION + request_id
+    lines: list[str] = []
+    deadline = time.monotonic() + END_OF_INVOCATION_CAP_S
+    while True:
+        try:
+            line = worker._stderr_queue.get(timeout=0.05)
+        except queue.Empty:
+            reader = worker._stderr_thread
+            if reader is None or not reader.is_alive() or time.monotonic() > deadline:
+                break  # the worker is gone (killed after an error): what arrived is all there is
+            continue
+        head, found, _ = line.partition(END_OF_INVOCATION)
+        if head:  # text written without a final newline shares the marker's line
+            lines.append(head)
+        if found and line.endswith(marker):
+            break
+    return "\n".join(lines)
+
+
+class ReusedThreads:
+    """Runs each job at once on an idle thread, or on a new one when none is idle.
+
+    Never queues a job behind another (a handler that invokes a function waits on a job that runs
+    another request: a bounded pool could deadlock), yet the warm path no longer starts a thread
+    per invocation, which cost a GIL hand-off to a bootstrapping thread each time.
+    """
+
+    IDLE_S = 60.0  # an idle thread ends after this long unused
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+
+    def run(self, job: Callable[[], None], name: str = "baton-thread") -> None:
+        """Run ``job`` on another thread now."""
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), daemon=True, name=name).start()
+        inbox.put(job)
+
+    def start(self, target: Callable[[], object]) -> _Running:
+        """Run ``target`` on another thread; the handle answers ``join(timeout)`` and ``is_alive()``."""
+        running = _Running()
+
+        def job() -> None:
+            try:
+                target()
+            finally:
+                running.done.set()
+
+        self.run(job)
+        return running
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            try:
+                job = inbox.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:  # nobody took this thread meanwhile: end it
+                        self._idle.remove(inbox)
+                        return
+                job = inbox.get()  # taken just now: its job is on the way
+            try:
+                job()
+            except BaseException:  # the job reports its own errors; SystemExit ends this thread
+                return
+            with self._lock:
+                self._idle.append(inbox)
+
+
+class _Running:
+    """A job on a reused thread, seen as a thread: ``join(timeout)`` then ``is_alive()``."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.done.wait(timeout)
+
+    def is_alive(self) -> bool:
+        return not self.done.is_set()
+
+
+THREADS = ReusedThreads()
+
+
+# With --persist: how often the state is saved while requests come in (BATON_PERSIST_INTERVAL_S).
+PERSIST_INTERVAL_S = 2.0
+HEALTH_PATHS = ("/_ministack/health", "/_localstack/health", "/health")
+
+
+class PeriodicSaver:
+    """Saves MiniStack's state every interval in which requests came, and once more after them.
+
+    The extra save after a busy interval catches what a save taken while requests were still
+    changing the state missed (MiniStack logs a failed save and keeps the previous file).
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0  # counted on the event loop, read by the saver thread
+        self.lock = threading.Lock()
+
+    def note_request(self, scope: dict[str, Any]) -> None:
+        """Count a request that may change state (anything but a health probe)."""
+        if scope.get("path") not in HEALTH_PATHS:
+            self.requests += 1
+
+    def save_now(self) -> None:
+        """Save every service's state (one save at a time: the shutdown's waits for the saver's)."""
+        from ministack.app import _build_persistence_save_dict
+        from ministack.core.persistence import save_all
+
+        with self.lock:
+            save_all(_build_persistence_save_dict())
+
+    def start(self) -> None:
+        """Start saving in the background (after the persisted state was loaded)."""
+        interval = float(os.environ.get("BATON_PERSIST_INTERVAL_S", PERSIST_INTERVAL_S))
+        threading.Thread(target=self._run, args=(interval,), name="baton-persist", daemon=True).start()
+
+    def _run(self, interval: float) -> None:
+        saved_at, settle = 0, False
+        while True:
+            time.sleep(interval)
+            current = self.requests
+            if current == saved_at and not settle:
+                continue
+            settle, saved_at = current != saved_at, current
+            self.save_now()
+
+
+SAVER = PeriodicSaver()
+
+
+@lru_cache(maxsize=64)  # a layer's bytes object keeps its hash: later saves skip the digest
+def _content_sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _layer_records(layers: Any) -> Any:
+    """The (scoped key, record) pairs of MiniStack's layer store, whatever its scoping."""
+    return getattr(layers, "_data", layers).items()
+
+
+def externalize_layers(layers: Any, referenced: set[str]) -> Any:
+    """A copy of the layer store to save, each version's content replaced by a blob reference."""
+    from ministack.services import lambda_svc as svc
+
+    saved = type(layers)()
+    for key, layer in _layer_records(layers):
+        versions = []
+        for version in layer.get("versions", []):
+            record = {name: copy.deepcopy(value) for name, value in version.items() if name != "_zip_data"}
+            content = version.get("_zip_data")
+            if isinstance(content, bytes) and content:
+                sha = _content_sha(content)
+                if not os.path.exists(os.path.join(svc.CODE_BLOB_DIR, f"{sha}.zip")):
+                    svc._write_code_blob(content)
+                referenced.add(sha)
+                record["_zip_data"] = {svc._BLOB_REF_KEY: sha}
+            else:
+                record["_zip_data"] = content
+            versions.append(record)
+        getattr(saved, "_data", saved)[key] = {**copy.deepcopy({k: v for k, v in layer.items()
+                                                                if k != "versions"}),
+                                               "versions": versions}
+    return saved
+
+
+def internalize_layers(layers: Any, blobs: dict[str, bytes | None]) -> Any:
+    """The saved layer store with each blob reference replaced by the content it names (in place)."""
+    from ministack.services import lambda_svc as svc
+
+    for _, layer in _layer_records(layers):
+        for version in layer.get("versions", []):
+            content = version.get("_zip_data")
+            if isinstance(content, dict) and svc._BLOB_REF_KEY in content:
+                sha = content[svc._BLOB_REF_KEY]
+                if sha not in blobs:
+                    blobs[sha] = svc._read_code_blob(sha)
+                    # Extracted again in the background (each start has a fresh TMPDIR), so the
+                    # first cold start after a restart finds it ready too.
+                    name = str(version.get("LayerVersionArn", sha))
+                    THREADS.run(partial(extract_published_layer, blobs[sha], name))
+                version["_zip_data"] = blobs[sha]
+    return layers
+
+
+# MiniStack's per-worker layer extraction, replaced whole by the shared one above.
+STOCK_LAYER_EXTRACTION = textwrap.indent(textwrap.dedent("""\
+    layer_dir = os.path.join(self._tmpdir, f"layer_{len(layers_dirs)}")
+    os.makedirs(layer_dir)
+    lzip = os.path.join(self._tmpdir, f"layer_{len(layers_dirs)}.zip")
+    try:
+        with open(lzip, "wb") as lf:
+            lf.write(layer_data)
+        with zipfile.ZipFile(lzip) as lzf:
+            # Validate paths to prevent zip-slip attacks
+            for member in lzf.namelist():
+                resolved = os.path.realpath(os.path.join(layer_dir, member))
+                if not resolved.startswith(os.path.realpath(layer_dir) + os.sep) and resolved != os.path.realpath(layer_dir):
+                    raise RuntimeError(f"Zip entry escapes target dir: {member}")
+            lzf.extractall(layer_dir)
+    except (OSError, zipfile.BadZipFile, zipfile.LargeFileError) as e:
+        logger.error("Failed to extract layer %s", layer_arn, exc_info=True)
+        raise RuntimeError(f"Failed to extract layer {layer_arn}") from e
+    layers_dirs.append(layer_dir)
+"""), " " * 16)  # noqa: E501 (MiniStack's lines, verbatim)
+
+
+def reap_interval_s() -> float:
+    """How often to look for idle extra workers: a third of their allowed idle time, 1 to 30 s."""
+    return min(30.0, max(1.0, float(os.environ.get("LAMBDA_WARM_TTL_SECONDS", "300")) / 3))
+
+
+# -- the table ------------------------------------------------------------------------------------
+# The worker script is a string inside MiniStack; "\\n" in its edits is the two characters it holds.
+
+PATCHES: tuple[Patch, ...] = (
+    Patch(
+        name="closed-to-browsers-and-rebinding",
+        stock="answers every Origin with Access-Control-Allow-Origin: * and approves every "
+              "preflight, and accepts any Host, so any web page (or a DNS-rebinding name) can "
+              "create and invoke functions, which run as the user",
+        baton="answers 403 to a Host other than the loopback address with its port and to an "
+              "Origin not in BATON_ALLOWED_ORIGINS (preflights included), and echoes an allowed "
+              "Origin instead of the wildcard (baton/httpguard.py)",
+        edits=(Edit(ASGI_APP,
+                    '    if scope["type"] in ("http", "websocket"):\n'
+                    "        send = _with_date_header(send)\n",
+                    '    if scope["type"] in ("http", "websocket"):\n'
+                    "        send = _with_date_header(send)\n"
+                    "        if await baton_refuse_foreign_request(scope, receive, send):\n"
+                    "            return\n"
+                    "        send = baton_echo_allowed_origin(scope, send)\n"),),
+        provides={"baton_refuse_foreign_request": refuse_foreign_request,
+                  "baton_echo_allowed_origin": echo_allowed_origin},
     ),
-    (
-        '        _real_stdout.write(json.dumps({"status": "error", "error": str(e)}) + "\\n")\n',
-        "        if isinstance(e, ImportError):\n"
-        '            _t = "Runtime.ImportModuleError"\n'
-        "            _m = f\"Unable to import module '{module_name}': {e}\"\n"
-        "        elif isinstance(e, SyntaxError):\n"
-        '            _t = "Runtime.UserCodeSyntaxError"\n'
-        "            _m = f\"Syntax error in module '{module_name}': {e}\"\n"
-        "        else:\n"
-        "            _t, _m = type(e).__name__, str(e)\n"
-        '        _real_stdout.write(json.dumps({"status": "error", "error": _m, "errorType": _t}) + "\\n")\n',
+    Patch(
+        name="lambda-runtime-interpreter",
+        stock="runs Python handlers on MiniStack's own interpreter, so every package of the "
+              "emulator's virtualenv is importable by function code",
+        baton="runs them on BATON_LAMBDA_PYTHON, a virtualenv holding only what the AWS Python "
+              "runtime ships (boto3), so a package missing from a function's code or layers fails "
+              "to import, as on AWS",
+        edits=(Edit(DETECT_RUNTIME, "return sys.executable, _PYTHON_WORKER_SCRIPT",
+                    "return baton_lambda_python(), _PYTHON_WORKER_SCRIPT"),),
+        provides={"baton_lambda_python": lambda_python},
     ),
-    (
-        '        _function_name = init.get("function_name", "")\n',
-        '        _function_name = init.get("function_name", "")\n'
-        '        _baton_request_id.request_id = _ms_ctx.get("request_id", "")\n',
+    Patch(
+        name="error-type-is-the-exception-class",
+        stock="reports every handler exception as errorType Runtime.HandlerError",
+        baton="keeps the exception's class name as errorType, so Step Functions Retry/Catch on "
+              "TransientError match",
+        edits=(
+            Edit(WORKER_SCRIPT, '"error": str(e), "trace": traceback.format_exc()}',
+                 '"error": str(e), "errorType": type(e).__name__, "trace": traceback.format_exc()}'),
+            Edit(EXECUTE_WARM, 'error_type = "Runtime.HandlerError"\n',
+                 'error_type = result.get("errorType") or "Runtime.HandlerError"\n'),
+        ),
     ),
-    (
-        '"error": str(e), "trace": traceback.format_exc()}',
-        '"error": str(e), "errorType": type(e).__name__, "trace": traceback.format_exc()}',
+    Patch(
+        name="import-error-is-runtime-import-module-error",
+        stock="reports a handler module that fails to import as a generic 'Worker init failed' "
+              "RuntimeError",
+        baton="reports Runtime.ImportModuleError (or Runtime.UserCodeSyntaxError) with AWS's message",
+        edits=(
+            Edit(WORKER_SCRIPT,
+                 '        _real_stdout.write(json.dumps({"status": "error", "error": str(e)}) + "\\n")\n',
+                 "        if isinstance(e, ImportError):\n"
+                 '            _t = "Runtime.ImportModuleError"\n'
+                 "            _m = f\"Unable to import module '{module_name}': {e}\"\n"
+                 "        elif isinstance(e, SyntaxError):\n"
+                 '            _t = "Runtime.UserCodeSyntaxError"\n'
+                 "            _m = f\"Syntax error in module '{module_name}': {e}\"\n"
+                 "        else:\n"
+                 "            _t, _m = type(e).__name__, str(e)\n"
+                 '        _real_stdout.write(json.dumps({"status": "error", "error": _m, "errorType": _t})'
+                 ' + "\\n")\n'),
+            Edit(SPAWN, "raise RuntimeError(f\"Worker init failed: {response.get('error')}\")",
+                 'raise FunctionInitError(response.get("errorType") or "Runtime.HandlerError", '
+                 'response.get("error") or "init failed")'),
+            Edit(EXECUTE_WARM, '"body": {"errorMessage": str(e), "errorType": type(e).__name__},',
+                 '"body": {"errorMessage": str(e), '
+                 '"errorType": getattr(e, "error_type", type(e).__name__)},'),
+        ),
+        provides={"FunctionInitError": FunctionInitError},
     ),
-]
-
-
-MAP_EDITS = [
-    (
-        '    max_conc = state_def.get("MaxConcurrency", 0)\n',
-        '    max_conc = state_def.get("MaxConcurrency", 0)\n'
-        '    if "MaxConcurrencyPath" in state_def:\n'
-        '        max_conc = int(\n'
-        '            _resolve_path_or_ctx(state_def["MaxConcurrencyPath"], effective, ctx) or 0)\n',
+    Patch(
+        name="stdlib-logging-reaches-cloudwatch",
+        stock="installs no handler on the worker's root logger, so stdlib logging output is lost",
+        baton="installs the handler and format the AWS Python runtime does (with the request id), "
+              "so logging output reaches CloudWatch Logs",
+        edits=(
+            Edit(WORKER_SCRIPT, "    sys.stdout = sys.stderr\n",
+                 "    sys.stdout = sys.stderr\n" + textwrap.indent(WORKER_LOGGING, "    ")),
+            Edit(WORKER_SCRIPT, '        _function_name = init.get("function_name", "")\n',
+                 '        _function_name = init.get("function_name", "")\n'
+                 '        _baton_request_id.request_id = _ms_ctx.get("request_id", "")\n'),
+        ),
     ),
-]
-
-
-EVENTBRIDGE_EDITS = [
-    (
-        "    threading.Thread(\n"
-        "        target=lambda_svc._execute_function_with_config_scope, args=(exec_record, event), "
-        "daemon=True\n"
-        "    ).start()\n",
-        "    lambda_svc.invoke_async_with_retry(exec_record, event)\n",
+    Patch(
+        name="end-of-invocation-is-signalled",
+        stock="guesses where an invocation's log output ends by polling the worker's stderr: it "
+              "waits for 5 ms of quiet after the last line, or 50 ms when the handler logs nothing "
+              "(a warm invoke of a silent handler cost ~55 ms)",
+        baton="the Python worker flushes its streams and writes an end-of-invocation marker; the "
+              "host reads up to it, so no invocation waits on a timer and each line is logged "
+              "with the invocation that wrote it",
+        edits=(
+            Edit(WORKER_SCRIPT, "        _real_stdout.flush()\n\nrun()\n",
+                 "        for _baton_stream in (sys.stdout, sys.stderr):\n"
+                 "            try:\n"
+                 "                _baton_stream.flush()\n"
+                 "            except Exception:\n"
+                 "                pass\n"
+                 "        sys.__stderr__.write(" + repr(END_OF_INVOCATION)
+                 + ' + _ms_ctx.get("request_id", "") + "\\n")\n'
+                 "        sys.__stderr__.flush()\n"
+                 "        _real_stdout.flush()\n\nrun()\n"),
+            Edit(WORKER_INVOKE, '        response["log"] = self._drain_stderr_bounded()\n',
+                 '        response["log"] = (baton_drain_to_end_marker(self, request_id)\n'
+                 '                           if self.config.get("Runtime", "python").startswith("python")\n'
+                 "                           else self._drain_stderr_bounded())\n"),
+        ),
+        provides={"baton_drain_to_end_marker": drain_to_end_marker},
     ),
-]
-
-ASYNC_INVOKE_EDITS = [
-    (
-        "            last_result = _execute_function(func, event)\n",
-        "            last_result = _execute_function(func, event)\n"
-        "            while last_result.get(\"throttle\") and time.time() - started < max_event_age:\n"
-        "                time.sleep(secrets.SystemRandom().uniform(0.2, 0.6))\n"
-        "                last_result = _execute_function(func, event)\n"
-        "            last_result[\"baton_invoke_count\"] = attempt + 1\n",
+    Patch(
+        name="crash-safe-persistence",
+        stock="with PERSIST_STATE saves the state only on a graceful shutdown (kill -9 or a power "
+              "cut loses everything since the start), through a temporary file that is neither "
+              "unique to its writer nor synced to disk",
+        baton="also saves it every BATON_PERSIST_INTERVAL_S (2 s) in which requests came, each "
+              "service's file written to a temporary file of its own, synced, then renamed over "
+              "the old one, so a crash loses at most that interval and never leaves a file "
+              "that cannot be loaded",
+        edits=(
+            Edit(ASGI_APP, '    if scope["type"] != "http":\n        return\n',
+                 '    if scope["type"] != "http":\n        return\n'
+                 "    if PERSIST_STATE:\n"
+                 "        baton_saver.note_request(scope)\n"),
+            Edit(LIFESPAN, "            if PERSIST_STATE:\n                _load_persisted_state()\n",
+                 "            if PERSIST_STATE:\n                _load_persisted_state()\n"
+                 "                baton_saver.start()\n"),
+            Edit(LIFESPAN,
+                 "            if PERSIST_STATE:\n                save_all(_build_persistence_save_dict())\n",
+                 "            if PERSIST_STATE:\n                baton_saver.save_now()\n"),
+            Edit(SAVE_STATE, '        tmp = path + ".tmp"\n',
+                 '        tmp = f"{path}.tmp-{baton_thread_id()}"\n'),
+            Edit(SAVE_STATE, "                    f, default=_json_default,\n                )\n",
+                 "                    f, default=_json_default,\n                )\n"
+                 "                f.flush()\n"
+                 "                os.fsync(f.fileno())\n"),
+        ),
+        provides={"baton_saver": SAVER, "baton_thread_id": threading.get_ident},
     ),
-]
-
-ASYNC_FAILURE_EDITS = [
-    (
-        '"approximateInvokeCount": 3,',
-        '"approximateInvokeCount": result.get("baton_invoke_count", 3),',
+    Patch(
+        name="layer-content-saved-once",
+        stock="saves every layer version's content inline, base64 in lambda.json (75 MB for "
+              "baton's layer), at each save",
+        baton="saves it once per content as a file beside the function code blobs, referenced "
+              "from lambda.json, so the periodic save stays small; on restore each layer is "
+              "extracted again in the background",
+        edits=(
+            Edit(LAMBDA_GET_STATE, "    _prune_orphan_code_blobs(referenced)\n",
+                 "    baton_layers = baton_externalize_layers(_layers, referenced)\n"
+                 "    _prune_orphan_code_blobs(referenced)\n"),
+            Edit(LAMBDA_GET_STATE, '        "layers": copy.deepcopy(_layers),\n',
+                 '        "layers": baton_layers,\n'),
+            Edit(LAMBDA_RESTORE, '        _layers.update(data.get("layers", {}))\n',
+                 '        _layers.update(baton_internalize_layers(data.get("layers", {}), blobs))\n'),
+        ),
+        provides={"baton_externalize_layers": externalize_layers,
+                  "baton_internalize_layers": internalize_layers},
     ),
-]
-
-
-CFN_LAMBDA_CREATE_EDITS = [
-    (
-        '"concurrency": None,',
-        '"concurrency": (int(props["ReservedConcurrentExecutions"])\n'
-        '                        if "ReservedConcurrentExecutions" in props else None),',
+    Patch(
+        name="idle-workers-reaped-promptly",
+        stock="looks for idle extra workers every 30 s, so a short LAMBDA_WARM_TTL_SECONDS is "
+              "honoured up to 30 s late",
+        baton="looks every third of that idle time (1 to 30 s)",
+        edits=(Edit(REAPER, "                time.sleep(30)\n",
+                    "                time.sleep(baton_reap_interval_s())\n"),),
+        provides={"baton_reap_interval_s": reap_interval_s},
     ),
-]
-
-CFN_LAMBDA_UPDATE_EDITS = [
-    (
-        '    _reconcile_tag_map(func.setdefault("tags", {}), old_props, new_props)\n',
-        '    _reconcile_tag_map(func.setdefault("tags", {}), old_props, new_props)\n'
-        '    func["concurrency"] = (int(new_props["ReservedConcurrentExecutions"])\n'
-        '                           if "ReservedConcurrentExecutions" in new_props else None)\n',
+    Patch(
+        name="warm-path-reuses-threads",
+        stock="starts two threads for every synchronous invoke (one to run it, one to read the "
+              "worker's answer), each start waiting for the new thread to get going",
+        baton="runs both on idle threads kept for reuse (a new one only when none is idle, so "
+              "nothing waits behind another invocation)",
+        edits=(
+            Edit(REENTRANT, "        threading.Thread(target=_run, daemon=True, name=thread_name).start()\n",
+                 "        baton_threads.run(_run, thread_name)\n"),
+            Edit(WORKER_INVOKE,
+                 "        reader = threading.Thread(target=_read_response, daemon=True)\n"
+                 "        reader.start()\n",
+                 "        reader = baton_threads.start(_read_response)\n"),
+        ),
+        provides={"baton_threads": THREADS},
     ),
-]
+    Patch(
+        name="map-max-concurrency-path",
+        stock="ignores an inline Map's MaxConcurrencyPath, so every item runs at once",
+        baton="reads the Map's concurrency limit from MaxConcurrencyPath",
+        edits=(Edit(RUN_MAP, '    max_conc = state_def.get("MaxConcurrency", 0)\n',
+                    '    max_conc = state_def.get("MaxConcurrency", 0)\n'
+                    '    if "MaxConcurrencyPath" in state_def:\n'
+                    '        max_conc = int(\n'
+                    '            _resolve_path_or_ctx(state_def["MaxConcurrencyPath"], effective, ctx)'
+                    ' or 0)\n'),),
+    ),
+    Patch(
+        name="eventbridge-target-is-an-async-invoke",
+        stock="calls a rule's Lambda target on a bare thread, so a failed event is lost",
+        baton="invokes it asynchronously, with the function's async retry policy and OnFailure "
+              "destination",
+        edits=(Edit(DISPATCH_EVENT,
+                    "    threading.Thread(\n"
+                    "        target=lambda_svc._execute_function_with_config_scope, "
+                    "args=(exec_record, event), daemon=True\n"
+                    "    ).start()\n",
+                    "    lambda_svc.invoke_async_with_retry(exec_record, event)\n"),),
+    ),
+    Patch(
+        name="async-throttle-waits",
+        stock="spends a retry on a throttled asynchronous event and sends it to the dead-letter "
+              "queue, and the failure record always says approximateInvokeCount 3",
+        baton="lets a throttled event wait for capacity up to its maximum age, as AWS keeps "
+              "retrying throttles, and counts the invocations actually made",
+        edits=(
+            Edit(ASYNC_INVOKE, "            last_result = _execute_function(func, event)\n",
+                 "            last_result = _execute_function(func, event)\n"
+                 "            while last_result.get(\"throttle\") and "
+                 "time.time() - started < max_event_age:\n"
+                 "                time.sleep(secrets.SystemRandom().uniform(0.2, 0.6))\n"
+                 "                last_result = _execute_function(func, event)\n"
+                 "            last_result[\"baton_invoke_count\"] = attempt + 1\n"),
+            Edit(ASYNC_FAILURE, '"approximateInvokeCount": 3,',
+                 '"approximateInvokeCount": result.get("baton_invoke_count", 3),'),
+        ),
+    ),
+    Patch(
+        name="cloudformation-reserved-concurrency",
+        stock="ignores a function's ReservedConcurrentExecutions in CloudFormation",
+        baton="applies it on create and update",
+        edits=(
+            Edit(CFN_CREATE, '"concurrency": None,',
+                 '"concurrency": (int(props["ReservedConcurrentExecutions"])\n'
+                 '                        if "ReservedConcurrentExecutions" in props else None),'),
+            Edit(CFN_UPDATE, '    _reconcile_tag_map(func.setdefault("tags", {}), old_props, new_props)\n',
+                 '    _reconcile_tag_map(func.setdefault("tags", {}), old_props, new_props)\n'
+                 '    func["concurrency"] = (int(new_props["ReservedConcurrentExecutions"])\n'
+                 '                           if "ReservedConcurrentExecutions" in new_props else None)\n'),
+        ),
+    ),
+    Patch(
+        name="layers-extracted-once-when-published",
+        stock="extracts every layer again for each worker at its cold start (~0.7 s per cold start "
+              "for a 6 MB layer here)",
+        baton="extracts a layer once per content, when it is published (PublishLayerVersion or "
+              "CloudFormation), into a folder every worker shares, as /opt is ready on AWS; a worker "
+              "finding it missing (state reloaded by --persist) extracts it the same way",
+        edits=(
+            Edit(SPAWN, STOCK_LAYER_EXTRACTION,
+                 "                layers_dirs.append(baton_extract_layer(layer_data, layer_arn))\n"),
+            Edit(PUBLISH_LAYER, '    ver_config: dict = {\n',
+                 '    baton_extract_published_layer(zip_data, layer_name)\n'
+                 '    ver_config: dict = {\n'),
+            Edit(CFN_LAYER_CREATE, '    ver_config = {\n',
+                 '    baton_extract_published_layer(zip_data, layer_name)\n'
+                 '    ver_config = {\n'),
+        ),
+        provides={"baton_extract_layer": extract_layer,
+                  "baton_extract_published_layer": extract_published_layer},
+    ),
+)
 
 
-def apply_patches(lambda_python: str) -> None:
-    """Adjust the imported MiniStack modules in place; raises GuardError on any drift."""
+# -- applying the table ---------------------------------------------------------------------------
+
+
+def _resolve(target: Target) -> tuple[Any, Any, str]:
+    """(module, owner, name): ``owner.name`` is the target's current value."""
+    module = importlib.import_module(target.module)
+    *path, name = target.attribute.split(".")
+    owner: Any = module
+    for part in path:
+        owner = getattr(owner, part)
+    if not hasattr(owner, name):
+        raise GuardError(f"{target} no longer exists")
+    return module, owner, name
+
+
+def _original_text(target: Target) -> str:
+    _, owner, name = _resolve(target)
+    value = getattr(owner, name)
+    return value if isinstance(value, str) else textwrap.dedent(inspect.getsource(value))
+
+
+def _install(target: Target, text: str) -> None:
+    module, owner, name = _resolve(target)
+    original = getattr(owner, name)
+    if isinstance(original, str):
+        setattr(owner, name, text)
+        return
+    namespace: dict[str, Any] = {}
+    exec(compile(text, f"<baton patch of {target}>", "exec"), module.__dict__, namespace)
+    if target.registered_in:
+        *keys, last = target.registered_in
+        table: Any = module.__dict__
+        for key in keys:
+            table = table[key]
+        if table.get(last) is not original:
+            raise GuardError(f"{target} is no longer what {'/'.join(target.registered_in)} dispatches to")
+        table[last] = namespace[name]
+    setattr(owner, name, namespace[name])
+
+
+def apply_patches(patches: tuple[Patch, ...] = PATCHES) -> None:
+    """Walk the patch table over the imported MiniStack; raises GuardError naming any drifted patch."""
     import ministack
-    from ministack.core import lambda_runtime
-    from ministack.services import eventbridge, lambda_svc, stepfunctions
-    from ministack.services.cloudformation import provisioners
 
     version = getattr(ministack, "__version__", None) or _installed_version("ministack")
-    if version != GUARDED_VERSION:
+    if version != pinned_version():
         raise GuardError(f"installed version is {version}")
+    # Every edit of a place is applied to one text, compiled once, in table order.
+    edited: dict[Target, str] = {}
+    for patch in patches:
+        for edit in patch.edits:
+            text = edited.get(edit.target)
+            if text is None:
+                text = _original_text(edit.target)
+            where = f"patch {patch.name!r} ({edit.target})"
+            edited[edit.target] = replace_once(text, edit.old, edit.new, where)
+        for edit in patch.edits:
+            vars(importlib.import_module(edit.target.module)).update(patch.provides)
+    for target, text in edited.items():
+        _install(target, text)
 
-    script = lambda_runtime._PYTHON_WORKER_SCRIPT
-    for old, new in WORKER_EDITS:
-        script = replace_once(script, old, new, "the Python worker script")
-    lambda_runtime._PYTHON_WORKER_SCRIPT = script
 
-    original_detect: Callable[[str], tuple[str, str]] = lambda_runtime._detect_runtime_binary
-
-    def detect_runtime_binary(runtime: str) -> tuple[str, str]:
-        binary, worker_script = original_detect(runtime)
-        if runtime.startswith("python"):
-            return lambda_python, worker_script
-        return binary, worker_script
-
-    lambda_runtime._detect_runtime_binary = detect_runtime_binary
-
-    lambda_runtime.FunctionInitError = FunctionInitError
-    lambda_runtime.baton_shared_layer_dir = shared_layer_dir
-    lambda_runtime.baton_publish_layer_dir = publish_layer_dir
-    patch_function(lambda_runtime.Worker, "_spawn", lambda_runtime, SPAWN_EDITS)
-    patch_function(stepfunctions, "_run_map_items", stepfunctions, MAP_EDITS)
-    patch_function(eventbridge, "_dispatch_to_lambda", eventbridge, EVENTBRIDGE_EDITS)
-    patch_function(lambda_svc, "invoke_async_with_retry", lambda_svc, ASYNC_INVOKE_EDITS)
-    patch_function(lambda_svc, "_route_async_failure", lambda_svc, ASYNC_FAILURE_EDITS)
-    # CloudFormation dispatches through a table of handlers, which holds the functions themselves.
-    handlers = provisioners._RESOURCE_HANDLERS["AWS::Lambda::Function"]
-    for action, name, edits in (("create", "_lambda_create", CFN_LAMBDA_CREATE_EDITS),
-                                ("update", "_lambda_update", CFN_LAMBDA_UPDATE_EDITS)):
-        if handlers.get(action) is not getattr(provisioners, name):
-            raise GuardError(f"the CloudFormation {action} handler of AWS::Lambda::Function moved")
-        patch_function(provisioners, name, provisioners, edits)
-        handlers[action] = getattr(provisioners, name)
-    patch_function(
-        lambda_svc,
-        "_execute_function_warm",
-        lambda_svc,
-        [
-            (
-                'error_type = "Runtime.HandlerError"\n',
-                'error_type = result.get("errorType") or "Runtime.HandlerError"\n',
-            ),
-            (
-                '"body": {"errorMessage": str(e), "errorType": type(e).__name__},',
-                '"body": {"errorMessage": str(e), '
-                '"errorType": getattr(e, "error_type", type(e).__name__)},',
-            ),
-        ],
+def describe(patches: tuple[Patch, ...] = PATCHES) -> str:
+    """The table as text: each patch's name, stock behaviour and baton's behaviour."""
+    return "\n".join(
+        f"{number}. {patch.name}\n   stock: {patch.stock}\n   baton: {patch.baton}"
+        for number, patch in enumerate(patches, 1)
     )
 
 
@@ -289,11 +829,22 @@ def _installed_version(distribution: str) -> str:
     return version(distribution)
 
 
-def main() -> None:
-    lambda_python = os.environ.get("BATON_LAMBDA_PYTHON", "")
-    if not os.path.isfile(lambda_python):
-        raise SystemExit(f"baton launcher: BATON_LAMBDA_PYTHON is not an interpreter: {lambda_python!r}")
-    apply_patches(lambda_python)
+def main(argv: list[str]) -> None:
+    """``--list`` prints the table, ``--check`` applies it and exits, no argument serves MiniStack."""
+    if argv == ["--list"]:
+        print(describe())
+        return
+    if argv == ["--check"]:
+        apply_patches()
+        print(f"baton launcher: all {len(PATCHES)} patches apply to MiniStack {pinned_version()}")
+        return
+    if argv:
+        raise SystemExit(f"usage: launcher.py [--list | --check], got {' '.join(argv)}")
+    python = os.environ.get("BATON_LAMBDA_PYTHON", "")
+    if not os.path.isfile(python):
+        raise SystemExit(f"baton launcher: BATON_LAMBDA_PYTHON is not an interpreter: {python!r}")
+    httpguard()  # fail now, not on the first request, if the guard cannot load
+    apply_patches()
     from ministack.app import main as ministack_main
 
     sys.argv = ["ministack"]
@@ -301,4 +852,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

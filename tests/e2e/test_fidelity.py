@@ -252,3 +252,49 @@ def test_throttled_async_events_wait_for_capacity_instead_of_failing(deploy_func
         time.sleep(0.2)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["m0", "m1", "m2"]
     assert sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", []) == []
+
+
+def invocation_blocks(logs: Any, function: str, request_ids: list[str],
+                      timeout_s: float = 15.0) -> dict[str, list[str]]:
+    """Each invocation's lines in the function's log, from its START line to its END line."""
+    deadline = time.monotonic() + timeout_s
+    blocks: dict[str, list[str]] = {}
+    while time.monotonic() < deadline:
+        try:
+            events = logs.filter_log_events(logGroupName=f"/aws/lambda/{function}")["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            events = []
+        blocks, current = {}, None
+        for event in events:
+            message = event["message"]
+            if message.startswith("START RequestId: "):
+                current = message.split()[2]
+                blocks[current] = []
+            elif message.startswith("END RequestId: "):
+                current = None
+            elif current is not None:
+                blocks[current].append(message)
+        if all(request_id in blocks for request_id in request_ids):
+            return blocks
+        time.sleep(0.25)
+    return blocks
+
+
+def test_every_log_line_reaches_the_invocation_that_wrote_it(deploy_function, aws):
+    name = deploy_function("log_lines.handler", ("log_lines.py",))
+    lambdas = aws("lambda")
+    returned = [invoke(lambdas, name, {"marker": f"m{index}", "lines": 3}) for index in range(3)]
+    raised = invoke(lambdas, name, {"marker": "m3", "lines": 3, "raise": True})
+    ids = [payload["request_id"] for _, payload in returned]
+    ids.append(raised[1]["errorMessage"].rsplit(" ", 1)[-1])
+
+    blocks = invocation_blocks(aws("logs"), name, ids)
+
+    assert raised[0] == "Unhandled"
+    for index, request_id in enumerate(ids):
+        lines = blocks[request_id]
+        assert [line for line in lines if f"m{index} print" in line] == [
+            f"m{index} print {n} of {request_id}" for n in range(3)]
+        assert sum(f"m{index} logging" in line and request_id in line for line in lines) == 3
+        assert lines.count(f"m{index} last line of {request_id}") == 1
+        assert not any(f"m{other} " in line for line in lines for other in range(4) if other != index)

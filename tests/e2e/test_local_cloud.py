@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
+import uuid
+import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from baton import localcloud
 from baton.errors import BatonError
-from baton.localcloud import LocalCloud
-from tests.e2e.conftest import free_port
+from baton.localcloud import LocalCloud, Running
+from baton.site import serve
+from tests.e2e.conftest import ROLE, free_port, zip_handler
 
 
 def baton(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -80,6 +90,40 @@ def test_listens_on_loopback_only(state_dir):
     assert ours == [f"0100007F:{port:04X}"]  # 127.0.0.1, nothing on 0.0.0.0
 
 
+def test_up_replaces_a_stale_record_of_a_live_process_that_is_not_the_cloud(state_dir):
+    port = free_port()
+    other = subprocess.Popen(["sleep", "120"])  # alive, with a pid the record now names
+    try:
+        (state_dir / "ministack.pid").write_text(json.dumps({"pid": other.pid, "port": port}))
+
+        started = baton(state_dir, "up", "--port", str(port))
+        status = baton(state_dir, "status")
+
+        assert started.returncode == 0, started.stderr
+        assert f"Removed a stale local cloud record: pid {other.pid} is now 'sleep 120'" in started.stderr
+        assert "is up at" in started.stdout
+        assert localcloud.probe_health(port) is not None
+        assert status.returncode == 0 and str(other.pid) not in status.stdout
+        assert other.poll() is None  # the unrelated process was left alone
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_up_restarts_a_cloud_that_does_not_answer_at_its_recorded_port(state_dir):
+    cloud = LocalCloud(state_dir=state_dir)
+    old, _ = cloud.up(port=free_port())
+    recorded = free_port()  # the record now names a port where nothing answers
+    cloud.pid_file.write_text(json.dumps({"pid": old.pid, "port": recorded}))
+
+    started = baton(state_dir, "up", "--port", str(recorded))
+
+    assert started.returncode == 0, started.stderr
+    assert f"The local cloud (pid {old.pid}) does not answer on port {recorded}; restarting" in started.stderr
+    assert localcloud.probe_health(recorded) is not None
+    assert localcloud.probe_health(old.port) is None
+
+
 class FakeLocalStack(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = json.dumps({"edition": "community", "version": "4.9.2", "services": {}}).encode()
@@ -134,6 +178,54 @@ def test_persist_keeps_state_across_down_and_up(state_dir):
     assert s3(port).get_object(Bucket="kept-bucket", Key="k")["Body"].read() == b"v"
 
 
+def saved_state_mentions(state_dir: Path, service: str, text: str, timeout_s: float = 20.0) -> bool:
+    """Wait for the periodic save to write ``text`` into the service's state file."""
+    path = state_dir / "data" / f"{service}.json"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_persist_survives_kill_9(state_dir):
+    port = free_port()
+    cloud = LocalCloud(state_dir=state_dir)
+    first, _ = cloud.up(port=port, persist=True)
+    dynamodb = boto3.client("dynamodb", endpoint_url=first.endpoint, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+    dynamodb.create_table(TableName="records", BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    for index in range(5):
+        dynamodb.put_item(TableName="records", Item={"id": {"S": f"record-{index}"}})
+    s3(port).create_bucket(Bucket="crash-bucket")
+    s3(port).put_object(Bucket="crash-bucket", Key="k", Body=b"v")
+    lambdas = lambda_client(first)
+    create_layer_reader(lambdas)
+    saved = (saved_state_mentions(state_dir, "dynamodb", "record-4")
+             and saved_state_mentions(state_dir, "lambda", "reads-layer"))
+
+    os.killpg(first.pid, signal.SIGKILL)  # no graceful shutdown, no save on the way out
+    os.waitpid(first.pid, 0)
+    second, started = cloud.up(port=port, persist=True)
+
+    assert saved, "the periodic save never wrote the records"
+    assert started and second.pid != first.pid
+    items = dynamodb.scan(TableName="records")["Items"]
+    assert sorted(item["id"]["S"] for item in items) == [f"record-{index}" for index in range(5)]
+    assert s3(port).get_object(Bucket="crash-bucket", Key="k")["Body"].read() == b"v"
+    assert "failed to load" not in cloud.log_file.read_text().lower()
+    extracted = state_dir / "tmp" / "baton-layers"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not list(extracted.glob("*/python/baton_layer_probe.py")):
+        time.sleep(0.2)
+    assert list(extracted.glob("*/python/baton_layer_probe.py")), "the restored layer was not extracted"
+    assert json.loads(lambdas.invoke(FunctionName="reads-layer", Payload=b"{}")["Payload"].read()) == {
+        "value": "from the layer"}
+
+
 def test_without_persist_state_starts_empty(state_dir):
     port = free_port()
     cloud = LocalCloud(state_dir=state_dir)
@@ -144,3 +236,263 @@ def test_without_persist_state_starts_empty(state_dir):
     cloud.up(port=port)
 
     assert s3(port).list_buckets()["Buckets"] == []
+
+
+# -- closed to web pages and DNS rebinding ------------------------------------------------------
+
+CONSOLE = "http://console.example"  # the one origin the guarded cloud below allows
+EVIL = "http://evil.example"
+
+
+@pytest.fixture(scope="module")
+def guarded_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    cloud = LocalCloud(state_dir=tmp_path_factory.mktemp("guarded-cloud"))
+    os.environ["BATON_ALLOWED_ORIGINS"] = CONSOLE
+    try:
+        instance, _ = cloud.up(port=free_port())
+    finally:
+        del os.environ["BATON_ALLOWED_ORIGINS"]
+    yield instance
+    cloud.down()
+
+
+def request(port: int, method: str, path: str, headers: dict[str, str],
+            body: str | None = None) -> tuple[int, dict[str, str], str]:
+    """Send one raw request (its Host header as given, else the loopback address)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers={"Host": f"127.0.0.1:{port}", **headers})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
+    finally:
+        connection.close()
+
+
+def create_queue(port: int, name: str, headers: dict[str, str]) -> tuple[int, dict[str, str], str]:
+    """An SQS CreateQueue as a web page could send it (a form-encoded POST)."""
+    return request(port, "POST", "/", {"Content-Type": "application/x-www-form-urlencoded", **headers},
+                   f"Action=CreateQueue&QueueName={name}&Version=2012-11-05")
+
+
+def sqs(port: int) -> Any:
+    return boto3.client("sqs", endpoint_url=localcloud.endpoint_for(port), region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def queue_names(port: int) -> list[str]:
+    return [url.rsplit("/", 1)[-1] for url in sqs(port).list_queues().get("QueueUrls", [])]
+
+
+def test_cloud_refuses_a_web_page_origin_before_acting(guarded_cloud):
+    status, headers, body = create_queue(guarded_cloud.port, "from-evil-page", {"Origin": EVIL})
+
+    assert status == 403
+    assert EVIL in body and "access-control-allow-origin" not in headers
+    assert "from-evil-page" not in queue_names(guarded_cloud.port)
+
+
+def test_cloud_refuses_a_preflight_from_a_web_page_origin(guarded_cloud):
+    status, headers, body = request(guarded_cloud.port, "OPTIONS", "/2015-03-31/functions", {
+        "Origin": EVIL, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+
+    assert status == 403
+    assert EVIL in body and "access-control-allow-origin" not in headers
+
+
+def test_cloud_refuses_a_rebinding_host(guarded_cloud):
+    status, _, body = create_queue(guarded_cloud.port, "from-rebinding", {"Host": "evil.example"})
+
+    assert status == 403 and "evil.example" in body
+    assert "from-rebinding" not in queue_names(guarded_cloud.port)
+
+
+def test_cloud_serves_an_allowed_origin_and_echoes_it(guarded_cloud):
+    preflight, preflight_headers, _ = request(guarded_cloud.port, "OPTIONS", "/", {
+        "Origin": CONSOLE, "Access-Control-Request-Method": "POST"})
+    status, headers, _ = create_queue(guarded_cloud.port, "from-console", {"Origin": CONSOLE})
+
+    assert preflight == 200 and preflight_headers["access-control-allow-origin"] == CONSOLE
+    assert status == 200 and headers["access-control-allow-origin"] == CONSOLE
+    assert "from-console" in queue_names(guarded_cloud.port)
+
+
+def test_cloud_sends_no_wildcard_origin_and_boto3_still_works(guarded_cloud):
+    sqs(guarded_cloud.port).create_queue(QueueName="from-boto3")
+    status, headers, _ = request(guarded_cloud.port, "GET", "/_ministack/health", {})
+
+    assert "from-boto3" in queue_names(guarded_cloud.port)
+    assert status == 200 and "access-control-allow-origin" not in headers
+
+
+@pytest.fixture
+def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    monkeypatch.setenv("BATON_ALLOWED_ORIGINS", CONSOLE)
+    server = serve(port=0).start()
+    yield server.server_address[1]
+    server.stop()
+
+
+def site_down_statuses(port: int) -> dict[str, Any]:
+    _, _, body = request(port, "GET", "/_control/state", {})
+    return {name: page["down_status"] for name, page in json.loads(body)["pages"].items()}
+
+
+def test_site_refuses_a_web_page_origin_simple_and_preflight(site):
+    before = site_down_statuses(site)
+    page = next(iter(before))
+
+    simple, simple_headers, body = request(site, "POST", f"/_control/down?page={page}", {"Origin": EVIL})
+    preflight, preflight_headers, _ = request(site, "OPTIONS", f"/_control/down?page={page}", {
+        "Origin": EVIL, "Access-Control-Request-Method": "POST"})
+
+    assert simple == 403 and EVIL in body and "access-control-allow-origin" not in simple_headers
+    assert preflight == 403 and "access-control-allow-origin" not in preflight_headers
+    assert site_down_statuses(site) == before
+
+
+def test_site_refuses_a_rebinding_host(site):
+    status, _, body = request(site, "GET", "/", {"Host": "evil.example"})
+
+    assert status == 403 and "evil.example" in body
+
+
+def test_site_serves_loopback_and_an_allowed_origin(site):
+    plain, plain_headers, _ = request(site, "GET", "/", {})
+    allowed, allowed_headers, _ = request(site, "GET", "/", {"Origin": CONSOLE})
+    preflight, preflight_headers, _ = request(site, "OPTIONS", "/", {
+        "Origin": CONSOLE, "Access-Control-Request-Method": "GET"})
+
+    assert plain == 200 and "access-control-allow-origin" not in plain_headers
+    assert allowed == 200 and allowed_headers["access-control-allow-origin"] == CONSOLE
+    assert preflight == 204 and preflight_headers["access-control-allow-origin"] == CONSOLE
+
+
+# -- layers ---------------------------------------------------------------------------------------
+
+
+def lambda_client(instance: Running, attempts: int = 3) -> Any:
+    return boto3.client("lambda", endpoint_url=instance.endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        config=Config(retries={"total_max_attempts": attempts}))
+
+
+def publish_probe_layer(lambdas: Any) -> str:
+    """A layer holding one module, baton_layer_probe; its version ARN."""
+    layer = io.BytesIO()
+    with zipfile.ZipFile(layer, "w") as archive:
+        archive.writestr("python/baton_layer_probe.py", "VALUE = 'from the layer'\n")
+    published = lambdas.publish_layer_version(LayerName="probe", Content={"ZipFile": layer.getvalue()})
+    return str(published["LayerVersionArn"])
+
+
+def create_layer_reader(lambdas: Any, layer_arn: str | None = None) -> None:
+    """The function "reads-layer", which returns a value only the probe layer provides."""
+    lambdas.create_function(FunctionName="reads-layer", Runtime="python3.11", Role=ROLE,
+                            Handler="layer_module.handler", Code={"ZipFile": zip_handler("layer_module.py")},
+                            Layers=[layer_arn or publish_probe_layer(lambdas)])
+
+
+def test_a_layer_is_extracted_when_published_and_functions_import_from_it(state_dir):
+    cloud = LocalCloud(state_dir=state_dir)
+    instance, _ = cloud.up(port=free_port())
+    lambdas = lambda_client(instance)
+
+    arn = publish_probe_layer(lambdas)
+    extracted = list((state_dir / "tmp" / "baton-layers").glob("*/python/baton_layer_probe.py"))
+    create_layer_reader(lambdas, arn)
+    response = lambdas.invoke(FunctionName="reads-layer", Payload=b"{}")
+
+    assert len(extracted) == 1  # before any function used it
+    assert "FunctionError" not in response
+    assert json.loads(response["Payload"].read()) == {"value": "from the layer"}
+
+
+# -- bounded concurrency ----------------------------------------------------------------------------
+
+LIMIT = 2
+
+
+@pytest.fixture(scope="module")
+def limited_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    cloud = LocalCloud(state_dir=tmp_path_factory.mktemp("limited-cloud"))
+    settings = {"BATON_LAMBDA_CONCURRENCY": str(LIMIT), "BATON_WORKER_IDLE_S": "2"}
+    os.environ.update(settings)
+    try:
+        instance, _ = cloud.up(port=free_port())
+    finally:
+        for name in settings:
+            del os.environ[name]
+    yield instance
+    cloud.down()
+
+
+def create_function(lambdas: Any, handler: str, module: str) -> str:
+    name = f"limited-{handler.replace('.', '-').replace('_', '-')}"
+    lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler=handler,
+                            Code={"ZipFile": zip_handler(module)}, Timeout=30)
+    return name
+
+
+def invoke_outcome(lambdas: Any, name: str, event: dict[str, Any]) -> str:
+    try:
+        response = lambdas.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    except ClientError as error:
+        return f"{error.response['Error']['Code']}: {error.response['Error'].get('Message', '')}"
+    return "FunctionError" if response.get("FunctionError") else "ok"
+
+
+def worker_processes(function: str) -> int:
+    """The warm worker processes of ``function`` (each runs in a folder named after it)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                arguments = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            count += f"ministack-lambda-{function}-".encode() in arguments
+    return count
+
+
+def test_sync_invokes_beyond_the_limit_are_throttled(limited_cloud):
+    lambdas = lambda_client(limited_cloud, attempts=1)  # boto3 would retry a throttle itself
+    name = create_function(lambdas, "fidelity.sleep_past_timeout", "fidelity.py")
+
+    with ThreadPoolExecutor(max_workers=LIMIT + 3) as pool:
+        outcomes = list(pool.map(lambda _: invoke_outcome(lambdas, name, {"seconds": 2}), range(LIMIT + 3)))
+
+    throttled = [o for o in outcomes if o.startswith("TooManyRequestsException")]
+    assert throttled and all("concurrency" in o for o in throttled), outcomes
+    assert 1 <= outcomes.count("ok") <= LIMIT, outcomes
+
+
+def test_async_events_beyond_the_limit_wait_and_all_run(limited_cloud, tmp_path):
+    lambdas = lambda_client(limited_cloud)
+    name = create_function(lambdas, "fidelity.leave_a_mark", "fidelity.py")
+    names = [f"event-{index}" for index in range(LIMIT * 3)]
+
+    for mark in names:
+        lambdas.invoke(FunctionName=name, InvocationType="Event",
+                       Payload=json.dumps({"folder": str(tmp_path), "name": mark}).encode())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(tmp_path.iterdir())) < len(names):
+        time.sleep(0.2)
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(names)
+
+
+def test_extra_idle_workers_are_stopped_and_one_stays_warm(limited_cloud):
+    lambdas = lambda_client(limited_cloud)
+    name = create_function(lambdas, "fidelity.count_concurrent", "fidelity.py")
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"baton-count-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    with ThreadPoolExecutor(max_workers=LIMIT) as pool:
+        list(pool.map(lambda _: invoke_outcome(lambdas, name, {"folder": str(folder)}), range(LIMIT)))
+    during = worker_processes(name)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and worker_processes(name) > 1:
+        time.sleep(0.5)
+
+    assert during == LIMIT
+    assert worker_processes(name) == 1

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -13,12 +16,43 @@ from scraper.fetch import Fetcher, FetchPolicy
 from scraper.transport import HttpTransport
 
 
+class AnyHostSite(BaseHTTPRequestHandler):
+    """A server that answers whatever Host it is asked for (the sample site refuses foreign
+    Hosts, as a guard against DNS rebinding): /faults/moved redirects to /pages/garden."""
+
+    def do_GET(self) -> None:
+        if self.path == "/faults/moved":
+            self.send_response(301)
+            self.send_header("Location", "/pages/garden")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = b"<html><head><title>Garden</title></head><body><p>Tomatoes.</p></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def any_host_site() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AnyHostSite)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
 def test_the_connection_goes_to_the_checked_address_not_a_fresh_lookup(
-    sample_site: SampleSite,
+    any_host_site: ThreadingHTTPServer,
 ) -> None:
     # "site.invalid" cannot resolve through the system resolver: the fetch only works if the
     # transport connects to the address the guard checked instead of resolving the name again.
-    port = sample_site.server_address[1]
+    port = any_host_site.server_address[1]
     fetcher = Fetcher(
         FetchPolicy(allowed_hosts=frozenset({f"site.invalid:{port}"})),
         HttpTransport(),
