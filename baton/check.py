@@ -118,14 +118,15 @@ class Report:
 
     def text(self) -> str:
         """The report as aligned lines, one per count."""
-        lost = (str(self.lost) if self.lost is not None
-                else f"running: {self.pending} pending, not judged until the run ends")
+        lost = ((str(self.lost), "items submitted with no outcome") if self.lost is not None
+                else ("running", f"{self.pending} item(s) pending: lost is judged once the run "
+                                 "has ended"))
         rows = [
             ("submitted", str(self.submitted), "items the run was given"),
             ("terminal", str(self.terminal), "items with exactly one terminal outcome"),
             ("stored", str(self.stored), "items that succeeded with a stored record"),
             ("records", str(self.records), "the run's markers in the records table"),
-            ("lost", lost, "items submitted with no outcome"),
+            ("lost", *lost),
             ("duplicate_records", str(self.duplicate_records), "(run, URL) stored more than once"),
             ("duplicate_history", str(self.duplicate_history),
              "history entries beyond one per (run, URL)"),

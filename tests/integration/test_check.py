@@ -166,7 +166,7 @@ def test_a_run_still_running_counts_its_pending_items(stack, capsys):
     assert main(["check", "run-busy"]) == 0
     out, _ = capsys.readouterr()
     assert "run run-busy (choreography): running" in out
-    assert "running: 2 pending" in out
+    assert "running  2 item(s) pending" in out
     assert "invariants hold so far" in out
 
 

@@ -79,7 +79,7 @@ def test_a_running_run_counts_pending_and_does_not_judge_lost():
 
     assert (report.status, report.lost, report.pending) == ("running", None, 2)
     assert report.as_json()["lost"] is None
-    assert "running: 2 pending" in report.text()
+    assert "running  2 item(s) pending" in report.text()
     assert report.broken() == []
 
 
