@@ -15,6 +15,7 @@ from baton import targets
 from baton.commands import (
     alerts,
     build,
+    check,
     deploy,
     destroy,
     down,
@@ -37,7 +38,7 @@ from baton.errors import BatonError
 
 # In the order `baton --help` lists them.
 COMMANDS = (up, down, status, setup, build, deploy, invoke, logs, destroy, run, redrive, executions,
-            history, ui, watch, monitor, alerts, site)
+            history, check, ui, watch, monitor, alerts, site)
 DEBUG_VARIABLE = "BATON_DEBUG"
 
 

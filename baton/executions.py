@@ -16,7 +16,7 @@ from typing import Any
 from baton import deploy
 from baton.errors import BatonError
 from baton.targets import client
-from engines.client import execution_history
+from engines.client import execution_arn, execution_history
 from engines.runs import RunsTable
 from pipeline.models import ItemOutcome, RunSummary
 from pipeline.steps import STEPFUNCTIONS
@@ -97,7 +97,7 @@ class Executions:
         if summary is not None and summary.engine != STEPFUNCTIONS:
             # a run of the runs table without steps: the choreography's
             return summary.engine, [_end_row(at, item) for at, item in self.runs.item_ends(run_id)]
-        arn = self.machine.replace(":stateMachine:", ":execution:") + f":{run_id}"
+        arn = execution_arn(self.machine, run_id)
         try:
             events = execution_history(self.sfn, arn)
         except self.sfn.exceptions.ExecutionDoesNotExist:

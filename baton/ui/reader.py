@@ -22,9 +22,8 @@ from baton import deploy
 from baton.errors import BatonError
 from baton.targets import client
 from baton.ui.model import STEPS, Bar, RunView
-from engines.client import execution_history
-from engines.runs import META, RunsTable, run_key
-from pipeline.dynamodb import from_item
+from engines.client import execution_arn, execution_history
+from engines.runs import RunsTable
 from pipeline.models import FLAGGED, ItemOutcome, StepRecord
 from pipeline.steps import STEPFUNCTIONS
 from pipeline.steps import STEPS as REGISTRY
@@ -110,10 +109,7 @@ class Reader:
         with self._lock:
             if run_id in self._finished:
                 return self._finished[run_id]
-        answer = self.runs.client.get_item(
-            TableName=self.runs.table_name,
-            Key={"pk": {"S": run_key(run_id)}, "sk": {"S": META}}, ConsistentRead=True)
-        meta = from_item(answer["Item"]) if "Item" in answer else None
+        meta = self.runs.meta(run_id)
         if meta is None or meta.get("engine") == STEPFUNCTIONS:
             view = self._sfn_run(run_id, meta)
         else:
@@ -144,7 +140,7 @@ class Reader:
     def _sfn_run(self, run_id: str, meta: dict[str, Any] | None) -> RunView:
         """A Step Functions run: its items as the tracker recorded them in the runs table (or,
         for an execution not recorded there, from its output), its bars from its history."""
-        arn = self.machine.replace(":stateMachine:", ":execution:") + f":{run_id}"
+        arn = execution_arn(self.machine, run_id)
         try:
             described = self.sfn.describe_execution(executionArn=arn)
         except self.sfn.exceptions.ExecutionDoesNotExist:

@@ -72,7 +72,7 @@ CASES = [
     (["run", "--url", GOOD, "--max-concurrency", "100000"], 2, "between 1 and"),
     (["run", "--url", GOOD, "--max-concurrency", "2.5"], 2, "expected a whole number"),
     (["run", "--url", GOOD, "--engine", "cron"], 2, "invalid choice"),
-    # executions, history, alerts: limits, run id
+    # executions, history, check, alerts: limits, run id
     (["executions", "--limit", "0"], 2, "between 1 and 1000"),
     (["executions", "--limit", "1001"], 2, "between 1 and 1000"),
     (["executions", "--engine", "lambda"], 2, "invalid choice"),
@@ -80,6 +80,11 @@ CASES = [
     (["history", ""], 2, "is not a run id"),
     (["history", "run 1"], 2, "is not a run id"),
     (["history", "r" * 81], 2, "is not a run id"),
+    (["check"], 2, "RUN_ID"),
+    (["check", ""], 2, "is not a run id"),
+    (["check", "run 1", "--json"], 2, "is not a run id"),
+    (["check", "r" * 81], 2, "is not a run id"),
+    (["check", "run-1", "--stack-name", "9lives"], 2, "not a stack name"),
     (["alerts", "--limit=-1"], 2, "between 1 and 1000"),
     (["alerts", "--limit", "many"], 2, "expected a whole number"),
     # watch: URLs, thresholds, labels, files

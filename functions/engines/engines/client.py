@@ -249,10 +249,10 @@ class StepFunctionsClient(_RunsTableClient):
         run_id = str(meta["pk"]).removeprefix("RUN#")
         redrives = int(meta.get("redrives", 0))
         name = f"{run_id}-redrive-{redrives}" if redrives else run_id
-        arn = str(self.deployment.state_machine_arn).replace(":stateMachine:", ":execution:")
         sfn = self.clients("stepfunctions")
         try:
-            described = sfn.describe_execution(executionArn=f"{arn}:{name}")
+            described = sfn.describe_execution(
+                executionArn=execution_arn(str(self.deployment.state_machine_arn), name))
         except sfn.exceptions.ExecutionDoesNotExist:
             return False
         return bool(described["status"] == "RUNNING")
@@ -386,6 +386,11 @@ def redrive(run_id: str, deployment: Deployment, clients: Clients, *, force: boo
 
 
 # ---- Step Functions history ---------------------------------------------------------------------
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the state machine's execution called ``name`` (a run's id)."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
 
 def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
