@@ -28,6 +28,7 @@ os.environ.update(POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="1
 
 from baton import deploy, run  # noqa: E402
 from baton.build import build_layer  # noqa: E402
+from baton.errors import BatonError  # noqa: E402
 from baton.localcloud import LocalCloud, Running  # noqa: E402
 from baton.site import serve  # noqa: E402
 from baton.targets import client  # noqa: E402
@@ -340,6 +341,50 @@ def bench_large_run(instance: Running, n: int = 400, concurrency: int = 8) -> No
         site.stop()
 
 
+def bench_scale(instance: Running, sizes: tuple[int, ...] = (1_000, 5_000),
+                concurrency: int = 8) -> None:
+    """Each engine at real size: wall time, items/s, peak memory, the growth from the smallest
+    size to the largest (goal: linear, t(5000)/t(1000) <= 5.5) and the cost per 1,000 URLs."""
+    from baton.ui.reader import Reader
+
+    site = serve(port=0).start()
+    try:
+        allowed = site.base_url.removeprefix("http://")
+        deploy.deploy("local", "bench", {"ScraperAllowedHosts": allowed}, say=lambda _: None)
+        for engine in ENGINES:
+            walls: dict[int, float] = {}
+            for n in sizes:
+                urls = [f"{site.base_url}/faults/slow?delay=0.05&scale={engine}-{n}-{i}"
+                        for i in range(n)]
+                request = run.run_request(urls, concurrency)
+                try:
+                    with PeakMemory(instance) as memory:
+                        started = time.perf_counter()
+                        summary = run.run(engine, "local", "bench", request, timeout_s=3600)
+                        walls[n] = time.perf_counter() - started
+                except BatonError as error:  # e.g. over Step Functions' input limit
+                    print(f"{f'{engine}, {n} URLs':<58} refused: {str(error).splitlines()[0]}")
+                    continue
+                assert not isinstance(summary, str)
+                print(f"{f'{engine}, {n} URLs, concurrency {concurrency}':<58} "
+                      f"{walls[n] * 1000:9.1f} ms   {n / walls[n]:6.1f} items/s   "
+                      f"{summary.succeeded} stored, {summary.failed} failed; peak "
+                      f"{memory.peak[0] / 1e9:.2f} GB RSS")
+                if n == sizes[0]:
+                    reader = Reader("local", "bench")
+                    priced = reader.cost(reader.run(summary.run_id))
+                    print(f"{f'{engine}: estimated AWS cost per 1,000 URLs':<58} "
+                          f"${priced.total_usd / n * 1000:9.4f}")
+            if len(walls) == len(sizes) > 1:
+                small, large = sizes[0], sizes[-1]
+                growth = walls[large] / walls[small]
+                goal = large / small * 1.1
+                print(f"{f'{engine}: growth t({large})/t({small})':<58} {growth:9.2f}      "
+                      f"goal {goal:7.2f}   ratio {growth / goal:5.2f}")
+    finally:
+        site.stop()
+
+
 def bench_idle_memory(instance: Running, wait_s: float = 120.0) -> None:
     """The local cloud's memory after it has been idle for a while (extra workers reaped)."""
     time.sleep(wait_s)
@@ -394,6 +439,8 @@ def main() -> None:
             bench_large_run(instance)
             bench_idle_memory(instance)
             bench_monitor()
+            sizes = os.environ.get("BATON_BENCH_SIZES", "1000,5000")
+            bench_scale(instance, tuple(int(size) for size in sizes.split(",")))
         finally:
             cloud.down()
 
