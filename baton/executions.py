@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from baton import deploy
@@ -56,10 +56,12 @@ class Executions:
         """The most recent runs, newest first, of one engine or all."""
         # Every engine records its runs in the runs table; an execution started without baton
         # (or before its runs were recorded there) is listed from Step Functions itself.
-        found = [Execution(r["run_id"], str(r.get("engine", "?")), r.get("status", "?"),
+        now = datetime.now(UTC)
+        found = [Execution(r["run_id"], str(r.get("engine", "?")), run_status(r, now),
                            r.get("started_at", ""), r.get("ended_at", ""),
                            f"{r.get('succeeded', 0)} stored, {r.get('failed', 0)} failed "
-                           f"of {r.get('total', 0)}")
+                           f"of {r.get('total', 0)}"
+                           + (f"; redriven {r['redrives']}x" if r.get("redrives") else ""))
                  for r in self.runs.recent_runs(limit, engine)]
         if engine in (None, STEPFUNCTIONS):
             recorded = {execution.run_id for execution in found}
@@ -104,6 +106,16 @@ class Executions:
             raise BatonError(f"no run {run_id!r} in any engine; `baton executions` lists "
                              "them") from None
         return "stepfunctions", [_sfn_row(event) for event in events]
+
+
+def run_status(meta: dict[str, Any], now: datetime) -> str:
+    """A run's status as its META says, but "interrupted" for an orchestrated run still marked
+    running whose invocation is gone (its lease expired): `baton redrive` finishes it."""
+    status = str(meta.get("status", "?"))
+    lease = meta.get("lease_until")
+    if status == "running" and lease and datetime.fromisoformat(str(lease)) < now:
+        return "interrupted"
+    return status
 
 
 def _end_row(at: datetime, item: ItemOutcome) -> HistoryRow:

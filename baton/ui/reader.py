@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from baton import cost as costs
 from baton import deploy
 from baton.errors import BatonError
+from baton.executions import run_status
 from baton.targets import client
 from baton.ui.model import STEPS, Bar, RunView
 from engines.client import execution_arn, execution_history
@@ -86,7 +87,7 @@ class Reader:
     def _row(self, meta: dict[str, Any]) -> RunRow:
         view = self.run(meta["run_id"]) if meta.get("ended_at") else None
         started, ended = _time(meta.get("started_at")), _time(meta.get("ended_at"))
-        return RunRow(meta["run_id"], str(meta.get("engine", "?")), str(meta.get("status", "?")),
+        return RunRow(meta["run_id"], str(meta.get("engine", "?")), run_status(meta, datetime.now(UTC)),
                       meta.get("started_at", ""), meta.get("ended_at", ""), int(meta.get("total", 0)),
                       int(meta.get("succeeded", 0)), int(meta.get("failed", 0)),
                       int(meta.get("flagged", 0)),

@@ -129,3 +129,20 @@ def test_the_history_of_a_choreographed_run_is_its_items_ends(stack):
 def test_the_history_of_an_unknown_run_says_so(stack):
     with pytest.raises(BatonError, match="no run 'never-ran'"):
         executions.Executions("local", "baton").history("never-ran")
+
+
+def test_a_run_whose_invocation_is_gone_is_listed_as_interrupted_and_a_redrive_as_such(stack):
+    table = RunsTable(stack["RunsTableName"])
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    table.open_run("run-died", engine="orchestrator", total=2, started_at=long_ago,
+                   continuation=0, lease_until=long_ago + timedelta(minutes=15))
+    table.open_run("run-live", engine="orchestrator", total=2, started_at=datetime.now(UTC),
+                   continuation=0, lease_until=datetime.now(UTC) + timedelta(minutes=15))
+    open_run(stack["RunsTableName"], "run-again", "choreography", 1, STARTED)
+    table.reopen("run-again", ["http://a.test/"], STARTED)
+
+    listed = {e.run_id: e for e in executions.Executions("local", "baton").recent(engine=None)}
+
+    assert listed["run-died"].status == "interrupted"
+    assert listed["run-live"].status == "running"
+    assert listed["run-again"].detail.endswith("redriven 1x")
