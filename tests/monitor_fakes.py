@@ -64,7 +64,15 @@ class SiteSteps:
         url = payload["page"]["url"] if "page" in payload else payload["url"]
         with self._lock:
             self.calls[(step, url)] += 1
-        answer: dict[str, Any] = getattr(self, step)(payload)
+        answer: dict[str, Any] = self._answer(step)(payload)
+        return answer
+
+    def _answer(self, step: str) -> Any:
+        """The method answering as ``step``'s function: one per step of the registry."""
+        answer = getattr(self, step, None)
+        if answer is None:
+            raise AssertionError(f"SiteSteps answers no step {step!r}: add a method {step}() to "
+                                 f"tests/monitor_fakes.py for this step of pipeline.steps")
         return answer
 
     def scraper(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,15 @@ class FakeSteps:
             error = scripted.pop(0) if scripted else None
         if error is not None:
             raise error
-        return getattr(self, step)(payload, url)
+        return self._answer(step)(payload, url)
+
+    def _answer(self, step: str) -> Any:
+        """The method answering as ``step``'s function: one per step of the registry."""
+        answer = getattr(self, step, None)
+        if answer is None:
+            raise AssertionError(f"FakeSteps answers no step {step!r}: add a method {step}() to "
+                                 f"tests/orchestrator_fakes.py for this step of pipeline.steps")
+        return answer
 
     def scraper(self, payload: dict[str, Any], url: str) -> dict[str, Any]:
         request = ScrapeRequest.model_validate(payload)

@@ -13,8 +13,9 @@ from statistics import quantiles
 from baton.ui.model import STEPS, Bar, RunView
 
 COLOURS = {"succeeded": "#2e9d5b", "retried": "#e0a526", "failed": "#d2453d", "running": "#4a7fd4"}
-STEP_SHADE = {"scraper": 1.0, "transformer": 0.85, "moderator": 0.7, "store": 0.55, "alert": 0.9,
-              "chain": 1.0}
+# Each step a lighter shade than the one before it, whatever the registry holds.
+STEP_SHADE = {step: round(1.0 - 0.45 * index / max(len(STEPS) - 1, 1), 2)
+              for index, step in enumerate(STEPS)} | {"alert": 0.9, "chain": 1.0}
 ROW_H, LABEL_W, CHART_W, AXIS_H = 24, 330, 700, 26
 
 

@@ -91,6 +91,20 @@ def test_put_entries_sends_again_only_the_rejected_entries():
     assert client.calls[1] == [entries[1], entries[4]]
 
 
+def test_an_item_whose_request_the_bus_keeps_refusing_ends_failed_at_once():
+    # The second entry of the first batch is refused on every try; the rest go through.
+    client = FakeEventsClient(reject=[{1}, {0}, {0}])
+    runs = FakeRuns()
+    request = RunRequest(run_id="run-1", urls=[f"http://a.test/{n}" for n in range(3)])
+
+    start_choreography(request, BUS, runs, client, now=lambda: REQUESTED_AT)
+
+    [failed] = runs.recorded
+    assert (failed.url, failed.succeeded, failed.error_type, failed.attempts) == (
+        "http://a.test/1", False, "EventBridge.ThrottlingException", 0)
+    assert "refused" in (failed.error or "")
+
+
 def test_put_entries_raises_transient_error_when_entries_stay_rejected():
     client = FakeEventsClient(reject=[{0}, {0}, {0}])
 
@@ -111,12 +125,17 @@ def test_publish_uses_the_bus_named_by_the_environment(monkeypatch: pytest.Monke
 class FakeRuns:
     def __init__(self) -> None:
         self.opened: list[dict[str, Any]] = []
+        self.recorded: list[ItemOutcome] = []
 
     def open_run(self, run_id: str, *, engine: str, total: int, started_at: datetime,
                  continuation: int) -> datetime:
         self.opened.append({"run_id": run_id, "engine": engine, "total": total,
                             "continuation": continuation})
         return started_at
+
+    def record(self, outcome: ItemOutcome, at: datetime) -> bool:
+        self.recorded.append(outcome)
+        return True
 
 
 def test_starting_a_run_opens_it_then_requests_each_url_once():

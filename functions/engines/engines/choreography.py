@@ -166,6 +166,8 @@ class RunOpener(Protocol):
         self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int
     ) -> datetime: ...
 
+    def record(self, outcome: ItemOutcome, at: datetime) -> bool: ...
+
 
 def no_previous_check(url: str) -> tuple[str | None, str | None]:
     """No validators: every fetch is unconditional (as the orchestrator's default)."""
@@ -192,7 +194,7 @@ def start_choreography(
     started_at = runs.open_run(
         request.run_id, engine=ENGINE, total=len(urls), started_at=now(), continuation=0
     )
-    request_pages(request, urls, bus_name, events_client, started_at,
+    request_pages(request, urls, bus_name, events_client, started_at, runs,
                   previous_check=previous_check, now=now)
     logger.info("run started", run_id=request.run_id, engine=ENGINE, items=len(urls))
     return started_at
@@ -204,11 +206,16 @@ def request_pages(
     bus_name: str,
     events_client: Any,
     requested_at: datetime,
+    runs: RunOpener,
     *,
     previous_check: PreviousCheck = no_previous_check,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
-    """Publish one PageRequested per URL of ``request`` in ``urls`` (a run's start, a redrive)."""
+    """Publish one PageRequested per URL of ``request`` in ``urls`` (a run's start, a redrive).
+
+    An item whose event the bus keeps refusing ends at once as failed, with the refusal's code
+    (``EventBridge.<code>``, which a redrive retries): no run waits for an event never sent.
+    """
     entries = []
     for url in urls:
         metadata = EventMetadata(run_id=request.run_id, url=url, requested_at=requested_at)
@@ -228,4 +235,10 @@ def request_pages(
             entries.append(events.entry(PAGE_FAILED, metadata, failed, bus_name))
             continue
         entries.append(events.entry(PAGE_REQUESTED, metadata, scrape, bus_name))
-    events.put_entries(entries, events_client)
+    for refused, code in events.put_what_it_can(entries, events_client):
+        metadata = PipelineDetail.model_validate_json(refused["Detail"]).metadata
+        runs.record(ItemOutcome(
+            run_id=metadata.run_id, url=metadata.url, succeeded=False,
+            error_type=f"EventBridge.{code}", attempts=0,
+            error=f"the pipeline bus refused the item's {refused['DetailType']} event: {code}",
+        ), now())

@@ -212,7 +212,7 @@ class ChoreographyClient(_RunsTableClient):
         from engines.choreography import request_pages  # see start()
 
         request_pages(request, urls, str(self.deployment.event_bus_name), self.clients("events"),
-                      datetime.now(UTC))
+                      datetime.now(UTC), self.runs())
         self.started_at = self.clock()
         return request.run_id
 

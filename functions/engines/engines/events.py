@@ -134,30 +134,50 @@ def put_entries(
     tries: int = 3,
     sleep: Any = time.sleep,
 ) -> None:
-    """Put ``entries`` in batches of 10; entries EventBridge rejects are put again.
+    """Put ``entries`` in batches of 10 (see ``put_what_it_can``); raises TransientError naming
+    the error codes when some are still refused after ``tries``."""
+    refused = put_what_it_can(entries, client, tries=tries, sleep=sleep)
+    if refused:
+        codes = sorted({code for _, code in refused})
+        raise TransientError(
+            f"EventBridge refused {len(refused)} event(s) after {tries} tries: {', '.join(codes)}")
+
+
+def put_what_it_can(
+    entries: Sequence[dict[str, Any]],
+    client: Any = None,
+    *,
+    tries: int = 3,
+    sleep: Any = time.sleep,
+) -> list[tuple[dict[str, Any], str]]:
+    """Put ``entries`` in batches of 10; the entries still refused after ``tries``, each with
+    its error code.
 
     Only the rejected entries are sent again (a whole batch again would run the accepted
-    ones twice: harmless, since consumers are idempotent, but wasteful). Raises TransientError
-    naming the error codes when some are still rejected after ``tries``.
+    ones twice: harmless, since consumers are idempotent, but wasteful). A call that fails as a
+    whole (throttled, unreachable) is tried again the same way.
     """
     client = client or aws.client("events")
+    refused: list[tuple[dict[str, Any], str]] = []
     for start in range(0, len(entries), MAX_ENTRIES):
-        batch = list(entries[start : start + MAX_ENTRIES])
+        batch = [(entry, "") for entry in entries[start : start + MAX_ENTRIES]]
         for attempt in range(1, tries + 1):
             try:
-                answer = client.put_events(Entries=batch)
-            except (ClientError, BotoCoreError) as error:  # throttled, unreachable: retryable
-                raise aws.translate(error, f"putting {len(batch)} event(s) on the bus") from error
-            if not answer.get("FailedEntryCount"):
+                answer = client.put_events(Entries=[entry for entry, _ in batch])
+            except (ClientError, BotoCoreError) as error:
+                code = aws.error_code(error) if isinstance(error, ClientError) else ""
+                batch = [(entry, code or type(error).__name__) for entry, _ in batch]
+            else:
+                results = answer.get("Entries", [])
+                batch = [(entry, str(result["ErrorCode"]))
+                         for (entry, _), result in zip(batch, results, strict=True)
+                         if "ErrorCode" in result]
+            if not batch:
                 break
-            results = answer.get("Entries", [])
-            codes = sorted({result.get("ErrorCode", "?") for result in results if "ErrorCode" in result})
-            batch = [sent for sent, result in zip(batch, results, strict=True) if "ErrorCode" in result]
-            if attempt == tries:
-                raise TransientError(
-                    f"EventBridge rejected {len(batch)} event(s) after {tries} tries: {', '.join(codes)}"
-                )
-            sleep(0.2 * 2 ** (attempt - 1))
+            if attempt < tries:
+                sleep(0.2 * 2 ** (attempt - 1))
+        refused += batch
+    return refused
 
 
 def publish(detail_type: str, metadata: EventMetadata, data: BaseModel, client: Any = None) -> None:
