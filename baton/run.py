@@ -75,7 +75,10 @@ def run(engine_name: str, target: str, stack: str, request: RunRequest, wait: bo
         engine = engine_client(engine_name, deployment, lambda service: client(service, target))
     except ValueError as error:
         raise BatonError(f"stack {stack} cannot run it: {error}") from error
-    handle = engine.start(request)
+    try:
+        handle = engine.start(request)
+    except EngineFailed as error:  # refused before it started (e.g. over an input limit)
+        raise BatonError(str(error)) from error
     if not wait:
         return handle
     return wait_for(engine, handle, request, show=show, timeout_s=timeout_s)

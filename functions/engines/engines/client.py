@@ -11,6 +11,9 @@ Each engine is started and followed its own way, and every one ends in the same 
   (so the execution's state stays small), where the run is followed; the items' attempts come
   from the execution history, as the other engines count them.
 
+Every start keeps the run's request in the data bucket (``engines.handoff``), which is what a
+``redrive`` reads back to run again, under the same run id, the items that failed or never ended.
+
 Clients come from a ``Clients`` factory (service name → boto3 client): the CLI passes its
 target's, the monitor the shared layer's lazy ones.
 """
@@ -56,7 +59,7 @@ class Deployment:
     state_machine_arn: str | None = None
     runs_table_name: str | None = None
     event_bus_name: str | None = None
-    data_bucket_name: str | None = None  # where large run requests are handed over
+    data_bucket_name: str | None = None  # where run requests are kept (and large ones handed over)
 
     # The stack output that holds each field, for the CLI and for messages.
     OUTPUTS: ClassVar[dict[str, str]] = {
@@ -147,15 +150,24 @@ class _RunsTableClient:
         return RequestStore(self.deployment.data_bucket_name, self.clients("s3"))
 
     def poll(self, handle: str, request: RunRequest) -> tuple[Progress, RunSummary | None]:
-        summary = self.runs().summary(handle)
-        if summary is None:
+        # The run's own record only, while it runs; its items once, when it has ended.
+        runs = self.runs()
+        progress = runs.progress(handle)
+        if progress is None:
             if self.clock() - self.started_at > START_TIMEOUT_S:
                 raise EngineFailed(
                     f"the {self.engine} engine did not start run {handle} within "
                     f"{START_TIMEOUT_S:.0f} s: its function may be unable to run (see its logs)")
             return Progress(len(request.urls), current="starting"), None
-        progress = Progress(summary.total, summary.succeeded + summary.failed, summary.failed)
-        return progress, (summary if summary.pending == 0 and summary.ended_at else None)
+        meta, done, failed = progress
+        shown = Progress(int(meta.get("total", len(request.urls))), min(done, int(meta.get(
+            "total", done))), failed)
+        if "ended_at" not in meta:
+            return shown, None
+        summary = runs.summary(handle)
+        if summary is None or summary.pending or summary.ended_at is None:
+            return shown, None
+        return Progress(summary.total, summary.succeeded + summary.failed, summary.failed), summary
 
 
 class OrchestratorClient(_RunsTableClient):

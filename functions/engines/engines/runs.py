@@ -212,6 +212,10 @@ class RunsTable(Table):
                 ":outcome": outcome.model_dump(mode="json", exclude_none=True),
             },
         )
+        # Progress for whoever follows the run, read from META alone (``progress``): reading
+        # every item at each poll would cost O(items) a poll, O(items²) a run.
+        self._update(outcome.run_id, META, "ADD #progress_done :one, #progress_failed :failed",
+                     {":one": 1, ":failed": int(not outcome.succeeded)})
 
     # ---- a choreographed item ----------------------------------------------------------------
 
@@ -305,9 +309,11 @@ class RunsTable(Table):
                 ConditionExpression=("#status = :failed" if outcome is not None
                                      else "attribute_not_exists(#outcome)"))
             writes = [{"Update": item}]
-            if counted and outcome is not None:
+            if outcome is not None:  # its end is counted: take the count back with it
+                counts = ("ADD #failed :minus, #finished :minus" if counted
+                          else "ADD #progress_failed :minus, #progress_done :minus")
                 writes.append({"Update": self._update_request(
-                    run_id, META, "ADD #failed :minus, #finished :minus", {":minus": -1})})
+                    run_id, META, counts, {":minus": -1})})
             def take_back(writes: list[dict[str, Any]] = writes) -> Any:
                 return self.client.transact_write_items(TransactItems=writes)
 
@@ -322,6 +328,16 @@ class RunsTable(Table):
             {":running": RunStatus.RUNNING.value, ":at": timestamp(at), ":one": 1},
             ReturnValues="ALL_NEW")
         return int(from_item(answer["Attributes"])["redrives"])
+
+    def progress(self, run_id: str) -> tuple[dict[str, Any], int, int] | None:
+        """(META, items ended, items failed) from the run's own record alone, without reading
+        its items: what a follower polls. None if the run was never opened."""
+        meta = self.meta(run_id)
+        if meta is None:
+            return None
+        if "finished" in meta:  # the tracker's counts
+            return meta, int(meta["finished"]), int(meta.get("failed", 0))
+        return meta, int(meta.get("progress_done", 0)), int(meta.get("progress_failed", 0))
 
     def meta(self, run_id: str) -> dict[str, Any] | None:
         """The run's own record (META) as plain values, or None if it was never opened."""
