@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import inspect
 import io
+import json
 import os
 import queue
 import re
@@ -128,6 +129,15 @@ CFN_LAYER_CREATE = Target(PROVISIONERS, "_lambda_layer_create",
                           ("_RESOURCE_HANDLERS", "AWS::Lambda::LayerVersion", "create"))
 CFN_CREATE = Target(PROVISIONERS, "_lambda_create", ("_RESOURCE_HANDLERS", "AWS::Lambda::Function", "create"))
 CFN_UPDATE = Target(PROVISIONERS, "_lambda_update", ("_RESOURCE_HANDLERS", "AWS::Lambda::Function", "update"))
+STATES = "ministack.services.stepfunctions"
+LAMBDA_REQUEST = Target(LAMBDA, "handle_request")
+START_EXECUTION = Target(STATES, "_start_execution")
+START_SYNC_EXECUTION = Target(STATES, "_start_sync_execution")
+RUN_EXECUTION = Target(STATES, "_run_execution")
+RUN_SUB_MACHINE = Target(STATES, "_run_sub_machine")
+EXECUTE_TASK = Target(STATES, "_execute_task")
+ERROR_MATCHES = Target(STATES, "_error_matches")
+PUT_EVENTS = Target("ministack.services.eventbridge", "_put_events")
 
 
 # -- code the patched MiniStack calls -----------------------------------------------------------
@@ -490,6 +500,86 @@ def reap_interval_s() -> float:
     return min(30.0, max(1.0, float(os.environ.get("LAMBDA_WARM_TTL_SECONDS", "300")) / 3))
 
 
+# -- payload limits as AWS enforces them ----------------------------------------------------------
+# AWS's documented quotas, in bytes. The asynchronous Lambda and EventBridge figures are the ones
+# AWS raised from 256 KB to 1 MB in January 2026.
+
+LAMBDA_SYNC_REQUEST_LIMIT = 6_291_456  # Invoke, RequestResponse (and response streaming)
+LAMBDA_ASYNC_REQUEST_LIMIT = 1_048_576  # Invoke, InvocationType Event
+STATES_DATA_LIMIT = 262_144  # a state's input or output, a task's result, an execution's input
+EVENTS_REQUEST_LIMIT = 1_048_576  # PutEvents: the sum of its entries' sizes
+DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
+EVENTS_TIME_SIZE = 14  # what a PutEvents entry's Time counts for, whatever its value
+
+
+def _aws_error(code: str, message: str, status: int) -> tuple[int, dict[str, str], bytes]:
+    from ministack.core.responses import error_response_json
+
+    response: tuple[int, dict[str, str], bytes] = error_response_json(code, message, status)
+    return response
+
+
+def refuse_large_invoke(body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes] | None:
+    """AWS's 413 RequestEntityTooLargeException for an Invoke body over its invocation type's limit."""
+    invocation_type = next((value for name, value in headers.items()
+                            if name.lower() == "x-amz-invocation-type"), "RequestResponse")
+    size = len(body or b"")
+    if invocation_type == "Event" and size > LAMBDA_ASYNC_REQUEST_LIMIT:
+        return _aws_error("RequestEntityTooLargeException",
+                          f"{size} byte payload is too large for the Event invocation type "
+                          f"(limit {LAMBDA_ASYNC_REQUEST_LIMIT} bytes)", 413)
+    if invocation_type != "Event" and size > LAMBDA_SYNC_REQUEST_LIMIT:
+        return _aws_error("RequestEntityTooLargeException",
+                          f"Request must be smaller than {LAMBDA_SYNC_REQUEST_LIMIT} bytes for the "
+                          "InvokeFunction operation", 413)
+    return None
+
+
+def refuse_large_execution_input(input_text: Any) -> tuple[int, dict[str, str], bytes] | None:
+    """AWS's ValidationException for a StartExecution input over 256 KiB (UTF-8 bytes)."""
+    if isinstance(input_text, str) and len(input_text.encode("utf-8")) > STATES_DATA_LIMIT:
+        return _aws_error("ValidationException",
+                          "1 validation error detected: Value at 'input' failed to satisfy constraint: "
+                          f"Member must have size less than or equal to {STATES_DATA_LIMIT} bytes in "
+                          "UTF-8 encoding", 400)
+    return None
+
+
+def state_data_size(value: Any) -> int:
+    """The size Step Functions counts for state data: its JSON text, compact, in UTF-8 bytes."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def check_state_data(value: Any, state: str, what: str) -> None:
+    """Fail the execution with States.DataLimitExceeded if ``value`` is over 256 KiB."""
+    size = state_data_size(value)
+    if size > STATES_DATA_LIMIT:
+        from ministack.services.stepfunctions import _ExecutionError
+
+        raise _ExecutionError(DATA_LIMIT_EXCEEDED,
+                              f"The state/task '{state}' {what} has a size exceeding the maximum number "
+                              f"of bytes service limit ({size} bytes, limit {STATES_DATA_LIMIT})")
+
+
+def put_events_entry_size(entry: Mapping[str, Any]) -> int:
+    """An entry's size as EventBridge calculates it (Time, Source, DetailType, Detail, Resources)."""
+    def utf8(value: Any) -> int:
+        return len(value.encode("utf-8")) if isinstance(value, str) else 0
+
+    return ((EVENTS_TIME_SIZE if entry.get("Time") is not None else 0)
+            + utf8(entry.get("Source")) + utf8(entry.get("DetailType")) + utf8(entry.get("Detail"))
+            + sum(utf8(resource) for resource in entry.get("Resources") or []))
+
+
+def refuse_large_put_events(entries: Any) -> tuple[int, dict[str, str], bytes] | None:
+    """AWS's ValidationException for a PutEvents request whose entries total more than 1 MB."""
+    total = sum(put_events_entry_size(entry) for entry in entries if isinstance(entry, Mapping))
+    if total > EVENTS_REQUEST_LIMIT:
+        return _aws_error("ValidationException",
+                          "Total size of the entries in the request is over the limit.", 400)
+    return None
+
+
 # -- the table ------------------------------------------------------------------------------------
 # The worker script is a string inside MiniStack; "\\n" in its edits is the two characters it holds.
 
@@ -749,6 +839,65 @@ PATCHES: tuple[Patch, ...] = (
         ),
         provides={"baton_extract_layer": extract_layer,
                   "baton_extract_published_layer": extract_published_layer},
+    ),
+    Patch(
+        name="payload-limits-as-aws-enforces-them",
+        stock="accepts payloads of any size: an Invoke body over 6 MB (1 MB asynchronous), a Step "
+              "Functions state input, output or task result over 256 KiB, a PutEvents request over "
+              "1 MB, so a design that fails on AWS passes every local test",
+        baton="refuses them as AWS does: Invoke with 413 RequestEntityTooLargeException, "
+              "StartExecution with ValidationException, PutEvents with ValidationException (\"Total "
+              "size of the entries in the request is over the limit.\"); a state or task over 256 KiB "
+              "fails the execution with States.DataLimitExceeded, which States.ALL and "
+              "States.TaskFailed do not catch or retry",
+        edits=(
+            Edit(LAMBDA_REQUEST,
+                 '        if method == "POST" and sub == "invocations":\n',
+                 '        if method == "POST" and sub in ("invocations", "response-streaming-invocations"):\n'
+                 "            baton_refused = baton_refuse_large_invoke(body, headers)\n"
+                 "            if baton_refused is not None:\n"
+                 "                return baton_refused\n"
+                 '        if method == "POST" and sub == "invocations":\n'),
+            Edit(START_EXECUTION, '    input_str = data.get("input", "{}")\n',
+                 '    input_str = data.get("input", "{}")\n'
+                 "    baton_refused = baton_refuse_large_execution_input(input_str)\n"
+                 "    if baton_refused is not None:\n"
+                 "        return baton_refused\n"),
+            Edit(START_SYNC_EXECUTION, '    input_str = data.get("input", "{}")\n',
+                 '    input_str = data.get("input", "{}")\n'
+                 "    baton_refused = baton_refuse_large_execution_input(input_str)\n"
+                 "    if baton_refused is not None:\n"
+                 "        return baton_refused\n"),
+            Edit(RUN_EXECUTION, '            _add_event(execution, f"{state_type}StateExited", {\n',
+                 '            baton_check_state_data(current_input, current_name, "output")\n'
+                 '            _add_event(execution, f"{state_type}StateExited", {\n'),
+            Edit(RUN_SUB_MACHINE, '        state_type = state_def.get("Type")\n',
+                 '        state_type = state_def.get("Type")\n'
+                 '        baton_check_state_data(current_input, current_name, "input")\n'
+                 "        baton_state_name = current_name\n"),
+            Edit(RUN_SUB_MACHINE,
+                 "                state_def, current_input, ctx)\n\n    return current_input\n",
+                 "                state_def, current_input, ctx)\n"
+                 '        baton_check_state_data(current_input, baton_state_name, "output")\n'
+                 "\n    return current_input\n"),
+            Edit(EXECUTE_TASK, '            _add_event(execution, "TaskSucceeded", {\n',
+                 '            baton_check_state_data(task_result, resource, "returned a result that")\n'
+                 '            _add_event(execution, "TaskSucceeded", {\n'),
+            Edit(ERROR_MATCHES, '    if "States.ALL" in error_equals or error in error_equals:\n',
+                 "    if error == baton_data_limit_exceeded:  # terminal: only its own name matches it\n"
+                 "        return error in error_equals\n"
+                 '    if "States.ALL" in error_equals or error in error_equals:\n'),
+            Edit(PUT_EVENTS, "    results = []\n    failed = 0\n",
+                 "    baton_refused = baton_refuse_large_put_events(entries)\n"
+                 "    if baton_refused is not None:\n"
+                 "        return baton_refused\n"
+                 "    results = []\n    failed = 0\n"),
+        ),
+        provides={"baton_refuse_large_invoke": refuse_large_invoke,
+                  "baton_refuse_large_execution_input": refuse_large_execution_input,
+                  "baton_check_state_data": check_state_data,
+                  "baton_data_limit_exceeded": DATA_LIMIT_EXCEEDED,
+                  "baton_refuse_large_put_events": refuse_large_put_events},
     ),
 )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from baton.build import build_layer
 from tests.e2e.conftest import ROLE
@@ -57,13 +58,13 @@ def test_raised_exception_keeps_its_class_name_as_error_type(deploy_function, aw
     assert payload["errorMessage"] == "upstream hiccup for a"
 
 
-def _run_state_machine(aws: Any, definition: dict) -> tuple[dict, list[dict]]:
+def _run_state_machine(aws: Any, definition: dict, execution_input: str = "{}") -> tuple[dict, list[dict]]:
     sfn = aws("stepfunctions")
     machine = sfn.create_state_machine(
         name=f"fidelity-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=ROLE,
     )["stateMachineArn"]
     try:
-        execution = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+        execution = sfn.start_execution(stateMachineArn=machine, input=execution_input)["executionArn"]
         deadline = time.monotonic() + 60
         while (result := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
             assert time.monotonic() < deadline, "state machine did not finish in 60 s"
@@ -298,3 +299,159 @@ def test_every_log_line_reaches_the_invocation_that_wrote_it(deploy_function, aw
         assert sum(f"m{index} logging" in line and request_id in line for line in lines) == 3
         assert lines.count(f"m{index} last line of {request_id}") == 1
         assert not any(f"m{other} " in line for line in lines for other in range(4) if other != index)
+
+
+# -- payload limits as AWS enforces them ---------------------------------------------------------
+
+LAMBDA_SYNC_LIMIT = 6_291_456
+LAMBDA_ASYNC_LIMIT = 1_048_576
+STATES_LIMIT = 262_144
+EVENTS_LIMIT = 1_048_576
+
+
+def padded(size: int) -> bytes:
+    """A compact JSON object of exactly ``size`` bytes."""
+    return b'{"pad":"' + b"x" * (size - len(b'{"pad":""}')) + b'"}'
+
+
+def _refusal(call: Callable[[], Any]) -> tuple[str, int, str]:
+    """The error code, HTTP status and message the local cloud refused ``call`` with."""
+    with pytest.raises(ClientError) as refused:
+        call()
+    error, metadata = refused.value.response["Error"], refused.value.response["ResponseMetadata"]
+    return error["Code"], metadata["HTTPStatusCode"], error["Message"]
+
+
+def _failure(history: list[dict]) -> dict:
+    failed = [e["executionFailedEventDetails"] for e in history if e["type"] == "ExecutionFailed"]
+    assert failed, "the execution has no ExecutionFailed event"
+    return dict(failed[-1])
+
+
+def test_invoke_over_the_synchronous_payload_limit_is_refused_as_on_aws(deploy_function, aws):
+    name = deploy_function("payloads.measure", ("payloads.py",))
+    lambdas = aws("lambda")
+
+    code, status, message = _refusal(
+        lambda: lambdas.invoke(FunctionName=name, Payload=padded(LAMBDA_SYNC_LIMIT + 1)))
+    answered = lambdas.invoke(FunctionName=name, Payload=padded(LAMBDA_SYNC_LIMIT))
+
+    assert (code, status) == ("RequestEntityTooLargeException", 413)
+    assert message == "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+    assert json.loads(answered["Payload"].read()) == {"received": LAMBDA_SYNC_LIMIT}
+
+
+def test_asynchronous_invoke_over_1_mb_is_refused_as_on_aws(deploy_function, aws, tmp_path):
+    name = deploy_function("payloads.measure", ("payloads.py",))
+    lambdas = aws("lambda")
+
+    code, status, message = _refusal(lambda: lambdas.invoke(
+        FunctionName=name, InvocationType="Event", Payload=padded(LAMBDA_ASYNC_LIMIT + 1)))
+    accepted = lambdas.invoke(FunctionName=name, InvocationType="Event", Payload=padded(LAMBDA_ASYNC_LIMIT))
+
+    assert (code, status) == ("RequestEntityTooLargeException", 413)
+    assert message == (f"{LAMBDA_ASYNC_LIMIT + 1} byte payload is too large for the Event invocation type "
+                       f"(limit {LAMBDA_ASYNC_LIMIT} bytes)")
+    assert accepted["StatusCode"] == 202
+
+
+def _sized_task(function_arn: str, size: int) -> dict:
+    """A task whose function returns ``size`` bytes, kept out of the state output by ResultSelector."""
+    everything = ["States.ALL"]
+    return {
+        "StartAt": "Make result",
+        "States": {
+            "Make result": {
+                "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": function_arn, "Payload": {"size": size}},
+                "ResultSelector": {"status.$": "$.StatusCode"},
+                "Retry": [{"ErrorEquals": everything, "IntervalSeconds": 1, "MaxAttempts": 2}],
+                "Catch": [{"ErrorEquals": everything, "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+
+
+def test_task_result_over_256_kib_fails_the_execution_uncaught(deploy_function, aws):
+    name = deploy_function("payloads.sized_result", ("payloads.py",))
+    arn = aws("lambda").get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+
+    over, over_history = _run_state_machine(aws, _sized_task(arn, STATES_LIMIT))
+    under, _ = _run_state_machine(aws, _sized_task(arn, STATES_LIMIT - 4096))
+
+    assert over["status"] == "FAILED"
+    assert _failure(over_history)["error"] == "States.DataLimitExceeded"
+    assert _attempts(over_history) == 1  # States.ALL neither retries nor catches it, as on AWS
+    assert under["status"] == "SUCCEEDED"
+    assert json.loads(under["output"]) == {"status": 200}
+
+
+def _collecting_map(function_arn: str) -> dict:
+    return {
+        "StartAt": "Each size",
+        "States": {"Each size": {
+            "Type": "Map", "ItemsPath": "$.sizes",
+            "ItemProcessor": {"StartAt": "Make result", "States": {"Make result": {
+                "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": function_arn, "Payload": {"size.$": "$"}},
+                "OutputPath": "$.Payload", "End": True}}},
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+            "End": True},
+            "Caught": {"Type": "Pass", "End": True}},
+    }
+
+
+def test_map_collecting_over_256_kib_fails_the_execution(deploy_function, aws):
+    name = deploy_function("payloads.sized_result", ("payloads.py",))
+    arn = aws("lambda").get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    item = 100_000  # each result well under the limit: only their collection is over it
+
+    over, over_history = _run_state_machine(aws, _collecting_map(arn), json.dumps({"sizes": [item] * 3}))
+    under, _ = _run_state_machine(aws, _collecting_map(arn), json.dumps({"sizes": [item] * 2}))
+
+    assert over["status"] == "FAILED"
+    failure = _failure(over_history)
+    assert failure["error"] == "States.DataLimitExceeded"
+    assert "Each size" in failure["cause"]
+    assert under["status"] == "SUCCEEDED"
+    assert [len(result["blob"]) for result in json.loads(under["output"])] == [item, item]
+
+
+def test_execution_input_over_256_kib_is_refused_at_start(aws):
+    sfn = aws("stepfunctions")
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "Result": "ok", "End": True}}}
+    machine = sfn.create_state_machine(name=f"fidelity-input-{uuid.uuid4().hex[:8]}",
+                                       definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"]
+    try:
+        code, status, message = _refusal(lambda: sfn.start_execution(
+            stateMachineArn=machine, input=padded(STATES_LIMIT + 1).decode()))
+        started = sfn.start_execution(stateMachineArn=machine, input=padded(STATES_LIMIT).decode())
+        while (result := sfn.describe_execution(executionArn=started["executionArn"]))["status"] == "RUNNING":
+            time.sleep(0.2)
+    finally:
+        sfn.delete_state_machine(stateMachineArn=machine)
+
+    assert (code, status) == ("ValidationException", 400)
+    assert "Value at 'input' failed to satisfy constraint" in message
+    assert "262144 bytes" in message
+    assert result["status"] == "SUCCEEDED"
+
+
+def test_put_events_over_1_mb_is_refused_as_on_aws(aws):
+    events = aws("events")
+
+    def entry(detail_bytes: int) -> dict:
+        return {"Source": "fidelity", "DetailType": "probe", "Detail": padded(detail_bytes).decode()}
+
+    fixed = len("fidelity") + len("probe")  # AWS counts Source and DetailType too
+    one_over = _refusal(lambda: events.put_events(Entries=[entry(EVENTS_LIMIT - fixed + 1)]))
+    together_over = _refusal(lambda: events.put_events(Entries=[entry(600_000), entry(600_000)]))
+    accepted = events.put_events(Entries=[entry(EVENTS_LIMIT - fixed)])
+
+    refusal = ("ValidationException", 400, "Total size of the entries in the request is over the limit.")
+    assert one_over == refusal
+    assert together_over == refusal  # the limit is on the request, not on each entry
+    assert accepted["FailedEntryCount"] == 0
+    assert accepted["Entries"][0]["EventId"]

@@ -8,15 +8,26 @@ import pytest
 
 from baton.localcloud import LAUNCHER, baton_home, environments
 from baton.localcloud.launcher import (
+    DATA_LIMIT_EXCEEDED,
+    EVENTS_REQUEST_LIMIT,
+    LAMBDA_ASYNC_REQUEST_LIMIT,
+    LAMBDA_SYNC_REQUEST_LIMIT,
     PATCHES,
+    STATES_DATA_LIMIT,
     Edit,
     GuardError,
     Patch,
     Target,
     apply_patches,
+    check_state_data,
     describe,
     pinned_version,
+    put_events_entry_size,
+    refuse_large_execution_input,
+    refuse_large_invoke,
+    refuse_large_put_events,
     replace_once,
+    state_data_size,
 )
 
 STOCK_MODULE = '''
@@ -101,3 +112,89 @@ def test_the_description_names_every_patch_with_both_behaviours():
 
     for patch in PATCHES:
         assert f"{patch.name}\n   stock: {patch.stock}\n   baton: {patch.baton}" in text
+
+
+# -- payload limits -------------------------------------------------------------------------------
+
+
+class FakeExecutionError(Exception):
+    def __init__(self, error: str, cause: str) -> None:
+        super().__init__(f"{error}: {cause}")
+        self.error, self.cause = error, cause
+
+
+@pytest.fixture
+def fake_services(monkeypatch):
+    """MiniStack's error response and Step Functions error, as the limit checks import them."""
+    def error_response_json(code, message, status):
+        return status, {"x-amzn-errortype": code}, message.encode()
+
+    monkeypatch.setitem(sys.modules, "ministack.core.responses",
+                        types.SimpleNamespace(error_response_json=error_response_json))
+    monkeypatch.setitem(sys.modules, "ministack.services.stepfunctions",
+                        types.SimpleNamespace(_ExecutionError=FakeExecutionError))
+
+
+def refused(response: tuple[int, dict[str, str], bytes] | None) -> tuple[int, dict[str, str], bytes]:
+    assert response is not None, "the request was not refused"
+    return response
+
+
+def padded(size: int) -> bytes:
+    return b'{"pad":"' + b"x" * (size - len(b'{"pad":""}')) + b'"}'
+
+
+@pytest.mark.parametrize(("headers", "limit"), [
+    ({}, LAMBDA_SYNC_REQUEST_LIMIT),
+    ({"X-Amz-Invocation-Type": "RequestResponse"}, LAMBDA_SYNC_REQUEST_LIMIT),
+    ({"x-amz-invocation-type": "Event"}, LAMBDA_ASYNC_REQUEST_LIMIT),
+])
+def test_invoke_body_over_its_invocation_types_limit_is_refused(fake_services, headers, limit):
+    assert refuse_large_invoke(padded(limit), headers) is None
+
+    status, response_headers, message = refused(refuse_large_invoke(padded(limit + 1), headers))
+
+    assert (status, response_headers["x-amzn-errortype"]) == (413, "RequestEntityTooLargeException")
+    assert str(limit).encode() in message
+
+
+def test_execution_input_is_measured_in_utf8_bytes(fake_services):
+    at_limit = "é" * (STATES_DATA_LIMIT // 2)  # two bytes each
+
+    assert refuse_large_execution_input(at_limit) is None
+    status, headers, message = refused(refuse_large_execution_input(at_limit + "x"))
+    assert (status, headers["x-amzn-errortype"]) == (400, "ValidationException")
+    assert b"Value at 'input' failed to satisfy constraint" in message
+
+
+def test_state_data_is_its_compact_json_in_utf8_bytes():
+    assert state_data_size({"a": [1, 2], "b": "é"}) == len('{"a":[1,2],"b":"é"}'.encode())
+
+
+def test_state_data_over_256_kib_fails_with_data_limit_exceeded(fake_services):
+    check_state_data({"pad": "x" * (STATES_DATA_LIMIT - len('{"pad":""}'))}, "Fetch", "output")
+
+    with pytest.raises(FakeExecutionError) as failed:
+        check_state_data({"pad": "x" * (STATES_DATA_LIMIT + 1 - len('{"pad":""}'))}, "Fetch", "output")
+
+    assert failed.value.error == DATA_LIMIT_EXCEEDED == "States.DataLimitExceeded"
+    assert "'Fetch'" in failed.value.cause
+
+
+def test_put_events_entry_size_is_awss_calculation():
+    entry = {"Source": "s", "DetailType": "dé", "Detail": '{"a":1}', "Resources": ["r1", "r2"],
+             "Time": 1_700_000_000, "EventBusName": "not counted"}
+
+    assert put_events_entry_size(entry) == 14 + 1 + 3 + 7 + 2 + 2
+
+
+def test_put_events_over_the_limit_in_total_is_refused_whole(fake_services):
+    def entry(size: int) -> dict:
+        return {"Source": "s", "DetailType": "d", "Detail": "x" * (size - 2)}
+
+    assert refuse_large_put_events([entry(EVENTS_REQUEST_LIMIT)]) is None
+    status, headers, message = refused(
+        refuse_large_put_events([entry(EVENTS_REQUEST_LIMIT // 2)] * 2 + [entry(3)]))
+
+    assert (status, headers["x-amzn-errortype"]) == (400, "ValidationException")
+    assert message == b"Total size of the entries in the request is over the limit."
