@@ -184,3 +184,16 @@ def test_previous_validators_make_conditional_requests():
 def _entry(n: int) -> dict[str, Any]:
     data = ScrapeRequest(run_id="run-1", url=f"http://a.test/{n}")  # type: ignore[arg-type]
     return entry(PAGE_REQUESTED, metadata(url=f"http://a.test/{n}"), data, BUS)
+
+
+class AnsweringMore(FakeEventsClient):
+    """A client whose answer lists more entries than were sent (as a test double duplicating
+    deliveries does), all accepted."""
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        answer = super().put_events(Entries)
+        return {"FailedEntryCount": 0, "Entries": answer["Entries"] * 2}
+
+
+def test_an_answer_with_nothing_refused_is_taken_as_all_accepted():
+    assert events.put_what_it_can([_entry(0), _entry(1)], AnsweringMore()) == []

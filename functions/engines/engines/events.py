@@ -168,6 +168,9 @@ def put_what_it_can(
                 code = aws.error_code(error) if isinstance(error, ClientError) else ""
                 batch = [(entry, code or type(error).__name__) for entry, _ in batch]
             else:
+                if not answer.get("FailedEntryCount"):
+                    batch = []  # all accepted
+                    break
                 results = answer.get("Entries", [])
                 batch = [(entry, str(result["ErrorCode"]))
                          for (entry, _), result in zip(batch, results, strict=True)
