@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from engines.alerts import Alerts, alert_once
+from engines.choreography import PreviousCheck, no_previous_check
 from engines.runs import RunClaimed
 from pipeline.keys import url_id
 from pipeline.models import (
@@ -60,19 +61,6 @@ ALERT = "alert"  # the step name an item's alert is recorded under (not a pipeli
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 ContinueRun = Callable[[RunRequest], None]
-# url -> (etag, last_modified) of its previous check, for a conditional GET.
-PreviousCheck = Callable[[str], tuple[str | None, str | None]]
-
-
-def no_previous_check(url: str) -> tuple[str | None, str | None]:
-    """The default hook: no validators, so every fetch is unconditional.
-
-    Used for URLs the request's ``previous`` does not name (the monitor sends its validators
-    there, so this hook stays the default).
-    """
-    return None, None
-
-
 class StepError(Exception):
     """A step failed with an error known only by name (e.g. Sandbox.Timedout, ValidationError)."""
 

@@ -9,8 +9,8 @@ from typing import Protocol
 from pipeline.alerts import SnsAlerts
 from pipeline.models import FLAGGED, StoredRecord
 
-# The state machine formats the same subject with States.Format (a test checks they match). No
-# URL in it: SNS subjects stop at 100 characters and URLs do not.
+# Every engine's flagged-page alert (the orchestrator's, the tracker's for choreography and Step
+# Functions) has this subject. No URL in it: SNS subjects stop at 100 characters, URLs do not.
 SUBJECT_FORMAT = "baton: page flagged ({})"
 
 

@@ -170,7 +170,8 @@ class RunOpener(Protocol):
 
 
 def no_previous_check(url: str) -> tuple[str | None, str | None]:
-    """No validators: every fetch is unconditional (as the orchestrator's default)."""
+    """The default hook of both engines that fetch from a URL list: no validators, so every
+    fetch is unconditional (the monitor sends its validators in the request's ``previous``)."""
     return None, None
 
 

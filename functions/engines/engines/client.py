@@ -35,6 +35,9 @@ from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, S
 Clients = Callable[[str], Any]
 Expired = Callable[[], bool]
 
+# The error names some step's policy retries: a Task failure under one of them was retried.
+RETRIED_ERRORS = frozenset(name for step in STEPS for name in step.policy.retry_on)
+
 # Step Functions refuses a state (its input included) over 256 KiB.
 STATE_LIMIT_BYTES = 256 * 1024
 
@@ -432,7 +435,7 @@ def with_attempts(item: ItemOutcome, history: list[dict[str, Any]]) -> ItemOutco
     The history does not say which Map iteration an event belongs to, so a failure is the
     item's when the error's message names its URL (the steps' errors do).
     """
-    retry_on = {name for step in STEPS for name in step.policy.retry_on}
+    retry_on = RETRIED_ERRORS
     retried = sum(
         1 for event in history
         if (failed := event.get("taskFailedEventDetails"))

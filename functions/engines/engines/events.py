@@ -45,7 +45,6 @@ TERMINAL = (PAGE_STORED, PAGE_NOT_MODIFIED, PAGE_FAILED)
 MAX_ENTRIES = 10  # PutEvents accepts at most 10 entries per call
 
 # The chain by step name: each step consumes the previous one's event (pipeline.steps.Step).
-Link = Step
 CHAIN: dict[str, Step] = dict(STEP)
 
 # detail-type -> its data's model, for every event of the chain.
