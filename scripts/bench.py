@@ -2,6 +2,8 @@
 
 Each line prints the measured figure, its goal, and their ratio (below 1.0 meets the goal).
 Not a test: nothing here asserts, because a shared 2-core machine is noisy.
+BATON_BENCH_ONLY=invokes,pipeline,engines,idle,monitor,scale runs just those parts;
+BATON_BENCH_SIZES=1000,5000 sets the sizes of the scale part.
 """
 
 from __future__ import annotations
@@ -428,19 +430,27 @@ def main() -> None:
         cloud = LocalCloud(state_dir=state_root / "invokes")
         instance, _ = cloud.up(port=free_port())
         os.environ["BATON_PORT"] = str(instance.port)  # baton's own clients target this cloud
+        only = {part for part in os.environ.get("BATON_BENCH_ONLY", "").split(",") if part}
+        wanted = (lambda part: not only or part in only)  # noqa: E731
         try:
-            bench_invokes(instance)
-            bench_warm_invoke_overhead(instance)
-            bench_pipeline(instance, state_root)
-            bench_cold_start_again(instance)
-            with PeakMemory(instance) as memory:
-                bench_engines(instance)
-            memory.report("50-URL engine runs")
-            bench_large_run(instance)
-            bench_idle_memory(instance)
-            bench_monitor()
-            sizes = os.environ.get("BATON_BENCH_SIZES", "1000,5000")
-            bench_scale(instance, tuple(int(size) for size in sizes.split(",")))
+            if wanted("invokes"):
+                bench_invokes(instance)
+                bench_warm_invoke_overhead(instance)
+            if wanted("pipeline"):
+                bench_pipeline(instance, state_root)
+                bench_cold_start_again(instance)
+            if wanted("engines"):
+                with PeakMemory(instance) as memory:
+                    bench_engines(instance)
+                memory.report("50-URL engine runs")
+                bench_large_run(instance)
+            if wanted("idle"):
+                bench_idle_memory(instance)
+            if wanted("monitor"):
+                bench_monitor()
+            if wanted("scale"):
+                sizes = os.environ.get("BATON_BENCH_SIZES", "1000,5000")
+                bench_scale(instance, tuple(int(size) for size in sizes.split(",")))
         finally:
             cloud.down()
 
