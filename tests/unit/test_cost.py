@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from baton.cost import Invocation, Trace, cost, load_prices, trace_of
+from baton.cost import STEP_REQUESTS, Invocation, Trace, cost, load_prices, trace_of
 from baton.ui.model import Bar, RunView
 from pipeline.models import ItemOutcome
+from pipeline.steps import STEPS
 
 # Distinct round prices so each service's share is visible in the hand computation.
 PRICES = {"lambda_request": 1, "lambda_gb_second": 10, "stepfunctions_state_transition": 2,
@@ -89,3 +90,9 @@ def test_a_choreographed_run_counts_events_from_its_items_ends():
                                 "tracker", "scraper", "transformer", "tracker"])
     assert trace.events == (1 + 4) + (1 + 2)
     assert [i.billed_ms for i in trace.invocations if i.function == "store"] == [120]
+
+
+def test_every_step_of_the_registry_says_what_it_requests():
+    missing = [step.name for step in STEPS if step.name not in STEP_REQUESTS]
+    assert not missing, (f"add {missing} to baton/cost.py STEP_REQUESTS: what one successful "
+                         "run of the step requests besides its invocation ({} if nothing)")
