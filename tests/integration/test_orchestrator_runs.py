@@ -197,6 +197,29 @@ def test_a_run_too_large_for_a_payload_travels_and_continues_through_s3(
     assert continued.continuation == 1 and continued.urls == large.urls
 
 
+def test_a_large_request_is_written_once_whoever_hands_it_on(aws: None) -> None:
+    bucket = f"baton-data-{uuid.uuid4().hex[:8]}"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    puts: list[str] = []
+    s3.meta.events.register("before-parameter-build.s3.PutObject",
+                            lambda params, **_: puts.append(params["Key"]))
+    large = RunRequest(run_id="run-large", urls=LARGE_URLS)
+
+    starter = RequestStore(bucket, s3)
+    starter.keep(large)  # every start keeps the request ...
+    pointer = json.loads(starter.payload(large))  # ... so handing it over writes nothing more
+    orchestrator = RequestStore(bucket, s3)  # the next invocation reads it back ...
+    arrived = orchestrator.request(pointer)
+    orchestrator.payload(arrived.model_copy(update={"continuation": 1}))  # ... and continues
+
+    assert puts == ["runs/run-large/request.json"]
+    # A large request that came inline (a direct invoke) is written before it is pointed to.
+    inline = RequestStore(bucket, s3)
+    inline.payload(RunRequest(run_id="run-inline", urls=LARGE_URLS))
+    assert puts[1:] == ["runs/run-inline/request.json"]
+
+
 def test_a_small_run_travels_inline_and_a_large_one_needs_a_bucket() -> None:
     small = RunRequest(run_id="run-small", urls=[A, B])
     assert RequestStore(None, client=None).payload(small) == small.model_dump_json().encode()

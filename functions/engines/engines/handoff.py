@@ -37,6 +37,9 @@ class RequestStore:
     def __init__(self, bucket: str | None, client: Any) -> None:
         self.bucket = bucket
         self.client = client
+        # Runs whose request this store wrote or read back: a large request is then handed on
+        # by pointer without writing it again (10,000 URLs are ~1.5 MB a copy).
+        self._stored: set[str] = set()
 
     def payload(self, request: RunRequest) -> bytes:
         """What to invoke the orchestrator with: the request, or a pointer to a stored copy."""
@@ -46,7 +49,9 @@ class RequestStore:
         if not self.bucket:
             raise ValueError(f"run {request.run_id} is {len(body)} bytes, over the "
                              f"{INLINE_LIMIT_BYTES}-byte payload limit, and no bucket was given")
-        pointer = RunPointer(run_id=request.run_id, request_key=self.keep(request),
+        key = (run_request_key(request.run_id) if request.run_id in self._stored
+               else self.keep(request))
+        pointer = RunPointer(run_id=request.run_id, request_key=key,
                              continuation=request.continuation)
         return pointer.model_dump_json().encode()
 
@@ -59,6 +64,7 @@ class RequestStore:
         self.client.put_object(Bucket=self.bucket, Key=key, ContentType="application/json",
                                Body=request.model_copy(update={"continuation": 0})
                                .model_dump_json().encode())
+        self._stored.add(request.run_id)
         return key
 
     def kept(self, run_id: str) -> RunRequest | None:
@@ -80,4 +86,6 @@ class RequestStore:
             raise ValueError(f"run {pointer.run_id} was handed over in S3, and no bucket was given")
         body = self.client.get_object(Bucket=self.bucket, Key=pointer.request_key)["Body"].read()
         stored = RunRequest.model_validate_json(body)
+        if pointer.request_key == run_request_key(pointer.run_id):
+            self._stored.add(pointer.run_id)
         return stored.model_copy(update={"continuation": pointer.continuation})
