@@ -264,12 +264,29 @@ class Fetcher:
         self.resolver = resolver
         self.clock = clock
 
+    def deadline(self) -> float:
+        """The deadline of an attempt starting now, on this fetcher's clock."""
+        return self.clock() + self.policy.total_timeout
+
     def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        session: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+        client_errors: bool = False,
     ) -> FetchResult:
-        """Fetch ``url``, following redirects, as a conditional GET when a validator is given."""
+        """Fetch ``url``, following redirects, as a conditional GET when a validator is given.
+
+        ``session`` headers (an entry's own, cookies included) go to ``url``'s origin only, never
+        to another host a redirect leads to. ``deadline`` (this fetcher's clock) is the attempt's
+        when it began before the fetch (waiting for a host slot). ``client_errors``: a 4xx answer
+        is returned (without a body) instead of raised, for robots.txt, where it means "allow".
+        """
         started = self.clock()
-        deadline = started + self.policy.total_timeout
+        deadline = started + self.policy.total_timeout if deadline is None else deadline
         headers = {"User-Agent": self.policy.user_agent, "Accept": _accept(self.policy)}
         # Decoded under the size cap (scraper.content); anything else is refused.
         headers["Accept-Encoding"] = OFFERED_ENCODINGS
@@ -282,7 +299,9 @@ class Fetcher:
         current = url
         for hop_number in range(1, self.policy.max_redirects + 2):
             seen.add(current)
-            hop = self._hop(current, headers, deadline)
+            same_origin = _origin(current) == _origin(url)
+            hop = self._hop(current, {**headers, **(session or {})} if same_origin else headers,
+                            deadline)
             hosts.add(hop.host)
             if len(hosts) > self.policy.max_redirect_hosts:
                 raise PermanentError(
@@ -294,6 +313,10 @@ class Fetcher:
                 self._check_headers(response, current)
                 location = _redirect_location(response, current)
                 if location is None:
+                    if client_errors and 400 <= response.status < 500 and response.status != 429:
+                        return FetchResult(url=url, final_url=current, status_code=response.status,
+                                           body=None, elapsed_ms=(self.clock() - started) * 1000,
+                                           hops=hop_number)
                     return self._finish(url, current, response, started, deadline, hop_number)
             finally:
                 response.close()
@@ -532,6 +555,17 @@ def _redirect_location(response: Response, url: str) -> str | None:
             f"limit {MAX_LOCATION_CHARS}"
         )
     return urljoin(url, location.strip()).split("#", 1)[0]
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of ``url`` (a malformed one is refused later, by _hop)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ("", url, None)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or ""), port or (443 if scheme == "https" else 80)
 
 
 def _host_port(host: str, port: int) -> str:
