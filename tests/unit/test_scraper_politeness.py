@@ -14,8 +14,8 @@ from scraper.fetch import Fetcher
 from scraper.logic import Politeness, host_key, scrape
 from scraper.robots import (
     UNREACHABLE_TTL_SECONDS,
-    RobotsDisallowed,
     Robots,
+    RobotsDisallowed,
     parse,
     product_token,
     robots_fetcher,
@@ -176,7 +176,7 @@ def test_an_unreachable_robots_txt_disallows_everything_for_a_while(failure: Rou
     robots, transport = robots_over({f"{SITE}/robots.txt": failure}, clock)
 
     for _ in range(2):
-        with pytest.raises(TransientError, match="robots.txt of http://example.com is unreachable"):
+        with pytest.raises(TransientError, match=r"robots\.txt of http://example\.com is unreachable"):
             robots.check(f"{SITE}/page", clock() + 25)
     assert len(transport.hops) == 1  # the second page did not ask again
     clock.now += UNREACHABLE_TTL_SECONDS + 1
@@ -283,9 +283,10 @@ def test_a_host_busy_for_the_whole_wait_is_a_transient_error_and_holds_nothing()
     clock = Clock()
     slots = FakeSlots(clock, busy=2)
 
-    with pytest.raises(TransientError, match=r"host busy: 2 fetch\(es\) of example.com:80"):
-        with gate_over(slots, clock, max_wait=5).slot("example.com:80", deadline=clock() + 25):
-            pytest.fail("no slot was free")
+    gate = gate_over(slots, clock, max_wait=5)
+    with (pytest.raises(TransientError, match=r"host busy: 2 fetch\(es\) of example.com:80"),
+          gate.slot("example.com:80", deadline=clock() + 25)):
+        pytest.fail("no slot was free")
 
     assert 5 <= sum(clock.slept) <= 5.001 and slots.given_back == []
 
@@ -295,9 +296,9 @@ def test_the_wait_never_passes_the_attempts_deadline() -> None:
     slots = FakeSlots(clock, busy=2)
     deadline = clock() + 2
 
-    with pytest.raises(TransientError):
-        with gate_over(slots, clock, max_wait=10).slot("example.com:80", deadline=deadline):
-            pass
+    gate = gate_over(slots, clock, max_wait=10)
+    with pytest.raises(TransientError), gate.slot("example.com:80", deadline=deadline):
+        pass
 
     assert clock() <= deadline + 1e-9
 
@@ -306,9 +307,9 @@ def test_the_slot_is_given_back_when_the_fetch_fails() -> None:
     clock = Clock()
     slots = FakeSlots(clock)
 
-    with pytest.raises(TransientError):
-        with gate_over(slots, clock).slot("example.com:80", deadline=clock() + 25):
-            raise TransientError("the page answered 503")
+    gate = gate_over(slots, clock)
+    with pytest.raises(TransientError), gate.slot("example.com:80", deadline=clock() + 25):
+        raise TransientError("the page answered 503")
 
     assert len(slots.given_back) == 1
 
