@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
+from baton.site_pages import MEMBER_COOKIE, MEMBER_COOKIE_VALUE, MEMBER_HEADER, MEMBER_TOKEN
 from baton.watch import Watch, entries_table
 from monitor.logic import run_request
 from pipeline.errors import PermanentError, TransientError
@@ -23,6 +24,8 @@ from scraper.session import SessionValues
 from scraper.slots import HOST_SLOTS_TABLE_SCHEMA, HostGate, HostSlotsTable
 
 TOKEN = "s3cr3t-t0ken"
+# Failing invocations publish no metric; Powertools warns about that, which is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
 @pytest.fixture
@@ -117,9 +120,9 @@ def values(clock: Clock | None = None) -> SessionValues:
 
 
 def test_references_are_resolved_into_headers_and_cookies(references: None) -> None:
-    options = FetchOptions(headers={"X-Site-Token": {"ssm": "/baton/site-token"},
+    options = FetchOptions(headers={"X-Site-Token": SsmRef(ssm="/baton/site-token"),
                                     "Accept-Language": "fr"},
-                           cookies={"session": {"secret": "baton/site-cookie"}})
+                           cookies={"session": SecretRef(secret="baton/site-cookie")})
 
     assert values().headers(options) == {"X-Site-Token": TOKEN, "Accept-Language": "fr",
                                          "Cookie": "session=c00kie"}
@@ -158,7 +161,7 @@ def test_a_reference_that_cannot_be_read_is_a_permanent_error_naming_it(
 
 def test_a_value_that_would_split_the_header_is_refused_without_being_shown(
         references: None) -> None:
-    options = FetchOptions(headers={"X-A": {"secret": "baton/broken"}})
+    options = FetchOptions(headers={"X-A": SecretRef(secret="baton/broken")})
 
     with pytest.raises(PermanentError) as raised:
         values().headers(options)
@@ -193,8 +196,8 @@ def watchlist(aws: None) -> Iterator[WatchlistTable]:
 
 def test_an_entrys_options_are_stored_as_references_and_passed_to_its_run(
         watchlist: WatchlistTable) -> None:
-    options = FetchOptions(headers={"X-Site-Token": {"ssm": "/baton/site-token"}},
-                           cookies={"sid": {"secret": "baton/site-cookie"}}, robots=False)
+    options = FetchOptions(headers={"X-Site-Token": SsmRef(ssm="/baton/site-token")},
+                           cookies={"sid": SecretRef(secret="baton/site-cookie")}, robots=False)
     Watch(watchlist).add("http://a.test/members", label="Members", options=options)
     Watch(watchlist).add("http://a.test/public")
 
@@ -215,3 +218,62 @@ def test_default_options_are_not_kept() -> None:
     entry = WatchEntry(url="http://a.test/", added_at=datetime.now(UTC), options=FetchOptions())
 
     assert entry.options is None
+
+
+# -- the handler, on the sample site ------------------------------------------------------------
+
+
+@pytest.fixture
+def polite_scraper(sample_site, bucket: str, slots: HostSlotsTable, references: None,
+                   monkeypatch: pytest.MonkeyPatch, lambda_context):
+    """The scraper handler with its slots table and references, allowed to fetch the site."""
+    from scraper import handler
+
+    host, port = sample_site.server_address[:2]
+    monkeypatch.setenv("SCRAPER_ALLOWED_HOSTS", f"{host!s}:{port}")
+    monkeypatch.setenv("SCRAPER_SLOTS_TABLE", slots.table_name)
+    boto3.client("ssm").put_parameter(Name="/baton/sample-token", Value=MEMBER_TOKEN,
+                                      Type="SecureString")
+    boto3.client("secretsmanager").create_secret(Name="baton/sample-member",
+                                                 SecretString=MEMBER_COOKIE_VALUE)
+
+    def invoke(path: str, options: FetchOptions | None = None) -> dict:
+        event = {"run_id": f"run-{uuid.uuid4().hex[:8]}", "url": sample_site.base_url + path,
+                 "options": None if options is None else options.model_dump(mode="json")}
+        return handler.lambda_handler(event, lambda_context)
+
+    return invoke
+
+
+MEMBER_OPTIONS = FetchOptions(headers={MEMBER_HEADER: SsmRef(ssm="/baton/sample-token")},
+                              cookies={MEMBER_COOKIE: SecretRef(secret="baton/sample-member")})
+
+
+def test_the_handler_honours_the_sites_robots_txt_unless_the_entry_opts_out(
+        polite_scraper, sample_site) -> None:
+    with pytest.raises(PermanentError, match=r"RobotsDisallowed: .*Disallow: /private/"):
+        polite_scraper("/private/page")
+
+    page = polite_scraper("/private/page", FetchOptions(robots=False))
+    polite_scraper("/pages/garden")
+
+    assert page["status_code"] == 200
+    assert sample_site.state.snapshot()["robots_hits"] == 1  # kept by the warm scraper
+
+
+def test_the_handler_sends_the_members_page_its_header_and_cookie_from_their_references(
+        polite_scraper) -> None:
+    with pytest.raises(PermanentError, match="answered 401"):
+        polite_scraper("/members/report")
+
+    page = polite_scraper("/members/report", MEMBER_OPTIONS)
+
+    assert page["status_code"] == 200 and page["raw_key"]
+
+
+def test_the_handler_leaves_no_slot_taken(polite_scraper, slots: HostSlotsTable) -> None:
+    polite_scraper("/pages/garden")
+    with pytest.raises(PermanentError):
+        polite_scraper("/private/page")
+
+    assert boto3.client("dynamodb").scan(TableName=slots.table_name)["Items"] == []

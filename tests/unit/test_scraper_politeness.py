@@ -368,7 +368,7 @@ def test_fetch_options_refuse_what_would_break_or_redirect_a_request(options, co
 
 
 def test_references_travel_as_references_in_every_engines_input() -> None:
-    options = FetchOptions(headers={"X-Token": {"ssm": "/baton/site-token"}})
+    options = FetchOptions(headers={"X-Token": SsmRef(ssm="/baton/site-token")})
     request = RunRequest(run_id="r1", urls=["http://a.test/", "http://b.test/"],
                          options={"http://b.test/": options})
 

@@ -48,7 +48,7 @@ def politeness() -> Politeness:
     gate = None
     if settings.slots_table:
         gate = HostGate(HostSlotsTable(settings.slots_table), settings.host_concurrency,
-                        max_wait=settings.slot_wait)
+                        max_wait=settings.slot_max_wait())
     return Politeness(
         gate=gate,
         robots=Robots(robots_fetcher(fetcher(), HttpTransport()), ttl=settings.robots_ttl),

@@ -12,7 +12,6 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -49,7 +48,7 @@ class ScraperSettings(BaseSettings):
     user_agent: str = Field(default=FetchPolicy.user_agent, min_length=1)
     # Politeness: at most host_concurrency fetches of one host:port in flight across every
     # invocation, counted in the host slots table (unset: no shared count, e.g. in unit tests).
-    # A fetch waits up to slot_wait seconds for a slot, inside its attempt's total_timeout.
+    # A fetch waits up to slot_wait seconds for a slot (slot_max_wait), inside its attempt.
     slots_table: str | None = Field(default=None, min_length=1)
     host_concurrency: PositiveInt = 2
     slot_wait: PositiveFloat = 10.0
@@ -82,13 +81,10 @@ class ScraperSettings(BaseSettings):
                 raise ValueError(f"{entry!r}: port 0 is not a port")
         return value
 
-    @model_validator(mode="after")
-    def _wait_within_attempt(self) -> ScraperSettings:
-        if self.slot_wait >= self.total_timeout:
-            raise ValueError(f"SCRAPER_SLOT_WAIT ({self.slot_wait} s) must be shorter than "
-                             f"SCRAPER_TOTAL_TIMEOUT ({self.total_timeout} s): the wait for a "
-                             "host slot is part of the attempt")
-        return self
+    def slot_max_wait(self) -> float:
+        """How long an attempt may wait for a host slot: slot_wait, but at most half the attempt
+        (the fetch keeps the other half), as the wait is part of the attempt's deadline."""
+        return min(self.slot_wait, self.total_timeout / 2)
 
     def fetch_policy(self) -> FetchPolicy:
         """The fetcher's limits, as configured."""
