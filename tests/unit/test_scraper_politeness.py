@@ -13,9 +13,9 @@ from pipeline.models import FetchOptions, RunRequest, ScrapeRequest, SsmRef
 from scraper.fetch import Fetcher
 from scraper.logic import Politeness, host_key, scrape
 from scraper.robots import (
+    DISALLOWED,
     UNREACHABLE_TTL_SECONDS,
     Robots,
-    RobotsDisallowed,
     parse,
     product_token,
     robots_fetcher,
@@ -92,7 +92,7 @@ def test_the_group_naming_our_product_token_replaces_the_star_group() -> None:
     rules = rules_of(text)
 
     rules.check(f"{SITE}/anything")
-    with pytest.raises(RobotsDisallowed):
+    with pytest.raises(PermanentError, match=DISALLOWED):
         rules.check(f"{SITE}/only-this")
     assert rules.group == "baton-scraper"
 
@@ -102,7 +102,7 @@ def test_groups_naming_the_same_agent_are_merged_and_consecutive_agents_share_ru
             "User-agent: baton-scraper\nDisallow: /two\n")
 
     for path in ("/one", "/two"):
-        with pytest.raises(RobotsDisallowed):
+        with pytest.raises(PermanentError, match=DISALLOWED):
             rules_of(text).check(SITE + path)
 
 
@@ -113,9 +113,9 @@ def test_an_empty_disallow_and_no_matching_group_allow_everything() -> None:
 
 
 def test_percent_encoding_is_compared_decoded() -> None:
-    with pytest.raises(RobotsDisallowed):
+    with pytest.raises(PermanentError, match=DISALLOWED):
         rules_of("User-agent: *\nDisallow: /caf%C3%A9\n").check(f"{SITE}/café")
-    with pytest.raises(RobotsDisallowed):
+    with pytest.raises(PermanentError, match=DISALLOWED):
         rules_of("User-agent: *\nDisallow: /%7Euser\n").check(f"{SITE}/~user/page")
 
 
@@ -155,7 +155,7 @@ def test_robots_txt_is_fetched_once_per_origin_and_kept_for_its_ttl() -> None:
     clock.now += 61
     transport.routes[f"{SITE}/robots.txt"] = robots_file("User-agent: *\nDisallow: /b\n")
 
-    with pytest.raises(RobotsDisallowed):
+    with pytest.raises(PermanentError, match=DISALLOWED):
         robots.check(f"{SITE}/b", clock() + 25)
     assert len(transport.hops) == 2
 
@@ -213,7 +213,7 @@ def test_a_robots_txt_redirect_is_followed_under_the_guard() -> None:
     }
     robots, _ = robots_over(routes, clock)
 
-    with pytest.raises(RobotsDisallowed):
+    with pytest.raises(PermanentError, match=DISALLOWED):
         robots.check(f"{SITE}/x", clock() + 25)
 
 
@@ -427,7 +427,7 @@ def test_a_page_robots_txt_disallows_is_not_fetched() -> None:
         {f"{SITE}/robots.txt": robots_file(DISALLOW_PRIVATE)}, clock)
     stored = Stored()
 
-    with pytest.raises(RobotsDisallowed, match="Disallow: /private"):
+    with pytest.raises(PermanentError, match=r"RobotsDisallowed: .*Disallow: /private"):
         scrape(ScrapeRequest(run_id="r", url=f"{SITE}/private/page"),  # type: ignore[arg-type]
                fetcher=fetcher, raw_store=stored, politeness=politeness)
 

@@ -38,9 +38,10 @@ UNREACHABLE_TTL_SECONDS = 60.0
 RULE_KINDS = {"allow": True, "disallow": False}
 
 
-class RobotsDisallowed(PermanentError):
-    """The site's robots.txt disallows the page. Reported as a PermanentError (the contract's
-    name: engines match on it) whose message starts with ``RobotsDisallowed:``."""
+# A disallowed page is a PermanentError whose message starts with this name. Not a subclass:
+# Lambda reports an error by its class name and the engines decide on that name alone, so a
+# new name would be neither retried nor final (pipeline.errors, pipeline.policy).
+DISALLOWED = "RobotsDisallowed"
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,12 @@ class RobotsRules:
         return max(matching, key=lambda rule: (len(rule.pattern), rule.allow), default=None)
 
     def check(self, url: str) -> None:
-        """Raise RobotsDisallowed, naming the rule, when the rules disallow ``url``."""
+        """Raise a PermanentError ``RobotsDisallowed: …`` naming the rule, when the rules
+        disallow ``url``."""
         rule = self.deciding_rule(url)
         if rule is not None and not rule.allow:
-            raise RobotsDisallowed(
-                f"RobotsDisallowed: {url} is disallowed by {self.source}, rule "
+            raise PermanentError(
+                f"{DISALLOWED}: {url} is disallowed by {self.source}, rule "
                 f"'{rule.describe()}' of the group for user-agent {self.group}"
             )
 
@@ -138,8 +140,8 @@ class Robots:
         self._known: dict[str, tuple[float, RobotsRules | str]] = {}
 
     def check(self, url: str, deadline: float) -> None:
-        """Raise RobotsDisallowed if ``url``'s robots.txt disallows it, TransientError while
-        that robots.txt is unreachable; fetch it first if it is not known (or too old)."""
+        """Raise a PermanentError (RobotsDisallowed) if robots.txt disallows ``url``, a
+        TransientError while it is unreachable; fetch it first if unknown (or too old)."""
         origin = _origin(url)
         known = self._known.get(origin)
         if known is None or known[0] <= self.clock():
