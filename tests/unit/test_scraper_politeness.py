@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 
 import pytest
 from pydantic import ValidationError
 
+from engines.choreography import start_choreography
 from pipeline.errors import PermanentError, TransientError
 from pipeline.models import FetchOptions, RunRequest, ScrapeRequest, SsmRef
 from scraper.fetch import Fetcher
@@ -22,6 +24,10 @@ from scraper.robots import (
 )
 from scraper.session import SessionValues, secret_name
 from scraper.slots import LEASE_MARGIN_SECONDS, HostGate, Lease
+from tests.choreography_fakes import BUS, FakeEventsClient
+from tests.orchestrator_fakes import FakeSteps
+from tests.unit.test_choreography_events import FakeRuns
+from tests.unit.test_pipeline_asl import ASL, run_orchestrator, run_state_machine
 from tests.unit.test_scraper_fetch import FakeResponse, FakeTransport, Route, make_fetcher
 
 TEXT = {"content-type": "text/plain"}
@@ -465,3 +471,55 @@ def test_a_slot_is_held_for_robots_txt_and_the_page_and_the_wait_shortens_the_fe
     # One deadline for the attempt: the hops had what the wait left of the 25 s.
     assert all(hop.time_left == pytest.approx(start + 25 - clock()) for hop in transport.hops)
     assert transport.hops[0].time_left < 25 - 4 + 1e-9
+
+
+# -- every engine hands the scraper each URL's options, as it does its validators ------------------
+
+A_URL, B_URL = "http://a.test/", "http://b.test/"
+OPTIONS = FetchOptions(headers={"X-Token": SsmRef(ssm="/baton/site-token")}, robots=False)
+
+
+class RecordingSteps(FakeSteps):
+    """FakeSteps remembering the options each scraper call received."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.options: dict[str, object] = {}
+
+    def scraper(self, payload: dict[str, object], url: str) -> dict[str, object]:
+        self.options[url] = payload.get("options")
+        return super().scraper(payload, url)
+
+
+def options_request() -> RunRequest:
+    return RunRequest(run_id="run-1", urls=[A_URL, B_URL], options={B_URL: OPTIONS})
+
+
+EXPECTED_OPTIONS = {A_URL: None, B_URL: OPTIONS.model_dump(mode="json")}
+
+
+def test_the_orchestrator_passes_each_urls_options_to_the_scraper() -> None:
+    steps = RecordingSteps()
+
+    run_orchestrator(options_request(), steps)
+
+    assert steps.options == EXPECTED_OPTIONS
+
+
+def test_the_state_machine_passes_each_urls_options_to_the_scraper() -> None:
+    definition = json.loads(ASL.read_text())
+    steps = RecordingSteps()
+
+    run_state_machine(definition, [], request=options_request(), steps=steps)
+
+    assert steps.options == EXPECTED_OPTIONS
+
+
+def test_the_choreography_puts_each_urls_options_in_its_page_request() -> None:
+    client = FakeEventsClient()
+
+    start_choreography(options_request(), BUS, FakeRuns(), client)
+
+    sent = {json.loads(put["Detail"])["metadata"]["url"]: json.loads(put["Detail"])["data"]
+            for put in client.calls[0]}
+    assert {url: data.get("options") for url, data in sent.items()} == EXPECTED_OPTIONS
