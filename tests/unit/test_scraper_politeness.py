@@ -320,6 +320,19 @@ def test_the_slot_is_given_back_when_the_fetch_fails() -> None:
     assert len(slots.given_back) == 1
 
 
+def test_a_slot_that_cannot_be_given_back_does_not_fail_the_fetch() -> None:
+    clock = Clock()
+
+    class Unreleasable(FakeSlots):
+        def give_back(self, lease: Lease) -> None:
+            raise TransientError("DynamoDB throttled the delete")
+
+    with gate_over(Unreleasable(clock), clock).slot("example.com:80", deadline=clock() + 25):
+        fetched = True
+
+    assert fetched  # the lease expires by itself; the page is not fetched again
+
+
 def test_hosts_are_counted_by_host_and_port() -> None:
     assert host_key("http://Example.com/a") == "example.com:80"
     assert host_key("https://example.com/a") == "example.com:443"

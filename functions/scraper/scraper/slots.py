@@ -28,7 +28,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import aws
 from pipeline.dynamodb import Table
-from pipeline.errors import TransientError
+from pipeline.errors import PipelineError, TransientError
+from pipeline.observability import logger
 
 HOST_SLOTS_TABLE_SCHEMA: dict[str, Any] = {
     "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
@@ -133,7 +134,16 @@ class HostGate:
         try:
             yield lease
         finally:
+            self._give_back(lease)
+
+    def _give_back(self, lease: Lease) -> None:
+        try:
             self.store.give_back(lease)
+        except PipelineError as error:
+            # The lease ends by itself shortly after the attempt's deadline: a failed release
+            # only keeps the slot until then, whereas failing the item would fetch it again.
+            logger.warning("fetch slot not released; it expires by itself", slot=lease.key,
+                           error=str(error))
 
     def _wait(self, host: str, deadline: float) -> Lease:
         began = self.clock()
