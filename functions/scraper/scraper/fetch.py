@@ -221,7 +221,7 @@ def is_allowed(host: str, port: int, allowed_hosts: frozenset[str]) -> bool:
     ports (80, 443) only, never every port of the host.
     """
     host = host.lower()
-    return _host_port(host, port) in allowed_hosts or (
+    return host_port(host, port) in allowed_hosts or (
         port in DEFAULT_PORTS and (host in allowed_hosts or f"[{host}]" in allowed_hosts)
     )
 
@@ -299,9 +299,8 @@ class Fetcher:
         current = url
         for hop_number in range(1, self.policy.max_redirects + 2):
             seen.add(current)
-            same_origin = _origin(current) == _origin(url)
-            hop = self._hop(current, {**headers, **(session or {})} if same_origin else headers,
-                            deadline)
+            own = _same_origin(current, url)
+            hop = self._hop(current, {**headers, **(session or {})} if own else headers, deadline)
             hosts.add(hop.host)
             if len(hosts) > self.policy.max_redirect_hosts:
                 raise PermanentError(
@@ -557,18 +556,23 @@ def _redirect_location(response: Response, url: str) -> str | None:
     return urljoin(url, location.strip()).split("#", 1)[0]
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """Scheme, host and port of ``url`` (a malformed one is refused later, by _hop)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return ("", url, None)
+def origin(url: str) -> tuple[str, str, int]:
+    """Scheme, lower-case host and port of ``url`` (its default port when none is written);
+    ValueError for a malformed URL."""
+    parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or ""), port or (443 if scheme == "https" else 80)
+    return scheme, (parts.hostname or ""), parts.port or (443 if scheme == "https" else 80)
 
 
-def _host_port(host: str, port: int) -> str:
+def _same_origin(url: str, other: str) -> bool:
+    try:
+        return origin(url) == origin(other)
+    except ValueError:  # refused by _hop, with its reason
+        return False
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets (``[::1]:8080``)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from pipeline.keys import raw_key
 from pipeline.models import ScrapedPage, ScrapeRequest
 from scraper.dal import RawStore
-from scraper.fetch import Fetcher
+from scraper.fetch import Fetcher, host_port, origin
 from scraper.robots import Robots
 from scraper.session import SessionValues
 from scraper.slots import HostGate
@@ -77,7 +76,5 @@ def scrape(
 
 def host_key(url: str) -> str:
     """What the per-host limit counts by: the URL's host and port (``example.com:443``)."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-    host = (parts.hostname or "").lower()
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    _, host, port = origin(url)
+    return host_port(host, port)

@@ -30,11 +30,12 @@ from urllib.parse import unquote, urlsplit
 
 from pipeline.errors import PermanentError, TransientError
 from pipeline.observability import logger
-from scraper.fetch import Fetcher, Transport
+from scraper.fetch import Fetcher, Transport, host_port, origin
 
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB
 ROBOTS_CONTENT_TYPES = frozenset({"text/plain", "text/html", "application/octet-stream"})
 UNREACHABLE_TTL_SECONDS = 60.0
+DEFAULT_PORTS = {"http": 80, "https": 443}
 RULE_KINDS = {"allow": True, "disallow": False}
 
 
@@ -181,8 +182,12 @@ def robots_fetcher(pages: Fetcher, transport: Transport) -> Fetcher:
 
 
 def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme.lower()}://{parts.netloc.rsplit('@', 1)[-1].lower()}"
+    """``scheme://host[:port]`` of ``url``, the port only when it is not the default."""
+    scheme, host, port = origin(url)
+    netloc = host_port(host, port)
+    if port == DEFAULT_PORTS.get(scheme):
+        netloc = netloc.rsplit(":", 1)[0]
+    return f"{scheme}://{netloc}"
 
 
 def _normalise(path: str) -> str:
