@@ -166,6 +166,21 @@ def test_robots_txt_is_fetched_once_per_origin_and_kept_for_its_ttl() -> None:
     assert len(transport.hops) == 2
 
 
+def test_a_warm_scraper_keeps_a_bounded_number_of_robots_files(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("scraper.robots.MAX_KNOWN_ORIGINS", 2)
+    clock = Clock()
+    routes: dict[str, Route] = {f"http://{name}.test/robots.txt": robots_file("")
+                                for name in ("a", "b", "c")}
+    robots, transport = robots_over(routes, clock)
+
+    for name in ("a", "b", "c", "c", "a"):
+        robots.check(f"http://{name}.test/page", clock() + 25)
+
+    # a was forgotten when c came, so it was fetched again; c was still known.
+    assert [hop.host for hop in transport.hops] == ["a.test", "b.test", "c.test", "a.test"]
+
+
 @pytest.mark.parametrize("status", [404, 401, 403, 410])
 def test_a_robots_txt_answered_4xx_allows_everything(status: int) -> None:
     clock = Clock()

@@ -36,6 +36,7 @@ ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB
 ROBOTS_CONTENT_TYPES = frozenset({"text/plain", "text/html", "application/octet-stream"})
 UNREACHABLE_TTL_SECONDS = 60.0
 DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_KNOWN_ORIGINS = 1_000
 RULE_KINDS = {"allow": True, "disallow": False}
 
 
@@ -147,6 +148,9 @@ class Robots:
         known = self._known.get(origin)
         if known is None or known[0] <= self.clock():
             known = self._fetch(origin, deadline)
+            self._known.pop(origin, None)
+            if len(self._known) >= MAX_KNOWN_ORIGINS:  # a warm scraper's memory stays bounded
+                del self._known[next(iter(self._known))]  # the longest known
             self._known[origin] = known
         rules = known[1]
         if isinstance(rules, str):
