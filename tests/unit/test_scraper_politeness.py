@@ -551,3 +551,21 @@ def test_the_choreography_puts_each_urls_options_in_its_page_request() -> None:
     sent = {json.loads(put["Detail"])["metadata"]["url"]: json.loads(put["Detail"])["data"]
             for put in client.calls[0]}
     assert {url: data.get("options") for url, data in sent.items()} == EXPECTED_OPTIONS
+
+
+def test_a_redirect_into_a_disallowed_path_is_not_followed() -> None:
+    clock = Clock()
+    fetcher, politeness, transport = polite({
+        f"{SITE}/robots.txt": robots_file(DISALLOW_PRIVATE),
+        f"{SITE}/old": FakeResponse(301, {"location": "/private/new"}, b""),
+        "http://other.test/robots.txt": robots_file("User-agent: *\nDisallow: /\n"),
+        f"{SITE}/away": FakeResponse(302, {"location": "http://other.test/page"}, b""),
+    }, clock)
+
+    for path, rule in (("/old", "Disallow: /private"), ("/away", "other.test/robots.txt")):
+        with pytest.raises(PermanentError, match=f"RobotsDisallowed: .*{rule}"):
+            scrape(ScrapeRequest(run_id="r", url=SITE + path),  # type: ignore[arg-type]
+                   fetcher=fetcher, raw_store=Stored(), politeness=politeness)
+
+    assert "/private/new" not in [hop.target for hop in transport.hops]
+    assert ("other.test", "/page") not in [(hop.host, hop.target) for hop in transport.hops]

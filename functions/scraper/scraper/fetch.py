@@ -277,6 +277,7 @@ class Fetcher:
         session: Mapping[str, str] | None = None,
         deadline: float | None = None,
         client_errors: bool = False,
+        check_redirect: Callable[[str, float], None] | None = None,
     ) -> FetchResult:
         """Fetch ``url``, following redirects, as a conditional GET when a validator is given.
 
@@ -284,6 +285,8 @@ class Fetcher:
         to another host a redirect leads to. ``deadline`` (this fetcher's clock) is the attempt's
         when it began before the fetch (waiting for a host slot). ``client_errors``: a 4xx answer
         is returned (without a body) instead of raised, for robots.txt, where it means "allow".
+        ``check_redirect(location, deadline)`` is called before following each redirect and may
+        raise to refuse it (robots.txt of the place it leads to).
         """
         started = self.clock()
         deadline = started + self.policy.total_timeout if deadline is None else deadline
@@ -323,6 +326,8 @@ class Fetcher:
                 raise PermanentError(f"redirect loop: {current} redirects back to {location}")
             if self.clock() > deadline:
                 raise self._too_slow(url)
+            if check_redirect is not None:
+                check_redirect(location, deadline)
             current = location
         limit = self.policy.max_redirects
         raise PermanentError(f"too many redirects: more than {limit} from {url}")

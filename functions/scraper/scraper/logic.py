@@ -47,11 +47,15 @@ def scrape(
         raise ValueError("this scraper has no session resolver for the URL's headers and cookies")
     headers = polite.session.headers(options) if polite.session else {}
     slot = polite.gate.slot(host_key(url), deadline) if polite.gate else nullcontext()
+    robots = polite.robots if options is None or options.robots else None
     with slot:
-        if polite.robots is not None and (options is None or options.robots):
-            polite.robots.check(url, deadline)
+        if robots is not None:
+            robots.check(url, deadline)
+        # A redirect is followed only where robots.txt allows it too (the slot stays the
+        # first host's: a redirect to another host is one request there).
         result = fetcher.fetch(url, etag=request.etag, last_modified=request.last_modified,
-                               session=headers, deadline=deadline)
+                               session=headers, deadline=deadline,
+                               check_redirect=robots.check if robots else None)
     key = None
     if result.body is not None:
         key = raw_key(request.run_id, url)

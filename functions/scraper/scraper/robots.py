@@ -15,6 +15,7 @@ allowed. What a fetch of robots.txt means (RFC 9309 section 2.3.1, as Google app
 - anything the fetcher refuses for good (not text, over 512 KiB, a blocked redirect): no usable
   rules, so allowed, as for 4xx; the page's own fetch applies every guard again.
 
+Every redirect is checked too, against the robots.txt of the place it leads to.
 robots.txt is fetched under the pages' guards (``robots_fetcher``: the same SSRF guard, allowlist
 and deadline; text types; a 512 KiB cap), inside the page's attempt and host slot, and kept per
 origin in the warm process for ``ttl`` seconds.
