@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from engines.choreography import start_choreography
 from pipeline.errors import PermanentError, TransientError
-from pipeline.models import FetchOptions, RunRequest, ScrapeRequest, SsmRef
+from pipeline.models import FetchOptions, RunRequest, ScrapeRequest, SecretRef, SsmRef
 from scraper.fetch import Fetcher
 from scraper.logic import Politeness, host_key, scrape
 from scraper.robots import (
@@ -373,6 +373,13 @@ def test_an_entrys_headers_go_to_its_origin_but_not_across_a_redirect_to_another
                     ("other.test", "/c", None, None)]
 
 
+def test_credentials_are_accepted_by_reference() -> None:
+    options = FetchOptions(headers={"Authorization": SsmRef(ssm="/baton/auth")},
+                           cookies={"session": SecretRef(secret="baton/session")})
+
+    assert set(options.headers) == {"Authorization"} and set(options.cookies) == {"session"}
+
+
 def test_literal_headers_and_cookies_become_request_headers() -> None:
     options = FetchOptions(headers={"Accept-Language": "fr"}, cookies={"a": "1", "b": "2"})
     values = SessionValues(parameter_prefix="/baton/", secret_prefix="baton/", ttl=60)
@@ -394,6 +401,10 @@ def test_literal_headers_and_cookies_become_request_headers() -> None:
     ({"cookies": {"s id": "1"}}, "not an HTTP token"),
     ({"headers": {f"X-{i}": "1" for i in range(21)}}, "more than 20"),
     ({"headers": {"X-A": {"ssm": "relative/name"}}}, "pattern"),
+    ({"headers": {"Authorization": "Bearer abc"}}, "Authorization looks like a credential"),
+    ({"headers": {"X-Api-Key": "abc"}}, "looks like a credential"),
+    ({"headers": {"X-Site-Token": "abc"}}, "looks like a credential"),
+    ({"cookies": {"session": "abc"}}, "cookie session looks like a credential"),
     ({"headers": {"X-A": {"vault": "/x"}}}, "headers.X-A"),
 ])
 def test_fetch_options_refuse_what_would_break_or_redirect_a_request(options, complaint) -> None:
@@ -474,14 +485,14 @@ def test_an_entry_that_opts_out_of_robots_txt_is_fetched_with_its_headers() -> N
     fetcher, politeness, transport = polite(
         {f"{SITE}/robots.txt": robots_file(DISALLOW_PRIVATE), f"{SITE}/private/page":
          FakeResponse(200)}, clock)
-    options = FetchOptions(headers={"X-Site": "1"}, cookies={"sid": "abc"}, robots=False)
+    options = FetchOptions(headers={"X-Site": "1"}, cookies={"lang": "fr"}, robots=False)
 
     page = scrape(ScrapeRequest(run_id="r", url=f"{SITE}/private/page", options=options),  # type: ignore[arg-type]
                   fetcher=fetcher, raw_store=Stored(), politeness=politeness)
 
     assert page.status_code == 200
     (hop,) = transport.hops  # robots.txt was not asked for
-    assert (hop.headers["X-Site"], hop.headers["Cookie"]) == ("1", "sid=abc")
+    assert (hop.headers["X-Site"], hop.headers["Cookie"]) == ("1", "lang=fr")
 
 
 def test_a_slot_is_held_for_robots_txt_and_the_page_and_the_wait_shortens_the_fetch() -> None:

@@ -61,6 +61,9 @@ MAX_VALUE_CHARS = 4096
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
 _SSM_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]{1,1010}$")
 _SECRET_ID = re.compile(r"^[A-Za-z0-9/_+=.@:-]{1,2048}$")
+# Names whose values are credentials: a literal value would sit in clear in the watchlist, the runs
+# table, run requests and events, so these take references only.
+_SECRET_NAME = re.compile(r"auth|token|secret|passw|session|api[-_]?key|^sid$|csrf|xsrf", re.I)
 
 
 class SsmRef(Contract):
@@ -150,8 +153,14 @@ class FetchOptions(Contract):
 def _literals_checked(values: dict[str, SessionValue], problem: Callable[[str], str | None],
                       kind: str) -> dict[str, SessionValue]:
     for name, value in values.items():
-        if isinstance(value, str) and (why := problem(value)) is not None:
+        if not isinstance(value, str):
+            continue
+        if (why := problem(value)) is not None:
             raise ValueError(f"{kind} {name}: the value {why}")
+        if _SECRET_NAME.search(name):
+            raise ValueError(f"{kind} {name} looks like a credential: give its value by reference "
+                             "(ssm:/baton/… or secret:baton/…), the watchlist keeps no secret in "
+                             "clear")
     return values
 
 
