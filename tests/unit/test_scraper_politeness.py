@@ -207,6 +207,17 @@ def test_an_unreachable_robots_txt_disallows_everything_for_a_while(failure: Rou
     assert len(transport.hops) == 2
 
 
+def test_running_out_of_time_reading_robots_txt_fails_the_attempt_but_is_not_kept() -> None:
+    clock = Clock()
+    robots, transport = robots_over({f"{SITE}/robots.txt": robots_file(ROBOTS)}, clock)
+
+    with pytest.raises(TransientError, match="before the attempt's deadline"):
+        robots.check(f"{SITE}/page", clock() - 1)  # an attempt whose time is already spent
+    robots.check(f"{SITE}/page", clock() + 25)
+
+    assert len(transport.hops) == 1  # the first attempt never sent; the second asked again
+
+
 def test_a_robots_txt_the_fetcher_refuses_for_good_allows_everything() -> None:
     clock = Clock()
     binary = FakeResponse(200, {"content-type": "image/png"}, b"\x89PNG\r\n\x1a\n")

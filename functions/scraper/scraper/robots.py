@@ -8,10 +8,12 @@ allowed. What a fetch of robots.txt means (RFC 9309 section 2.3.1, as Google app
 
 - 2xx: its rules;
 - 4xx (404 most often): there are no rules, everything is allowed;
-- 5xx, 429, a timeout or a refused connection ("unreachable"): everything is disallowed *for a
+- 5xx, 429, a refused or reset connection ("unreachable"): everything is disallowed *for a
   while*. The page fails with a TransientError (the engines retry it, the monitor sees the page
   down) and the answer is kept ``UNREACHABLE_TTL_SECONDS`` only, so a struggling server is asked
-  for its robots.txt once a minute per warm scraper rather than once per page;
+  for its robots.txt once a minute per warm scraper rather than once per page. Running out of the
+  attempt's time while reading it fails that attempt only (the time may have gone to the wait
+  for a slot): nothing is kept;
 - anything the fetcher refuses for good (not text, over 512 KiB, a blocked redirect): no usable
   rules, so allowed, as for 4xx; the page's own fetch applies every guard again.
 
@@ -166,6 +168,11 @@ class Robots:
         try:
             result = self.fetcher.fetch(source, deadline=deadline, client_errors=True)
         except TransientError as error:
+            if self.clock() >= deadline:
+                # The attempt ran out (perhaps waiting for a slot), which says nothing of the
+                # server: this attempt fails, the next one asks again.
+                raise TransientError(f"robots.txt of {origin} could not be read before the "
+                                     f"attempt's deadline: {error}") from error
             return self.clock() + UNREACHABLE_TTL_SECONDS, str(error)
         except PermanentError as error:
             logger.warning("robots.txt unusable: allowing all", robots=source, error=str(error))

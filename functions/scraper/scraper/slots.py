@@ -40,6 +40,9 @@ HOST_SLOTS_TABLE_SCHEMA: dict[str, Any] = {
 LEASE_MARGIN_SECONDS = 2.0
 FIRST_POLL_SECONDS = 0.05
 MAX_POLL_SECONDS = 1.0
+# Slot calls are part of the attempt's budget: short timeouts, and one retry at most, so a slow
+# table costs seconds, not the default profile's minute.
+SLOT_CALLS = aws.Profile("host-slots", connect_timeout=2, read_timeout=3, max_attempts=2)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class SlotStore(Protocol):
 
 class HostSlotsTable(Table):
     """SlotStore over the host slots table."""
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("dynamodb", SLOT_CALLS)
 
     def take(self, host: str, slots: int, expires_at: float, now: float) -> Lease | None:
         """A free (or expired) slot of ``host`` leased until ``expires_at``, or None: all busy."""
