@@ -109,9 +109,13 @@ def test_secret_values_are_in_no_object_item_or_log(summaries, polite_stack, aws
     runs = aws("dynamodb").scan(TableName=polite_stack["RunsTableName"])["Items"]
     assert runs and not any(secret.decode() in json.dumps(runs) for secret in secrets)
     logs = aws("logs")
-    for group in logs.describe_log_groups()["logGroups"]:
-        for event in logs.filter_log_events(logGroupName=group["logGroupName"]).get("events", []):
-            assert not any(secret.decode() in event["message"] for secret in secrets), group
+    groups = [group["logGroupName"] for page in logs.get_paginator("describe_log_groups").paginate()
+              for group in page["logGroups"]]
+    assert any("Scraper" in group for group in groups)
+    for group in groups:
+        for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
+            for event in page.get("events", []):
+                assert not any(secret.decode() in event["message"] for secret in secrets), group
 
 
 def polite_urls(site_url: str, tag: str, count: int, delay: float) -> list[str]:
