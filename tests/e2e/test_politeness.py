@@ -111,11 +111,13 @@ def test_secret_values_are_in_no_object_item_or_log(summaries, polite_stack, aws
     logs = aws("logs")
     groups = [group["logGroupName"] for page in logs.get_paginator("describe_log_groups").paginate()
               for group in page["logGroups"]]
-    assert any("Scraper" in group for group in groups)
+    scraper_events = 0
     for group in groups:
         for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
             for event in page.get("events", []):
                 assert not any(secret.decode() in event["message"] for secret in secrets), group
+                scraper_events += "Scraper" in group
+    assert scraper_events  # the scrapers' logs were there to search
 
 
 def polite_urls(site_url: str, tag: str, count: int, delay: float) -> list[str]:
