@@ -66,6 +66,7 @@ class HostSlotsTable(Table):
 
     @property
     def client(self) -> Any:
+        """The test's client, else the shared one with the short SLOT_CALLS timeouts."""
         return self._client or aws.client("dynamodb", SLOT_CALLS)
 
     def take(self, host: str, slots: int, expires_at: float, now: float) -> Lease | None:
