@@ -40,6 +40,17 @@ Hostile pages (what real servers do to a scraper; each parameter is capped):
     /faults/link-farm?links=5000&title=20000
                                         ``links`` links and a ``title``-character title
 
+Politeness and sessions:
+
+    /robots.txt                         disallows /private/ to every user agent
+    /private/page                       a plain page (fetched only by an entry that opts out)
+    /members/report                     401 unless the request carries the header
+                                        X-Site-Token and the cookie ``member`` with the values of
+                                        site_pages.MEMBER_TOKEN / MEMBER_COOKIE_VALUE
+    /polite/slow?delay=1                answers after ``delay`` seconds (max 30), counting the
+                                        /polite/ requests in flight: GET /_control/state reports
+                                        the most seen at once (``polite.max_in_flight``)
+
 Control API (POST; ``page`` is a content page name such as ``news``; answers JSON):
 
     /_control/change?page=P             new content version: body, ETag and Last-Modified change
@@ -66,10 +77,11 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -77,7 +89,14 @@ from baton import httpguard
 from baton.site_pages import (
     CLEAN,
     LATIN1_BODY,
+    MEMBER_COOKIE,
+    MEMBER_COOKIE_VALUE,
+    MEMBER_HEADER,
+    MEMBER_TOKEN,
+    MEMBERS_PAGE,
     PDF_BODY,
+    PRIVATE_PAGE,
+    ROBOTS_TXT,
     TOXIC,
     TURNED_TOXIC,
     UPDATES,
@@ -119,6 +138,8 @@ class SiteState:
         self.lock = threading.Lock()
         self.pages: dict[str, PageState] = {}
         self.flaky_hits: dict[str, int] = {}
+        self.polite: dict[str, int] = {}
+        self.robots_hits = 0
         self.reset()
 
     def reset(self) -> None:
@@ -126,6 +147,27 @@ class SiteState:
         with self.lock:
             self.pages = {name: PageState() for name in (*CLEAN, *TOXIC)}
             self.flaky_hits = {}
+            self.polite = {"in_flight": 0, "max_in_flight": 0, "requests": 0}
+            self.robots_hits = 0
+
+    @contextlib.contextmanager
+    def polite_request(self) -> Iterator[None]:
+        """Count one /polite/ request in flight while the body of the ``with`` runs."""
+        with self.lock:
+            self.polite["in_flight"] += 1
+            self.polite["requests"] += 1
+            self.polite["max_in_flight"] = max(self.polite["max_in_flight"],
+                                               self.polite["in_flight"])
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.polite["in_flight"] -= 1
+
+    def robots_hit(self) -> None:
+        """Count one request of /robots.txt."""
+        with self.lock:
+            self.robots_hits += 1
 
     def flaky_hit(self, key: str) -> int:
         """Count one request of ``key`` to the flaky page and return its number."""
@@ -139,6 +181,8 @@ class SiteState:
             return {
                 "pages": {name: asdict(page) for name, page in self.pages.items()},
                 "flaky_hits": dict(self.flaky_hits),
+                "polite": dict(self.polite),
+                "robots_hits": self.robots_hits,
             }
 
 
@@ -228,8 +272,32 @@ class SiteHandler(BaseHTTPRequestHandler):
             self._send_json(HTTPStatus.OK, self.server.state.snapshot())
         elif path.startswith("/faults/"):
             self._fault(path.removeprefix("/faults/"), query)
+        elif path == "/robots.txt":
+            self.server.state.robots_hit()
+            self._send(HTTPStatus.OK, ROBOTS_TXT, "text/plain; charset=utf-8")
+        elif path == "/private/page":
+            self._send_html(HTTPStatus.OK, _text_page(PRIVATE_PAGE))
+        elif path == "/members/report":
+            self._members_page()
+        elif path == "/polite/slow":
+            with self.server.state.polite_request():
+                delay = min(_number(query.get("delay"), 1.0), MAX_DELAY_SECONDS)
+                time.sleep(delay)
+                self._send_html(HTTPStatus.OK, _document("A slow polite page", "en", (
+                    f"This page took {delay:g} seconds; it counts its concurrent requests.",)))
         else:
             self._not_found()
+
+    def _members_page(self) -> None:
+        cookies = SimpleCookie()
+        with contextlib.suppress(CookieError):
+            cookies.load(self.headers.get("Cookie", ""))
+        member = cookies.get(MEMBER_COOKIE)
+        if (self.headers.get(MEMBER_HEADER) != MEMBER_TOKEN or member is None
+                or member.value != MEMBER_COOKIE_VALUE):
+            self._send_html(HTTPStatus.UNAUTHORIZED, _error_page(401))
+            return
+        self._send_html(HTTPStatus.OK, _text_page(MEMBERS_PAGE))
 
     def do_POST(self) -> None:
         path, query = self._split()
@@ -515,6 +583,10 @@ def _html_document(title: str, language: str, body: str) -> bytes:
         f"    <h1>{html.escape(title)}</h1>\n{body}\n  </article>\n"
         f'  <nav><a href="/">All pages</a></nav>\n</body>\n</html>\n'
     ).encode()
+
+
+def _text_page(text: PageText) -> bytes:
+    return _document(text.title, text.language, text.paragraphs)
 
 
 def _page_text(name: str) -> PageText:

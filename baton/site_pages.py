@@ -193,3 +193,31 @@ def link_farm(links: int, title_chars: int) -> tuple[str, str]:
         f'    <p><a href="/farm/{number}">Link number {number}</a></p>' for number in range(links)
     )
     return title, body
+
+
+# ---- politeness and sessions ------------------------------------------------------------------
+
+# The site's robots.txt: every user agent is kept out of /private/.
+ROBOTS_TXT = b"""# baton sample site
+User-agent: *
+Disallow: /private/
+Allow: /
+
+Sitemap: /sitemap.xml
+"""
+PRIVATE_PAGE = PageText(
+    title="Staff notes",
+    language="en",
+    paragraphs=("This page is listed as disallowed in robots.txt: polite crawlers skip it.",),
+)
+# What /members/report requires: a header whose value the e2e tests keep in SSM Parameter Store
+# and a cookie whose value they keep in Secrets Manager (never in the watchlist).
+MEMBER_HEADER = "X-Site-Token"
+MEMBER_TOKEN = "sample-site-token-4f7c"
+MEMBER_COOKIE = "member"
+MEMBER_COOKIE_VALUE = "sample-member-9d2e"
+MEMBERS_PAGE = PageText(
+    title="Members' report",
+    language="en",
+    paragraphs=("Only signed-in members see this report: the quarterly garden survey results.",),
+)

@@ -8,6 +8,13 @@ columns after the URL: a label (the rest of the line) and per-URL thresholds as
     http://127.0.0.1:8765/pages/garden   Garden page
     http://127.0.0.1:8765/pages/rant     Rant  review=0.3 block=0.6   # stricter than the default
 
+and the URL's fetch options: ``header:NAME=VALUE`` and ``cookie:NAME=VALUE`` (repeatable), where
+VALUE is a literal, ``ssm:/baton/NAME`` (an SSM parameter) or ``secret:baton/NAME`` (a Secrets
+Manager secret): secrets are given by reference and read by the scraper when it fetches, so the
+watchlist never holds them in clear; and ``robots=ignore`` to opt the URL out of robots.txt::
+
+    http://127.0.0.1:8765/members/report  Report  header:X-Site-Token=ssm:/baton/site-token
+
 Any bad line fails the whole file, naming every bad line, so nothing half-read is imported.
 """
 
@@ -22,7 +29,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from baton.errors import BatonError
-from pipeline.models import url_problem
+from pipeline.models import FetchOptions, SecretRef, SessionValue, SsmRef, url_problem
 from pipeline.monitor_models import LABEL_MAX, WatchEntry
 from pipeline.watchlist import UnknownUrls, WatchlistTable
 
@@ -30,6 +37,61 @@ from pipeline.watchlist import UnknownUrls, WatchlistTable
 TABLE_OUTPUT = "WatchlistTableName"
 _COMMENT = re.compile(r"(?:^|\s)#")
 _THRESHOLD = re.compile(r"(review|block)=(\S*)")
+_SESSION = re.compile(r"(header|cookie):(\S*)")
+REFERENCE_KINDS = {"ssm:": "ssm", "secret:": "secret"}
+ROBOTS_OPT_OUT = "robots=ignore"
+
+
+def session_value(text: str) -> SessionValue:
+    """``ssm:/baton/x`` → {"ssm": ...}, ``secret:baton/x`` → {"secret": ...}, else the literal."""
+    for prefix, kind in REFERENCE_KINDS.items():
+        if text.startswith(prefix):
+            reference = {kind: text.removeprefix(prefix)}
+            return SsmRef.model_validate(reference) if kind == "ssm" else \
+                SecretRef.model_validate(reference)
+    return text
+
+
+def name_value(text: str) -> tuple[str, SessionValue]:
+    """``NAME=VALUE`` as a header's or cookie's name and value (see session_value)."""
+    name, equals, value = text.partition("=")
+    if not name or not equals:
+        raise ValueError(f"{text!r}: expected NAME=VALUE")
+    try:
+        return name, session_value(value)
+    except ValidationError as error:
+        raise ValueError(f"{text!r}: not a valid reference ({error.errors()[0]['msg']})") from None
+
+
+def fetch_options(headers: Sequence[tuple[str, SessionValue]] = (),
+                  cookies: Sequence[tuple[str, SessionValue]] = (),
+                  robots: bool = True) -> FetchOptions | None:
+    """The fetch options of an entry (None: the defaults); ValueError saying what is wrong."""
+    for kind, pairs in (("header", headers), ("cookie", cookies)):
+        names = [name.lower() for name, _ in pairs]
+        if len(set(names)) < len(names):
+            raise ValueError(f"a {kind} is given twice")
+    try:
+        options = FetchOptions(headers=dict(headers), cookies=dict(cookies), robots=robots)
+    except ValidationError as error:
+        raise ValueError("; ".join(problem["msg"].removeprefix("Value error, ")
+                                   for problem in error.errors())) from None
+    return None if options.is_default else options
+
+
+def describe_options(options: FetchOptions | None) -> str:
+    """A short account of an entry's fetch options for the list (names and kinds, no values)."""
+    if options is None:
+        return ""
+    parts = [f"{name}({_kind(value)})" for name, value in options.headers.items()]
+    parts += [f"cookie {name}({_kind(value)})" for name, value in options.cookies.items()]
+    if not options.robots:
+        parts.append("robots ignored")
+    return ", ".join(parts)
+
+
+def _kind(value: SessionValue) -> str:
+    return "literal" if isinstance(value, str) else value.describe()
 
 
 @dataclass(frozen=True)
@@ -41,10 +103,12 @@ class WatchLine:
     label: str | None = None
     review_threshold: float | None = None
     block_threshold: float | None = None
+    options: FetchOptions | None = None
 
     def entry(self, added_at: datetime) -> WatchEntry:
         return WatchEntry(url=self.url, label=self.label, review_threshold=self.review_threshold,
-                          block_threshold=self.block_threshold, added_at=added_at)
+                          block_threshold=self.block_threshold, added_at=added_at,
+                          options=self.options)
 
 
 def parse_line(number: int, line: str) -> WatchLine | str | None:
@@ -57,7 +121,18 @@ def parse_line(number: int, line: str) -> WatchLine | str | None:
         return f"{url!r}: {why}"
     thresholds: dict[str, float] = {}
     words: list[str] = []
+    session: dict[str, list[tuple[str, SessionValue]]] = {"header": [], "cookie": []}
+    robots = True
     for column in columns:
+        if column == ROBOTS_OPT_OUT:
+            robots = False
+            continue
+        if (option := _SESSION.fullmatch(column)) is not None:
+            try:
+                session[option[1]].append(name_value(option[2]))
+            except ValueError as error:
+                return f"{option[1]} {error}"
+            continue
         match = _THRESHOLD.fullmatch(column)
         if match is None:
             words.append(column)
@@ -76,7 +151,11 @@ def parse_line(number: int, line: str) -> WatchLine | str | None:
     label = " ".join(words) or None
     if label and len(label) > LABEL_MAX:
         return f"the label is longer than {LABEL_MAX} characters"
-    return WatchLine(number, url, label, review, block)
+    try:
+        options = fetch_options(session["header"], session["cookie"], robots)
+    except ValueError as error:
+        return str(error)
+    return WatchLine(number, url, label, review, block, options)
 
 
 def parse_watchlist(text: str, source: str = "the watchlist") -> list[WatchLine]:
@@ -127,14 +206,16 @@ class Watch:
         self.now = now
 
     def add(self, url: str, label: str | None = None, review_threshold: float | None = None,
-            block_threshold: float | None = None) -> tuple[WatchEntry, bool]:
-        """Watch ``url`` (or update its label and thresholds); (entry, True when it is new)."""
+            block_threshold: float | None = None,
+            options: FetchOptions | None = None) -> tuple[WatchEntry, bool]:
+        """Watch ``url`` (or replace its label, thresholds and fetch options); (entry, True
+        when it is new)."""
         if (why := url_problem(url)) is not None:
             raise BatonError(f"cannot watch {url!r}: {why}")
         existing = self.table.get_many([url]).get(url)
         try:
             entry = WatchEntry(url=url, label=label, review_threshold=review_threshold,
-                               block_threshold=block_threshold,
+                               block_threshold=block_threshold, options=options,
                                added_at=existing.added_at if existing else self.now())
         except ValidationError as error:
             raise BatonError(f"cannot watch {url!r}: " + "; ".join(
@@ -186,7 +267,7 @@ def entries_table(entries: Sequence[WatchEntry]) -> str:
     """The watchlist as a text table."""
     if not entries:
         return "The watchlist is empty. Add a URL with: baton watch add URL [--label LABEL]"
-    rows = [("URL", "label", "review", "block", "added")]
+    rows = [("URL", "label", "review", "block", "added", "fetch options")]
     for entry in entries:
         rows.append((
             entry.url,
@@ -194,6 +275,7 @@ def entries_table(entries: Sequence[WatchEntry]) -> str:
             "" if entry.review_threshold is None else f"{entry.review_threshold:g}",
             "" if entry.block_threshold is None else f"{entry.block_threshold:g}",
             entry.added_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            describe_options(entry.options),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

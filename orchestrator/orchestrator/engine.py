@@ -251,6 +251,7 @@ class Engine:
                 url=url,  # type: ignore[arg-type]  # validated by the model
                 etag=etag,
                 last_modified=last_modified,
+                options=run.options.get(url) if run else None,
             )
         except ValidationError as error:
             # A malformed URL fails where the first step's own input model would have rejected

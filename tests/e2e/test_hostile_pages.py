@@ -14,6 +14,7 @@ import pytest
 from baton import run
 from pipeline.models import ItemOutcome, RunSummary
 from pipeline.steps import ENGINES
+from tests.e2e.conftest import UNLIMITED_HOST
 
 STACK = "baton-hostile"
 DEADLINE_S = 3
@@ -39,7 +40,8 @@ def hostile_stack(local_cloud, sample_site_url: str) -> dict[str, str]:
     from baton import deploy
 
     parameters = {"ScraperAllowedHosts": sample_site_url.removeprefix("http://"),
-                  "ScraperTimeoutSeconds": str(DEADLINE_S)}
+                  "ScraperTimeoutSeconds": str(DEADLINE_S),
+                  "ScraperHostConcurrency": UNLIMITED_HOST}  # all pages are on one host
     return deploy.deploy("local", STACK, parameters, say=lambda _: None).outputs
 
 

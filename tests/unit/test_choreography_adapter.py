@@ -91,7 +91,7 @@ def test_success_publishes_the_next_event_with_the_steps_output(scraper, publish
     answer = scraper(logic)(request_event(), context())
 
     assert logic.calls == [{"run_id": "run-1", "url": "http://a.test/", "etag": None,
-                            "last_modified": None}]
+                            "last_modified": None, "options": None}]
     [sent] = published.sent
     assert sent.detail_type == PAGE_SCRAPED
     assert sent.data == ScrapedPage.model_validate(scraped())

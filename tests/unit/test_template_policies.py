@@ -197,3 +197,38 @@ def test_the_check_fails_on_a_wider_grant(template, function, policy, complaint)
     problems = policy_problems(with_policies(template, function, policy))
 
     assert any(complaint in problem for problem in problems), problems
+
+
+def scraper_grants(template: dict[str, Any], name: str) -> set[tuple[str, str]]:
+    """(action, resource) of a scraper's grants other than S3, resources as written."""
+    return {(action, str(statement["Resource"]))
+            for policy in template["Resources"][name]["Properties"]["Policies"]
+            for statement in listed(policy.get("Statement", []))
+            for action in listed(statement["Action"]) if not action.startswith(("s3:", "events:"))}
+
+
+def test_the_scrapers_may_only_lease_host_slots_and_read_references_under_their_prefixes(
+        template):
+    from scraper.settings import ScraperSettings
+
+    fields = ScraperSettings.model_fields
+    parameters = template["Parameters"]
+    # The settings' defaults are the template's: a reference the code accepts is one IAM allows.
+    assert parameters["ScraperParameterPrefix"]["Default"] == fields["parameter_prefix"].default
+    assert parameters["ScraperSecretPrefix"]["Default"] == fields["secret_prefix"].default
+    assert parameters["ScraperHostConcurrency"]["Default"] == fields["host_concurrency"].default
+    expected = {
+        ("dynamodb:PutItem", "{'Fn::GetAtt': ['HostSlotsTable', 'Arn']}"),
+        ("dynamodb:DeleteItem", "{'Fn::GetAtt': ['HostSlotsTable', 'Arn']}"),
+        ("ssm:GetParameter", "{'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:"
+                             "${AWS::AccountId}:parameter${ScraperParameterPrefix}*'}"),
+        ("secretsmanager:GetSecretValue",
+         "{'Fn::Sub': 'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
+         "${AWS::AccountId}:secret:${ScraperSecretPrefix}*'}"),
+    }
+    for name in ("ScraperFunction", "ScraperEventsFunction"):
+        assert scraper_grants(template, name) == expected, name
+        variables = template["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert variables["SCRAPER_SLOTS_TABLE"] == {"Ref": "HostSlotsTable"}, name
+        assert variables["SCRAPER_PARAMETER_PREFIX"] == {"Ref": "ScraperParameterPrefix"}, name
+        assert variables["SCRAPER_SECRET_PREFIX"] == {"Ref": "ScraperSecretPrefix"}, name

@@ -230,6 +230,7 @@ def request_pages(
                 url=url,  # type: ignore[arg-type]  # validated by the model
                 etag=etag,
                 last_modified=last_modified,
+                options=request.options.get(url),
             )
         except ValidationError as error:
             failed = failure(FIRST, metadata, error, 0, now())

@@ -82,13 +82,15 @@ def new_run_id() -> str:
 
 def run_request(run_id: str, entries: Sequence[WatchEntry], previous: dict[str, UrlState],
                 max_concurrency: int) -> RunRequest:
-    """The run over the watchlist, with each URL's validators for a conditional GET."""
+    """The run over the watchlist, with each URL's validators for a conditional GET and its
+    entry's fetch options (headers, cookies, robots.txt opt-out)."""
     validators = {
         url: Validators(etag=state.etag, last_modified=state.last_modified)
         for url, state in previous.items() if state.etag or state.last_modified
     }
     return RunRequest(run_id=run_id, urls=[entry.url for entry in entries],
-                      max_concurrency=max_concurrency, previous=validators, alert_flagged=False)
+                      max_concurrency=max_concurrency, previous=validators, alert_flagged=False,
+                      options={entry.url: entry.options for entry in entries if entry.options})
 
 
 @dataclass

@@ -221,7 +221,7 @@ def is_allowed(host: str, port: int, allowed_hosts: frozenset[str]) -> bool:
     ports (80, 443) only, never every port of the host.
     """
     host = host.lower()
-    return _host_port(host, port) in allowed_hosts or (
+    return host_port(host, port) in allowed_hosts or (
         port in DEFAULT_PORTS and (host in allowed_hosts or f"[{host}]" in allowed_hosts)
     )
 
@@ -264,12 +264,32 @@ class Fetcher:
         self.resolver = resolver
         self.clock = clock
 
+    def deadline(self) -> float:
+        """The deadline of an attempt starting now, on this fetcher's clock."""
+        return self.clock() + self.policy.total_timeout
+
     def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        session: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+        client_errors: bool = False,
+        check_redirect: Callable[[str, float], None] | None = None,
     ) -> FetchResult:
-        """Fetch ``url``, following redirects, as a conditional GET when a validator is given."""
+        """Fetch ``url``, following redirects, as a conditional GET when a validator is given.
+
+        ``session`` headers (an entry's own, cookies included) go to ``url``'s origin only, never
+        to another host a redirect leads to. ``deadline`` (this fetcher's clock) is the attempt's
+        when it began before the fetch (waiting for a host slot). ``client_errors``: a 4xx answer
+        is returned (without a body) instead of raised, for robots.txt, where it means "allow".
+        ``check_redirect(location, deadline)`` is called before following each redirect and may
+        raise to refuse it (robots.txt of the place it leads to).
+        """
         started = self.clock()
-        deadline = started + self.policy.total_timeout
+        deadline = started + self.policy.total_timeout if deadline is None else deadline
         headers = {"User-Agent": self.policy.user_agent, "Accept": _accept(self.policy)}
         # Decoded under the size cap (scraper.content); anything else is refused.
         headers["Accept-Encoding"] = OFFERED_ENCODINGS
@@ -282,7 +302,8 @@ class Fetcher:
         current = url
         for hop_number in range(1, self.policy.max_redirects + 2):
             seen.add(current)
-            hop = self._hop(current, headers, deadline)
+            own = _same_origin(current, url)
+            hop = self._hop(current, {**headers, **(session or {})} if own else headers, deadline)
             hosts.add(hop.host)
             if len(hosts) > self.policy.max_redirect_hosts:
                 raise PermanentError(
@@ -294,6 +315,10 @@ class Fetcher:
                 self._check_headers(response, current)
                 location = _redirect_location(response, current)
                 if location is None:
+                    if client_errors and 400 <= response.status < 500 and response.status != 429:
+                        return FetchResult(url=url, final_url=current, status_code=response.status,
+                                           body=None, elapsed_ms=(self.clock() - started) * 1000,
+                                           hops=hop_number)
                     return self._finish(url, current, response, started, deadline, hop_number)
             finally:
                 response.close()
@@ -301,6 +326,8 @@ class Fetcher:
                 raise PermanentError(f"redirect loop: {current} redirects back to {location}")
             if self.clock() > deadline:
                 raise self._too_slow(url)
+            if check_redirect is not None:
+                check_redirect(location, deadline)
             current = location
         limit = self.policy.max_redirects
         raise PermanentError(f"too many redirects: more than {limit} from {url}")
@@ -534,7 +561,23 @@ def _redirect_location(response: Response, url: str) -> str | None:
     return urljoin(url, location.strip()).split("#", 1)[0]
 
 
-def _host_port(host: str, port: int) -> str:
+def origin(url: str) -> tuple[str, str, int]:
+    """Scheme, lower-case host and port of ``url`` (its default port when none is written);
+    ValueError for a malformed URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or ""), parts.port or (443 if scheme == "https" else 80)
+
+
+def _same_origin(url: str, other: str) -> bool:
+    try:
+        return origin(url) == origin(other)
+    except ValueError:  # refused by _hop, with its reason
+        return False
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets (``[::1]:8080``)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 

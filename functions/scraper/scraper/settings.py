@@ -6,7 +6,13 @@ import functools
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AliasGenerator, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import (
+    AliasGenerator,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from scraper.fetch import FetchPolicy
@@ -40,6 +46,18 @@ class ScraperSettings(BaseSettings):
     # with a port opens that port only; one without opens the default ports 80 and 443 only.
     allowed_hosts: Annotated[frozenset[str], NoDecode] = frozenset()
     user_agent: str = Field(default=FetchPolicy.user_agent, min_length=1)
+    # Politeness: at most host_concurrency fetches of one host:port in flight across every
+    # invocation, counted in the host slots table (unset: no shared count, e.g. in unit tests).
+    # A fetch waits up to slot_wait seconds for a slot (slot_max_wait), inside its attempt.
+    slots_table: str | None = Field(default=None, min_length=1)
+    host_concurrency: PositiveInt = 2
+    slot_wait: PositiveFloat = 10.0
+    robots_ttl: PositiveFloat = 3600.0  # how long a warm scraper keeps a site's robots.txt
+    # Header and cookie values by reference: only under these prefixes (the IAM policy's), and
+    # kept secret_ttl seconds per warm scraper.
+    parameter_prefix: str = Field(default="/baton/", pattern=r"^/")
+    secret_prefix: str = Field(default="baton/", min_length=1)
+    secret_ttl: PositiveFloat = 300.0
 
     @field_validator("allowed_content_types", "allowed_hosts", mode="before")
     @classmethod
@@ -62,6 +80,11 @@ class ScraperSettings(BaseSettings):
             if port == 0:
                 raise ValueError(f"{entry!r}: port 0 is not a port")
         return value
+
+    def slot_max_wait(self) -> float:
+        """How long an attempt may wait for a host slot: slot_wait, but at most half the attempt
+        (the fetch keeps the other half), as the wait is part of the attempt's deadline."""
+        return min(self.slot_wait, self.total_timeout / 2)
 
     def fetch_policy(self) -> FetchPolicy:
         """The fetcher's limits, as configured."""

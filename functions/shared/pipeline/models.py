@@ -6,12 +6,14 @@ Every model forbids unknown fields so a malformed event fails with the offending
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def url_problem(url: str) -> str | None:
@@ -44,6 +46,124 @@ class Change(StrEnum):
     CHANGED = "changed"
 
 
+# ---- per-site sessions: request headers and cookies, secrets by reference ----------------------
+
+# Headers an entry may not set: the connection's framing and target (Host, Content-Length...),
+# what the fetcher owns (encodings it can decode, validators, the identity robots.txt is read for)
+# and Cookie, which is built from ``cookies``.
+RESERVED_HEADERS = frozenset({
+    "host", "content-length", "transfer-encoding", "te", "trailer", "connection", "keep-alive",
+    "upgrade", "expect", "proxy-authorization", "proxy-connection", "accept-encoding",
+    "if-none-match", "if-modified-since", "user-agent", "cookie",
+})
+MAX_SESSION_VALUES = 20  # headers and cookies together, per entry
+MAX_VALUE_CHARS = 4096
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
+_SSM_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]{1,1010}$")
+_SECRET_ID = re.compile(r"^[A-Za-z0-9/_+=.@:-]{1,2048}$")
+# Names whose values are credentials: a literal value would sit in clear in the watchlist, the runs
+# table, run requests and events, so these take references only.
+_SECRET_NAME = re.compile(r"auth|token|secret|passw|session|api[-_]?key|^sid$|csrf|xsrf", re.I)
+
+
+class SsmRef(Contract):
+    """A value kept in SSM Parameter Store (a SecureString, typically), read at fetch time."""
+
+    ssm: str = Field(pattern=_SSM_NAME.pattern)
+
+    def describe(self) -> str:
+        """How messages name it: the reference, never the value."""
+        return f"ssm:{self.ssm}"
+
+
+class SecretRef(Contract):
+    """A value kept in Secrets Manager (its SecretString), by name or ARN, read at fetch time."""
+
+    secret: str = Field(pattern=_SECRET_ID.pattern)
+
+    def describe(self) -> str:
+        """How messages name it: the reference, never the value."""
+        return f"secret:{self.secret}"
+
+
+# A literal is for what is not secret (Accept-Language); secrets go by reference, so the
+# watchlist, the runs table, run requests, events and logs only ever hold the reference.
+SessionValue = str | SsmRef | SecretRef
+
+
+def value_problem(value: str) -> str | None:
+    """Why ``value`` cannot go into a header (a control character would split it), or None."""
+    if len(value) > MAX_VALUE_CHARS:
+        return f"longer than {MAX_VALUE_CHARS} characters"
+    if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in value):
+        return "contains a control character"
+    return None
+
+
+def cookie_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a cookie's value (RFC 6265 cookie-octets), or None."""
+    if (why := value_problem(value)) is not None:
+        return why
+    if any(char in value for char in ' ",;\\\t'):
+        return "contains a space, quote, comma, semicolon or backslash"
+    return None
+
+
+class FetchOptions(Contract):
+    """How one URL is fetched besides the defaults: its request headers and cookies (values
+    literal or by reference) and whether its site's robots.txt is honoured."""
+
+    headers: dict[str, SessionValue] = Field(default_factory=dict)
+    cookies: dict[str, SessionValue] = Field(default_factory=dict)
+    robots: bool = True  # False: this entry opts out of robots.txt
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, headers: dict[str, SessionValue]) -> dict[str, SessionValue]:
+        lowered = [name.lower() for name in headers]
+        for name in headers:
+            if not _TOKEN.match(name):
+                raise ValueError(f"header name {name!r} is not an HTTP token")
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"header {name} cannot be set per entry (the fetcher owns it)")
+            if lowered.count(name.lower()) > 1:
+                raise ValueError(f"header {name} is given twice")
+        return _literals_checked(headers, value_problem, "header")
+
+    @field_validator("cookies")
+    @classmethod
+    def _cookie_names(cls, cookies: dict[str, SessionValue]) -> dict[str, SessionValue]:
+        for name in cookies:
+            if not _TOKEN.match(name):
+                raise ValueError(f"cookie name {name!r} is not an HTTP token")
+        return _literals_checked(cookies, cookie_value_problem, "cookie")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> FetchOptions:
+        if len(self.headers) + len(self.cookies) > MAX_SESSION_VALUES:
+            raise ValueError(f"more than {MAX_SESSION_VALUES} headers and cookies")
+        return self
+
+    @property
+    def is_default(self) -> bool:
+        """True when these options change nothing (no need to carry them)."""
+        return not self.headers and not self.cookies and self.robots
+
+
+def _literals_checked(values: dict[str, SessionValue], problem: Callable[[str], str | None],
+                      kind: str) -> dict[str, SessionValue]:
+    for name, value in values.items():
+        if not isinstance(value, str):
+            continue
+        if (why := problem(value)) is not None:
+            raise ValueError(f"{kind} {name}: the value {why}")
+        if _SECRET_NAME.search(name):
+            raise ValueError(f"{kind} {name} looks like a credential: give its value by reference "
+                             "(ssm:/baton/… or secret:baton/…), the watchlist keeps no secret in "
+                             "clear")
+    return values
+
+
 class ScrapeRequest(Contract):
     """Input of the scraper: one URL of one run, with what the previous check saw."""
 
@@ -51,6 +171,7 @@ class ScrapeRequest(Contract):
     url: AnyHttpUrl
     etag: str | None = None  # from the previous check, for a conditional GET
     last_modified: str | None = None
+    options: FetchOptions | None = None  # the URL's headers, cookies, robots.txt opt-out
 
 
 class ScrapedPage(Contract):
@@ -203,15 +324,24 @@ class RunRequest(Contract):
     # False: the engine does not alert on flagged pages; the caller (the monitor, which alerts
     # on transitions only) does. True keeps `baton run`'s one alert per flagged page.
     alert_flagged: bool = True
+    # url (as in ``urls``) -> its watch entry's fetch options (headers and cookies, secrets by
+    # reference only; robots.txt opt-out), passed to the scraper the way ``previous`` is.
+    options: dict[str, FetchOptions] = Field(default_factory=dict)
 
     def state_machine_input(self) -> dict[str, Any]:
         """The pipeline state machine's input: no ``continuation``, and ``previous`` as
         ``validators``, a list aligned with ``urls`` (ASL can pick a list item by the Map's item
         index, with States.ArrayGetItem, but cannot look a URL up in an object)."""
-        data = self.model_dump(mode="json", exclude={"continuation", "previous"})
+        data = self.model_dump(mode="json", exclude={"continuation", "previous", "options"})
         data["validators"] = [(self.previous.get(url) or Validators()).model_dump(mode="json")
                               for url in self.urls]
+        # Aligned with ``urls`` too; null (4 bytes) for a URL fetched with the defaults.
+        data["options"] = [_dumped(self.options.get(url)) for url in self.urls]
         return data
+
+
+def _dumped(options: FetchOptions | None) -> dict[str, Any] | None:
+    return None if options is None else options.model_dump(mode="json")
 
 
 class RunStatus(StrEnum):

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.models import Contract, Verdict, url_problem
+from pipeline.models import Contract, FetchOptions, Verdict, url_problem
 
 LABEL_MAX = 200
 
@@ -43,6 +43,9 @@ class WatchEntry(Contract):
     review_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     block_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     added_at: datetime
+    # Headers and cookies (secret values by reference only) and the robots.txt opt-out; None
+    # when the entry is fetched with the defaults.
+    options: FetchOptions | None = None
 
     @field_validator("url")
     @classmethod
@@ -50,6 +53,11 @@ class WatchEntry(Contract):
         if (why := url_problem(url)) is not None:
             raise ValueError(why)
         return url
+
+    @field_validator("options")
+    @classmethod
+    def _only_if_not_default(cls, options: FetchOptions | None) -> FetchOptions | None:
+        return None if options is None or options.is_default else options
 
     @model_validator(mode="after")
     def _ordered(self) -> WatchEntry:

@@ -7,7 +7,9 @@ below is the same key schema as create_table arguments):
     entry   URL#<url_id>
 
 ``url_id`` is ``pipeline.keys.url_id(url)``: URLs can exceed DynamoDB's key size. Attributes:
-url, label, review_threshold, block_threshold (each only when set), added_at (ISO 8601 UTC).
+url, label, review_threshold, block_threshold, options (a map: headers, cookies, robots; each
+only when set), added_at (ISO 8601 UTC). Header and cookie values are literals or references
+({"ssm": name} / {"secret": name}), never a secret in clear.
 The CLI (`baton watch`) writes it; the monitor reads it with one Scan per run.
 """
 
