@@ -157,3 +157,47 @@ def strikes(rule: Rule, seed: int, request: str, occurrence: int) -> bool:
     if rule.nth is not None:
         return occurrence == rule.nth
     return draw(seed, rule.kind, request, occurrence) < (rule.rate or 0.0)
+
+
+# ---- the CLI's side: the local cloud's admin path --------------------------------------------
+
+ADMIN_PATH = "/_baton/faults"  # served by baton/localcloud/faults.py
+
+
+class FaultsUnavailable(RuntimeError):
+    """The local cloud did not take (or give back) the faults; the message says why."""
+
+
+def admin(endpoint: str, method: str, settings: dict[str, object] | None = None) -> dict[str, object]:
+    """Call the local cloud's fault admin path: PUT ``settings``, GET or DELETE; its JSON state."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(settings).encode() if settings is not None else None
+    request = urllib.request.Request(endpoint.rstrip("/") + ADMIN_PATH, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        try:
+            why = json.loads(error.read()).get("message", "")
+        except ValueError:
+            why = ""
+        raise FaultsUnavailable(
+            f"the local cloud at {endpoint} refused the faults ({error.code}{': ' + why if why else ''})"
+            + ("; it predates fault injection: restart it (baton down, then baton up)"
+               if error.code in (404, 405) and not why else "")) from None
+    except (OSError, ValueError) as error:
+        raise FaultsUnavailable(f"the local cloud at {endpoint} did not answer: {error}") from None
+    if not isinstance(answer, dict):
+        raise FaultsUnavailable(f"the local cloud at {endpoint} answered {answer!r}")
+    return answer
+
+
+def injected_counts(state: dict[str, object]) -> dict[str, int]:
+    """The faults injected by kind, from the admin path's state, in catalogue order."""
+    injected = state.get("injected")
+    counts = injected if isinstance(injected, dict) else {}
+    return {kind.name: int(counts[kind.name]) for kind in CATALOGUE if counts.get(kind.name)}
