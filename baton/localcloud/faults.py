@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -43,6 +44,7 @@ def catalogue() -> Any:
     if spec is None or spec.loader is None:
         raise SystemExit(f"baton launcher: cannot load the fault catalogue {CATALOGUE_FILE}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
 
@@ -318,3 +320,4 @@ def _dynamodb(status: int, code: str, message: str, **extra: Any) -> Response:
 
 
 FAULTS = Faults()
+catalogue()  # fail when the local cloud starts, not at the first run that asks for faults

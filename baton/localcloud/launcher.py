@@ -210,6 +210,7 @@ def injected_faults() -> Any:
     if spec is None or spec.loader is None:
         raise SystemExit(f"baton launcher: cannot load the fault injector {path}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module.FAULTS
 

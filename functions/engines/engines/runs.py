@@ -77,6 +77,40 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+# Refusals DynamoDB answers before applying anything, so a call may simply be made again; botocore
+# retries the throttles a few times but never a conflict with a transaction in progress on the
+# item (the tracker's transactions on META make that ordinary here).
+REFUSED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException",
+                     "RequestLimitExceeded", "TransactionConflictException"})
+REFUSED_TRIES = 6
+
+
+class _Retrying:
+    """A DynamoDB client whose calls are made again (jittered backoff) while DynamoDB refuses
+    them: a run's bookkeeping must not fail, or strand its run, for a refusal."""
+
+    def __init__(self, client: Any, sleep: Callable[[float], None]) -> None:
+        self._client = client
+        self._sleep = sleep
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._client, name)
+        if not callable(call):
+            return call
+
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(1, REFUSED_TRIES + 1):
+                try:
+                    return call(*args, **kwargs)
+                except ClientError as error:
+                    if error_code(error) not in REFUSED or attempt == REFUSED_TRIES:
+                        raise
+                self._sleep(random.uniform(0, 0.05 * 2**attempt))
+            raise AssertionError("unreachable")
+
+        return retried
+
+
 class RunsTable(Table):
     """Records runs and their items in DynamoDB (the orchestrator's RunLog, the tracker's counts)."""
 
@@ -89,6 +123,11 @@ class RunsTable(Table):
     ) -> None:
         super().__init__(table_name, client)
         self._sleep = sleep
+
+    @property
+    def client(self) -> Any:
+        """The table's client, making refused calls again."""
+        return _Retrying(super().client, self._sleep)
 
     # ---- a run -------------------------------------------------------------------------------
 
