@@ -20,6 +20,7 @@ signed with another access key than the ones the local cloud gives its functions
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 import json
 import re
@@ -35,6 +36,8 @@ CATALOGUE_FILE = Path(__file__).resolve().parent.parent / "faults.py"
 ADMIN_PATH = "/_baton/faults"
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/[^/]+/([^/]+)/aws4_request")
 Response = tuple[int, dict[str, str], bytes]
+# Set while an asynchronous invocation is queued: its retry thread inherits the context.
+_QUEUED = contextvars.ContextVar("baton_fault_queued", default=False)
 
 
 @cache
@@ -189,7 +192,9 @@ class Faults:
                              "errorType": "Lambda.TooManyRequestsException",
                              "errorMessage": message}}
         message = "An error occurred and the request cannot be processed."
-        return {"error": True, "baton_status": 500, "log": "",
+        # The async queue gives a 5xx back to the queue and tries again, as it does a throttle,
+        # without spending one of the function's retries: marked as a throttle there.
+        return {"error": True, "baton_status": 500, "log": "", "throttle": _QUEUED.get(),
                 "body": {"__type": "ServiceException", "Message": message,
                          "errorType": "Lambda.ServiceException", "errorMessage": message}}
 
@@ -217,12 +222,17 @@ class Faults:
                       invoke: Callable[[Any, Any], None],
                       headers: Mapping[str, str] | None = None) -> None:
         """Queue an asynchronous invocation, twice when a duplicate delivery strikes it."""
-        invoke(record, event)
-        if not self.rules or (headers is not None and not _from_function(headers)):
-            return
-        name = str((record.get("config") or record).get("FunctionName", ""))
-        if self.strike(catalogue().ASYNC, f"{name}|{_text(event)}") is not None:
-            invoke(record, event)
+        copies = 1
+        if self.rules and (headers is None or _from_function(headers)):
+            name = str((record.get("config") or record).get("FunctionName", ""))
+            if self.strike(catalogue().ASYNC, f"{name}|{_text(event)}") is not None:
+                copies = 2
+        queued = _QUEUED.set(True)
+        try:
+            for _ in range(copies):
+                invoke(record, event)
+        finally:
+            _QUEUED.reset(queued)
 
     def deliver_event(self, record: Mapping[str, Any], event: Any,
                       invoke: Callable[[Any, Any], None]) -> None:

@@ -935,12 +935,16 @@ PATCHES: tuple[Patch, ...] = (
                  "        return\n"
                  "    if await _send_if_handled(\n"
                  "        send, await _handle_post_body_shortcuts("),
+            # After the concurrency slot is taken: an invocation the cap throttles anyway (and an
+            # async event waiting for capacity, tried again every moment) is not a fault's attempt.
             Edit(EXECUTE_FUNCTION,
-                 "    # One invocation identity for the context, Runtime API and platform logs.\n",
-                 "    baton_fault = baton_faults.invoke_fault(config, event)\n"
-                 "    if baton_fault is not None:\n"
-                 "        return baton_fault\n"
-                 "    # One invocation identity for the context, Runtime API and platform logs.\n"),
+                 "    try:\n"
+                 "        return _execute_function_dispatch(func, config, event, request_id, started)\n",
+                 "    try:\n"
+                 "        baton_fault = baton_faults.invoke_fault(config, event)\n"
+                 "        if baton_fault is not None:\n"
+                 "            return baton_fault\n"
+                 "        return _execute_function_dispatch(func, config, event, request_id, started)\n"),
             Edit(INVOKE,
                  "        invoke_async_with_retry(exec_record, event)\n"
                  "        _emit_lambda_metrics(name, duration_ms=0.0, error=False, throttle=False)\n",
