@@ -121,8 +121,9 @@ def _rule(name: str, value: str, part: str) -> Rule:
 def describe() -> str:
     """The catalogue as text: each kind, where it strikes and what AWS error it produces."""
     width = max(len(kind.name) for kind in CATALOGUE)
+    errors = max(len(kind.error) for kind in CATALOGUE)
     lines = ["Fault kinds (SPEC: kind=rate or kind=@k, comma separated; --seed N):"]
-    lines += [f"  {kind.name:<{width}}  {kind.what}" for kind in CATALOGUE]
+    lines += [f"  {kind.name:<{width}}  {kind.error:<{errors}}  {kind.what}" for kind in CATALOGUE]
     lines.append("kind=rate strikes that fraction of the calls (0 < rate <= 1); kind=@k strikes "
                  "each request's k-th attempt. Local cloud only; the same seed and run meet the "
                  "same faults.")
