@@ -114,9 +114,10 @@ def cloud() -> injector.Faults:
 
 
 def put(cloud: injector.Faults, spec: str, **settings: Any) -> tuple[int, dict[str, Any]]:
-    status, _, body = cloud.http_request(
+    answer = cloud.http_request(
         "PUT", injector.ADMIN_PATH, {}, json.dumps({"spec": spec, **settings}).encode())
-    return status, json.loads(body)
+    assert answer is not None
+    return answer[0], json.loads(answer[2])
 
 
 def dynamodb_call(cloud: injector.Faults, operation: str = "PutItem", auth: str = FUNCTION_AUTH,
@@ -152,7 +153,7 @@ def test_the_admin_path_refuses_bad_settings_and_keeps_injection_off(cloud, sett
 def test_data_faults_answer_in_the_services_error_shape_and_only_to_functions(cloud):
     put(cloud, "dynamodb.throttle=1")
     assert dynamodb_call(cloud, auth=CLI_AUTH) is None  # the CLI's follow and poll are served
-    status, headers, body = dynamodb_call(cloud)
+    status, _, body = dynamodb_call(cloud)
     assert status == 400 and json.loads(body)["__type"].endswith(
         "#ProvisionedThroughputExceededException")
     put(cloud, "dynamodb.conflict=1")
