@@ -96,7 +96,9 @@ def test_nothing_is_lost_nor_doubled_under_every_fault(pipeline_stack, sample_si
 
     code, redriven = run_json(capsys, "redrive", summary.run_id, "--json", "--allow-failures")
     assert code == 0, redriven
-    after = RunSummary.model_validate(redriven)
+    # Nothing to redrive when no item ran out of retries: only the permanent failures failed.
+    after = summary if redriven == {"run_id": summary.run_id, "redriven": []} else (
+        RunSummary.model_validate(redriven))
     assert {item.url for item in after.items if not item.succeeded} == set(permanent)
     code, again = run_json(capsys, "redrive", summary.run_id, "--json")
     assert (code, again) == (0, {"run_id": summary.run_id, "redriven": []})
