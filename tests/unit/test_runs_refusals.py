@@ -32,7 +32,7 @@ class FlakyClient:
 @pytest.mark.parametrize("code", ["TransactionConflictException",
                                   "ProvisionedThroughputExceededException"])
 def test_a_refused_call_is_made_again(code):
-    client, waits = FlakyClient(refusal(code), refusal(code)), []
+    client, waits = FlakyClient(refusal(code), refusal(code)), list[float]()
     runs = RunsTable("runs", client, sleep=waits.append)
 
     assert runs.meta("r") == {"pk": "RUN#r", "sk": "META", "engine": "x"}
