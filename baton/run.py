@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from baton import deploy, faults, targets
 from baton.check import faults_key
 from baton.errors import BatonError
@@ -120,8 +122,12 @@ def step_functions(target: str, stack: str) -> list[str]:
     """The deployed names of the pipeline steps' functions (both the engines' and the
     choreography's): the functions Lambda faults may strike."""
     logical = {name for step in STEPS for name in (step.resource, step.events_resource)}
-    resources = client("cloudformation", target).describe_stack_resources(
-        StackName=stack)["StackResources"]
+    try:
+        resources = client("cloudformation", target).describe_stack_resources(
+            StackName=stack)["StackResources"]
+    except ClientError as error:
+        raise BatonError(f"cannot read stack {stack}'s functions on {target} ({error}); "
+                         "deploy it first: baton deploy") from error
     return sorted(resource["PhysicalResourceId"] for resource in resources
                   if resource["LogicalResourceId"] in logical)
 
