@@ -23,9 +23,10 @@ outcome is counted in ``lost`` instead.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
@@ -42,9 +43,6 @@ from pipeline.steps import STEPFUNCTIONS
 # The JSON report's counts, in the order the text report lists them.
 COUNTS = ("submitted", "terminal", "stored", "records", "lost", "duplicate_records",
           "duplicate_history", "duplicate_alerts", "faults_injected")
-
-# Fault injection (`baton run --faults`) does not exist yet: until it does, no fault is injected.
-FAULTS_INJECTED = 0
 
 # Every alert the queue holds, not the newest few `baton alerts` shows.
 EVERY_ALERT = 1_000_000
@@ -91,7 +89,12 @@ class Report:
     duplicate_records: int
     duplicate_history: int
     duplicate_alerts: int
-    faults_injected: int
+    faults: Mapping[str, int] = field(default_factory=dict)  # by kind, as `baton run --faults` kept them
+
+    @property
+    def faults_injected(self) -> int:
+        """How many faults the run met (`baton run --faults`), every kind together."""
+        return sum(self.faults.values())
 
     def broken(self) -> list[str]:
         """Each broken invariant, named by its key and said why; empty when all hold."""
@@ -112,9 +115,11 @@ class Report:
         return problems
 
     def as_json(self) -> dict[str, Any]:
-        """The run's id, engine and status and every count, by its JSON key."""
+        """The run's id, engine and status and every count, by its JSON key; for a run that met
+        injected faults, also ``faults``: how many of each kind."""
+        by_kind = {"faults": dict(self.faults)} if self.faults else {}
         return {"run_id": self.run_id, "engine": self.engine, "status": self.status,
-                **{key: getattr(self, key) for key in COUNTS}}
+                **{key: getattr(self, key) for key in COUNTS}, **by_kind}
 
     def text(self) -> str:
         """The report as aligned lines, one per count."""
@@ -131,7 +136,9 @@ class Report:
             ("duplicate_history", str(self.duplicate_history),
              "history entries beyond one per (run, URL)"),
             ("duplicate_alerts", str(self.duplicate_alerts), "(run, URL) alerted more than once"),
-            ("faults_injected", str(self.faults_injected), "none until fault injection exists"),
+            ("faults_injected", str(self.faults_injected),
+             "faults met (baton run --faults): " + (", ".join(
+                 f"{kind} {count}" for kind, count in self.faults.items()) or "none")),
         ]
         width = max(len(row[1]) for row in rows)
         lines = [f"run {self.run_id} ({self.engine}): {self.status}"]
@@ -142,8 +149,10 @@ class Report:
 # ---- pure logic ------------------------------------------------------------------------------
 
 def invariants(run: RunFacts, records: Iterable[UrlRecords],
-               alerts: Iterable[Mapping[str, Any]]) -> Report:
-    """Compare what the runs table, the records table and the alerts queue hold of ``run``."""
+               alerts: Iterable[Mapping[str, Any]], faults: Mapping[str, int] | None = None
+               ) -> Report:
+    """Compare what the runs table, the records table and the alerts queue hold of ``run``
+    (``faults``: what it met, by kind, when `baton run --faults` injected some)."""
     records = list(records)
     terminal = len(run.outcomes)
     pending = max(run.total - terminal, 0)
@@ -163,7 +172,7 @@ def invariants(run: RunFacts, records: Iterable[UrlRecords],
         duplicate_records=sum(found.entries > 1 for found in records),
         duplicate_history=sum(max(found.entries - 1, 0) for found in records),
         duplicate_alerts=sum(count > 1 for count in alerted.values()),
-        faults_injected=FAULTS_INJECTED,
+        faults=dict(faults or {}),
     )
 
 
@@ -191,6 +200,25 @@ def stored_url(outcome: ItemOutcome) -> str | None:
 
 
 # ---- reading ---------------------------------------------------------------------------------
+
+def faults_key(run_id: str) -> str:
+    """Where `baton run --faults` keeps the faults a run met, beside its request."""
+    return f"runs/{run_id}/faults.json"
+
+
+def read_faults(s3: Any, bucket: str, run_id: str) -> dict[str, int]:
+    """The faults the run met, by kind; empty for a run without injected faults."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=faults_key(run_id))["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return {}
+    try:
+        kept = json.loads(body)
+    except ValueError as error:
+        raise BatonError(f"the faults kept for run {run_id} are not JSON ({error}); "
+                         f"remove s3://{bucket}/{faults_key(run_id)}") from error
+    return {str(kind): int(count) for kind, count in kept.items()} if isinstance(kept, dict) else {}
+
 
 def read_run(runs: RunsTable, run_id: str) -> RunFacts:
     """The run's META and its items' outcomes; BatonError when the runs table has no such run."""
@@ -250,5 +278,7 @@ def check(target: str, stack: str, run_id: str) -> Report:
     urls = dict.fromkeys(url for url in map(stored_url, run.outcomes) if url is not None)
     records = [url_records(dynamodb, outputs["RecordsTableName"], url, run_id) for url in urls]
     alerts = [alert.body for alert in monitoring.recent_alerts(target, stack, EVERY_ALERT)]
-    return invariants(run, records, alerts)
+    bucket = outputs.get("DataBucketName")
+    faults = read_faults(client("s3", target), bucket, run_id) if bucket else {}
+    return invariants(run, records, alerts, faults)
 

@@ -6,13 +6,18 @@ the table, the JSON and the tests do not care which engine ran.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from baton import deploy
+from botocore.exceptions import ClientError
+
+from baton import deploy, faults, targets
+from baton.check import faults_key
 from baton.errors import BatonError
 from baton.targets import client
 from engines.client import (
@@ -25,7 +30,7 @@ from engines.client import (
     follow,
 )
 from pipeline.models import MAX_CONCURRENCY, RunRequest, RunSummary, url_problem
-from pipeline.steps import ENGINES
+from pipeline.steps import ENGINES, STEPS
 
 POLL_S = 0.5
 
@@ -96,6 +101,67 @@ def wait_for(engine: EngineClient, handle: str, request: RunRequest,
     except RunIncomplete:
         raise BatonError(f"run {request.run_id} did not finish in {timeout_s:.0f} s; "
                          "it may still run") from None
+
+
+def usage_error(message: str) -> BatonError:
+    """A BatonError that exits 2, as argparse does for a bad command line."""
+    error = BatonError(message)
+    error.exit_code = 2
+    return error
+
+
+def refuse_faults_off_local(target: str) -> None:
+    """Fault injection lives in baton's local cloud: refuse it anywhere else (exit 2)."""
+    if target != "local":
+        raise usage_error(f"--faults works only with the local cloud (--target local), not "
+                          f"{target}: faults are injected by baton's local cloud and never "
+                          "reach LocalStack or AWS")
+
+
+def step_functions(target: str, stack: str) -> list[str]:
+    """The deployed names of the pipeline steps' functions (both the engines' and the
+    choreography's): the functions Lambda faults may strike."""
+    logical = {name for step in STEPS for name in (step.resource, step.events_resource)}
+    try:
+        resources = client("cloudformation", target).describe_stack_resources(
+            StackName=stack)["StackResources"]
+    except ClientError as error:
+        raise BatonError(f"cannot read stack {stack}'s functions on {target} ({error}); "
+                         "deploy it first: baton deploy") from error
+    return sorted(resource["PhysicalResourceId"] for resource in resources
+                  if resource["LogicalResourceId"] in logical)
+
+
+@contextmanager
+def faults_on(target: str, stack: str, spec: tuple[faults.Rule, ...], seed: int,
+              run_id: str) -> Iterator[dict[str, int]]:
+    """Inject ``spec`` into the local cloud for the run ``run_id`` while the block runs; the
+    yielded dict is filled, on leaving, with the faults injected by kind (kept with the run)."""
+    refuse_faults_off_local(target)
+    endpoint = str(targets.endpoint(target))
+    settings = {"spec": ",".join(map(str, spec)), "seed": seed, "run_id": run_id,
+                "functions": step_functions(target, stack)}
+    counts: dict[str, int] = {}
+    try:
+        faults.admin(endpoint, "PUT", settings)
+    except faults.FaultsUnavailable as error:
+        raise BatonError(f"cannot inject faults: {error}") from error
+    try:
+        yield counts
+    finally:
+        try:
+            counts.update(faults.injected_counts(faults.admin(endpoint, "DELETE")))
+        except faults.FaultsUnavailable as error:
+            raise BatonError(f"could not turn the faults off: {error}") from error
+    keep_faults(target, stack, run_id, counts)
+
+
+def keep_faults(target: str, stack: str, run_id: str, counts: dict[str, int]) -> None:
+    """Keep the faults a run met beside its request, where `baton check` finds them."""
+    bucket = deploy.stack_outputs(target, stack)["DataBucketName"]
+    client("s3", target).put_object(Bucket=bucket, Key=faults_key(run_id),
+                                    Body=json.dumps(counts).encode(),
+                                    ContentType="application/json")
 
 
 def progress_line(progress: Progress, width: int = 30) -> str:

@@ -19,7 +19,8 @@ markers in the records table), lost (items with no outcome once the run has ende
 runs: "running" and how many are pending, and null in JSON), duplicate_records ((run, URL)
 pairs with more than one history entry of the run), duplicate_history (history entries beyond
 one per (run, URL)), duplicate_alerts ((run, URL) pairs with more than one alert in the alerts
-queue) and faults_injected (always 0: fault injection does not exist yet).
+queue) and faults_injected (the faults `baton run --faults` injected into the run; in JSON,
+"faults" has them by kind).
 
 Exit 0 when the invariants hold (lost 0, no duplicates, records equal to stored; for a run
 still running, those that can be judged so far), 1 naming each one that is broken, or when

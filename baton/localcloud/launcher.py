@@ -138,6 +138,8 @@ RUN_SUB_MACHINE = Target(STATES, "_run_sub_machine")
 EXECUTE_TASK = Target(STATES, "_execute_task")
 ERROR_MATCHES = Target(STATES, "_error_matches")
 PUT_EVENTS = Target("ministack.services.eventbridge", "_put_events")
+EXECUTE_FUNCTION = Target(LAMBDA, "_execute_function")
+INVOKE = Target(LAMBDA, "_invoke")
 
 
 # -- code the patched MiniStack calls -----------------------------------------------------------
@@ -198,6 +200,19 @@ def extract_published_layer(layer_data: bytes | None, name: str) -> None:
         extract_layer(layer_data, name)
     except RuntimeError as error:  # publishing succeeds as before; the first cold start reports it
         print(f"baton launcher: {error}", file=sys.stderr)
+
+
+@cache
+def injected_faults() -> Any:
+    """The fault injector of baton/localcloud/faults.py (beside this file), loaded from its file."""
+    path = Path(__file__).resolve().with_name("faults.py")
+    spec = importlib.util.spec_from_file_location("baton_localcloud_faults", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"baton launcher: cannot load the fault injector {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module.FAULTS
 
 
 @cache
@@ -898,6 +913,58 @@ PATCHES: tuple[Patch, ...] = (
                   "baton_check_state_data": check_state_data,
                   "baton_data_limit_exceeded": DATA_LIMIT_EXCEEDED,
                   "baton_refuse_large_put_events": refuse_large_put_events},
+    ),
+    Patch(
+        name="faults-on-demand",
+        stock="has no fault injection: no way to see a pipeline meet a throttle, a crash, a "
+              "duplicated or late event, a throttled or conflicting write",
+        baton="injects, only while a run asks for it (`baton run --faults`, through the guarded "
+              "admin path /_baton/faults) and only into the functions' calls and the cloud's own "
+              "dispatch, AWS-shaped faults drawn from a seed (baton/localcloud/faults.py): Lambda "
+              "429 TooManyRequestsException and 500 ServiceException, a killed worker "
+              "(Runtime.ExitError), Sandbox.Timedout, an async invoke or EventBridge event "
+              "delivered twice, a late event, DynamoDB ProvisionedThroughputExceededException "
+              "and TransactionConflict, S3 503 SlowDown, SNS Throttling",
+        edits=(
+            Edit(ASGI_APP,
+                 "    if await _send_if_handled(\n"
+                 "        send, await _handle_post_body_shortcuts(",
+                 "    baton_fault = baton_faults.http_request(method, path, headers, body)\n"
+                 "    if baton_fault is not None:\n"
+                 "        await _send_response(send, *baton_fault)\n"
+                 "        return\n"
+                 "    if await _send_if_handled(\n"
+                 "        send, await _handle_post_body_shortcuts("),
+            # After the concurrency slot is taken: an invocation the cap throttles anyway (and an
+            # async event waiting for capacity, tried again every moment) is not a fault's attempt.
+            Edit(EXECUTE_FUNCTION,
+                 "    try:\n"
+                 "        return _execute_function_dispatch(func, config, event, request_id, started)\n",
+                 "    try:\n"
+                 "        baton_fault = baton_faults.invoke_fault(config, event)\n"
+                 "        if baton_fault is not None:\n"
+                 "            return baton_fault\n"
+                 "        return _execute_function_dispatch(func, config, event, request_id, started)\n"),
+            Edit(INVOKE,
+                 "        invoke_async_with_retry(exec_record, event)\n"
+                 "        _emit_lambda_metrics(name, duration_ms=0.0, error=False, throttle=False)\n",
+                 "        baton_faults.deliver_async(exec_record, event, invoke_async_with_retry, headers)\n"
+                 "        _emit_lambda_metrics(name, duration_ms=0.0, error=False, throttle=False)\n"),
+            Edit(INVOKE, '    if result.get("throttle"):\n        body = result.get("body") or {}\n',
+                 '    if result.get("baton_status"):  # an injected service error: not a function error\n'
+                 '        return (result["baton_status"], {"Content-Type": "application/json"},\n'
+                 '                json.dumps(result["body"]).encode())\n'
+                 '    if result.get("throttle"):\n        body = result.get("body") or {}\n'),
+            Edit(EXECUTE_WARM,
+                 '        if result.get("status") == "ok":\n'
+                 '            return {"body": result.get("result"), "log": result.get("log", "")}\n',
+                 "        result = baton_faults.after_run(worker, config, event, request_id, result)\n"
+                 '        if result.get("status") == "ok":\n'
+                 '            return {"body": result.get("result"), "log": result.get("log", "")}\n'),
+            Edit(DISPATCH_EVENT, "    lambda_svc.invoke_async_with_retry(exec_record, event)\n",
+                 "    baton_faults.deliver_event(exec_record, event, lambda_svc.invoke_async_with_retry)\n"),
+        ),
+        provides={"baton_faults": injected_faults()},
     ),
 )
 

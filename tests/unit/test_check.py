@@ -141,8 +141,20 @@ def test_the_text_report_names_the_engine_and_every_count():
         assert f"  {key} " in text, key
 
 
-def test_faults_injected_is_zero_until_faults_exist():
+def test_faults_injected_is_zero_for_a_run_without_faults():
     assert invariants(run_facts([stored(A)]), [UrlRecords(A, 1, 1)], []).faults_injected == 0
+
+
+def test_a_run_that_met_faults_reports_them_in_total_and_by_kind():
+    report = invariants(run_facts([stored(A)]), [UrlRecords(A, 1, 1)], [],
+                        {"lambda.crash": 2, "s3.slowdown": 1})
+
+    assert report.faults_injected == 3
+    assert report.as_json()["faults_injected"] == 3
+    assert report.as_json()["faults"] == {"lambda.crash": 2, "s3.slowdown": 1}
+    assert "faults_injected    3  faults met (baton run --faults): lambda.crash 2, s3.slowdown 1" \
+        in report.text()
+    assert report.broken() == []  # faults met are not a broken invariant
 
 
 @pytest.mark.parametrize(("keys", "expected"), [

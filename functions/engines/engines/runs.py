@@ -25,7 +25,9 @@ Who writes what:
 - the choreography's run is opened by its starter (``open_run``, engine "choreography") before
   any item is published; the run tracker then counts each item's end with ``record``: one
   transaction writes the item only if it has no outcome yet and increments the run's counters
-  with it, so a redelivered event cancels the whole transaction and counts nothing. ``finished``
+  with it, so a redelivered event cancels the whole transaction and counts nothing (but a
+  success replaces a recorded failure, counts moved over: a duplicated event's copy may fail
+  while its twin stores the page). ``finished``
   reaching ``total`` ends the run (``finish_if_done``): status, ``pending`` 0 and ``ended_at``
   are then set once. No steps are recorded.
 
@@ -77,6 +79,40 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+# Refusals DynamoDB answers before applying anything, so a call may simply be made again; botocore
+# retries the throttles a few times but never a conflict with a transaction in progress on the
+# item (the tracker's transactions on META make that ordinary here).
+REFUSED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException",
+                     "RequestLimitExceeded", "TransactionConflictException"})
+REFUSED_TRIES = 6
+
+
+class _Retrying:
+    """A DynamoDB client whose calls are made again (jittered backoff) while DynamoDB refuses
+    them: a run's bookkeeping must not fail, or strand its run, for a refusal."""
+
+    def __init__(self, client: Any, sleep: Callable[[float], None]) -> None:
+        self._client = client
+        self._sleep = sleep
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._client, name)
+        if not callable(call):
+            return call
+
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(1, REFUSED_TRIES + 1):
+                try:
+                    return call(*args, **kwargs)
+                except ClientError as error:
+                    if error_code(error) not in REFUSED or attempt == REFUSED_TRIES:
+                        raise
+                self._sleep(random.uniform(0, 0.05 * 2**attempt))
+            raise AssertionError("unreachable")
+
+        return retried
+
+
 class RunsTable(Table):
     """Records runs and their items in DynamoDB (the orchestrator's RunLog, the tracker's counts)."""
 
@@ -89,6 +125,11 @@ class RunsTable(Table):
     ) -> None:
         super().__init__(table_name, client)
         self._sleep = sleep
+
+    @property
+    def client(self) -> Any:
+        """The table's client, making refused calls again."""
+        return _Retrying(super().client, self._sleep)
 
     # ---- a run -------------------------------------------------------------------------------
 
@@ -251,9 +292,46 @@ class RunsTable(Table):
             },
         )
         recorded = self._transact([{"Update": item}, {"Update": run}], outcome)
+        if not recorded and outcome.succeeded:
+            recorded = self._succeed_failed(outcome, at, flagged)
         # Also after a duplicate: the first delivery may have stopped between the two writes.
         self.finish_if_done(outcome.run_id, at)
         return recorded
+
+    def _succeed_failed(self, outcome: ItemOutcome, at: datetime, flagged: bool) -> bool:
+        """Replace a recorded failure by this success; False if the item had not failed.
+
+        Events are delivered at least once: a duplicated event's copy may fail (its function
+        killed, its retries spent) while its twin stores the page. The item is then stored, and
+        counting its first end would call it failed; the success wins, whichever came first.
+        """
+        item = self._update_request(
+            outcome.run_id,
+            item_key(outcome.url),
+            "SET #status = :status, #ended_at = :at, #outcome = :outcome",
+            {":status": "succeeded", ":failed": "failed", ":at": timestamp(at),
+             ":outcome": outcome.model_dump(mode="json", exclude_none=True)},
+            ConditionExpression="#status = :failed",
+        )
+        run = self._update_request(
+            outcome.run_id,
+            META,
+            "ADD #succeeded :one, #failed :minus, #flagged :flagged SET #updated_at = :at",
+            {":one": 1, ":minus": -1, ":flagged": int(flagged), ":at": timestamp(at)},
+        )
+        if not self._transact([{"Update": item}, {"Update": run}], outcome, ended=False):
+            return False
+        # A run that had ended on this failure ended with every item stored after all.
+        update = self._update_request(
+            outcome.run_id, META, "SET #status = :status",
+            {":status": RunStatus.SUCCEEDED.value, ":zero": 0},
+            ConditionExpression="attribute_exists(#ended_at) AND #failed = :zero")
+        try:
+            self._retry_conflicts(lambda: self.client.update_item(**update))
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+        return True
 
     def finish_if_done(self, run_id: str, at: datetime) -> bool:
         """End the run if every item has ended; True if this call ended it."""
@@ -452,7 +530,10 @@ class RunsTable(Table):
             request["ExpressionAttributeValues"] = to_item(values)
         return request
 
-    def _transact(self, writes: list[dict[str, Any]], outcome: ItemOutcome) -> bool:
+    def _transact(self, writes: list[dict[str, Any]], outcome: ItemOutcome,
+                  ended: bool = True) -> bool:
+        """Write the item and its run's counts together; False when the item's condition failed
+        (``ended``: the condition is that the item has not ended yet)."""
         def attempt() -> bool:
             try:
                 self.client.transact_write_items(TransactItems=writes)
@@ -462,7 +543,10 @@ class RunsTable(Table):
                 reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
                 if reasons and reasons[0] == "ConditionalCheckFailed":
                     return False
-                if not reasons and self._has_outcome(outcome):  # some emulators omit reasons
+                # Some emulators omit the reasons.
+                if not reasons and ended and self._has_outcome(outcome):
+                    return False
+                if not reasons and not ended and not self._has_failed(outcome):
                     return False
                 raise
             return True
@@ -483,12 +567,18 @@ class RunsTable(Table):
         raise AssertionError("unreachable")
 
     def _has_outcome(self, outcome: ItemOutcome) -> bool:
+        return "outcome" in self._item(outcome)
+
+    def _has_failed(self, outcome: ItemOutcome) -> bool:
+        return self._item(outcome).get("status", {}).get("S") == "failed"
+
+    def _item(self, outcome: ItemOutcome) -> dict[str, Any]:
         answer = self.client.get_item(
             TableName=self.table_name,
             Key={"pk": {"S": run_key(outcome.run_id)}, "sk": {"S": item_key(outcome.url)}},
             ConsistentRead=True,
         )
-        return "outcome" in answer.get("Item", {})
+        return dict(answer.get("Item", {}))
 
 
 _THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException",

@@ -55,6 +55,9 @@ POLICY = RetryPolicy(
         "Lambda.TooManyRequestsException",
         # A step that hit its timeout (a slow server, a cold start) may well finish next time.
         "Sandbox.Timedout",
+        # A step whose runtime died under it (killed, out of memory) may well run next time; every
+        # step is safe to run again (the store is idempotent per run and URL).
+        "Runtime.ExitError",
     ),
     final=("PermanentError", "ValidationError"),
     interval_seconds=1,
