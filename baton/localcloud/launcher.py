@@ -140,6 +140,7 @@ ERROR_MATCHES = Target(STATES, "_error_matches")
 PUT_EVENTS = Target("ministack.services.eventbridge", "_put_events")
 EXECUTE_FUNCTION = Target(LAMBDA, "_execute_function")
 INVOKE = Target(LAMBDA, "_invoke")
+CALL_LAMBDA = Target(STATES, "_call_lambda")
 
 
 # -- code the patched MiniStack calls -----------------------------------------------------------
@@ -576,6 +577,14 @@ def check_state_data(value: Any, state: str, what: str) -> None:
                               f"of bytes service limit ({size} bytes, limit {STATES_DATA_LIMIT})")
 
 
+def lambda_task_error(body: Mapping[str, Any]) -> str:
+    """The error a Lambda Task fails with: the function's errorType, or for a refused invoke
+    (a throttle, a missing function) ``Lambda.`` and the service exception's name, as on AWS."""
+    if body.get("errorType"):
+        return str(body["errorType"])
+    return f"Lambda.{body['__type']}" if body.get("__type") else "Lambda.Unknown"
+
+
 def put_events_entry_size(entry: Mapping[str, Any]) -> int:
     """An entry's size as EventBridge calculates it (Time, Source, DetailType, Detail, Resources)."""
     def utf8(value: Any) -> int:
@@ -965,6 +974,16 @@ PATCHES: tuple[Patch, ...] = (
                  "    baton_faults.deliver_event(exec_record, event, lambda_svc.invoke_async_with_retry)\n"),
         ),
         provides={"baton_faults": injected_faults()},
+    ),
+    Patch(
+        name="lambda-task-throttle-is-named",
+        stock="fails a Lambda Task whose invoke the service refused (a throttle) with "
+              "Lambda.Unknown, which no Retry on Lambda.TooManyRequestsException matches",
+        baton="names it Lambda.TooManyRequestsException (Lambda. and the service exception's "
+              "name), as on AWS, so the Retry AWS recommends for Lambda Tasks takes it",
+        edits=(Edit(CALL_LAMBDA, 'body.get("errorType", "Lambda.Unknown"),',
+                    "baton_lambda_task_error(body),"),),
+        provides={"baton_lambda_task_error": lambda_task_error},
     ),
 )
 

@@ -121,6 +121,21 @@ def test_step_functions_do_not_retry_on_a_different_error_name(deploy_function, 
     assert _attempts(history) == 1
 
 
+def test_a_throttled_lambda_task_fails_with_the_name_its_retry_matches(deploy_function, aws):
+    name = deploy_function("fidelity.raise_transient", ("fidelity.py",))
+    aws("lambda").put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    arn = aws("lambda").get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    definition = _task(arn, ["Lambda.TooManyRequestsException"])
+    definition["States"]["Call flaky function"]["Catch"][0]["ErrorEquals"] = [
+        "Lambda.TooManyRequestsException"]
+
+    result, history = _run_state_machine(aws, definition)
+
+    assert result["status"] == "SUCCEEDED"  # retried, then caught: the name matched both times
+    assert _attempts(history) == 3
+    assert json.loads(result["output"])["caught"]["Error"] == "Lambda.TooManyRequestsException"
+
+
 def test_package_outside_code_and_layers_fails_initialisation(deploy_function, aws):
     name = deploy_function("needs_missing_package.handler", ("needs_missing_package.py",))
 
