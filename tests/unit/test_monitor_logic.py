@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,43 +22,11 @@ from pipeline.monitor_models import (
     UrlState,
     WatchEntry,
 )
-from tests.monitor_fakes import EngineRunner, Page, SiteSteps
+from tests.monitor_fakes import EngineRunner, MemoryStateTable, Page, SiteSteps
 
 GARDEN, NEWS, RANT, SHOP = (f"http://site.test/pages/{name}"
                             for name in ("garden", "news", "rant", "shop"))
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-
-
-@dataclass
-class MemoryStateTable:
-    """MonitorTable's behaviour in dicts."""
-
-    saved: dict[str, UrlState] = field(default_factory=dict)
-    runs: dict[str, MonitorRun] = field(default_factory=dict)
-    checks: dict[str, list[Check]] = field(default_factory=dict)
-    lease: str | None = None
-
-    def states(self, urls: Sequence[str]) -> dict[str, UrlState]:
-        return {url: self.saved[url] for url in urls if url in self.saved}
-
-    def save_state(self, state: UrlState) -> None:
-        self.saved[state.url] = state
-
-    def save_run(self, run: MonitorRun) -> None:
-        self.runs[run.run_id] = run
-
-    def save_checks(self, run: MonitorRun, checks: Sequence[Check]) -> None:
-        self.checks[run.run_id] = list(checks)
-
-    def acquire_lease(self, owner: str, *, now: float, seconds: float) -> str | None:
-        if self.lease is not None:
-            return self.lease
-        self.lease = owner
-        return None
-
-    def release_lease(self, owner: str) -> None:
-        if self.lease == owner:
-            self.lease = None
 
 
 @dataclass
@@ -201,13 +168,14 @@ def test_a_failed_publish_keeps_the_old_state_so_the_next_run_alerts_again(world
 
 
 def test_a_run_is_skipped_while_another_holds_the_lease(world: World) -> None:
-    world.table.lease = "monitor-earlier"
+    world.table.hold_lease("monitor-earlier")
 
     result = run(world)
 
     assert result.status is MonitorRunStatus.SKIPPED
     assert result.error == "monitor run monitor-earlier was still in progress"
-    assert world.runner.requests == [] and world.table.lease == "monitor-earlier"
+    assert world.runner.requests == []
+    assert world.table.lease is not None and world.table.lease.owner == "monitor-earlier"
     assert world.table.runs[result.run_id] == result
 
 
@@ -225,8 +193,11 @@ def test_an_engine_failure_is_recorded_and_raised_and_the_lease_released(world: 
     class Broken:
         engine = "stepfunctions"
 
-        def run(self, request: RunRequest, *, expired: Any) -> RunSummary:
+        def start(self, request: RunRequest) -> str:
             raise EngineFailed("execution ended FAILED")
+
+        def wait(self, handle: str, request: RunRequest, *, expired: Any) -> RunSummary | None:
+            raise AssertionError("a run that did not start is not followed")
 
     monitor = world.monitor()
     monitor.runner = Broken()
