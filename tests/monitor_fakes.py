@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,7 +132,8 @@ class EngineRunner:
     """A monitor PipelineRunner running the real orchestrator engine in memory over ``steps``.
 
     A run is computed when it starts (from the site as it is then); ``wait`` reports it ended
-    unless ``hold`` is set: then every run outlives every firing's budget until it is cleared.
+    unless ``hold`` is set: then every run outlives every firing's budget (``expired``) until
+    it is cleared.
     """
 
     steps: SiteSteps
@@ -153,7 +155,14 @@ class EngineRunner:
     def wait(self, handle: str, request: RunRequest, *, expired: Any) -> RunSummary | None:
         assert handle == f"handle-{request.run_id}", "followed by another run's handle"
         self.waits[request.run_id] += 1
-        return None if self.hold else self.summaries[request.run_id]
+        give_up = time.monotonic() + 5
+        while self.hold:  # followed until the firing's budget ends, as engines.client.follow
+            if expired():
+                return None
+            if time.monotonic() > give_up:
+                raise AssertionError("the firing's budget never ended while the run was held")
+            time.sleep(0.001)
+        return self.summaries[request.run_id]
 
 
 @dataclass

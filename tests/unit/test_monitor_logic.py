@@ -14,12 +14,10 @@ from monitor.logic import Monitor, new_run_id
 from pipeline.models import RunRequest, RunSummary
 from pipeline.monitor_models import (
     Alert,
-    Check,
     CheckState,
     MonitorRun,
     MonitorRunStatus,
     Thresholds,
-    UrlState,
     WatchEntry,
 )
 from tests.monitor_fakes import EngineRunner, MemoryStateTable, Page, SiteSteps
@@ -80,7 +78,8 @@ def world() -> World:
 
 
 def run(world: World) -> MonitorRun:
-    return world.monitor().run_once(trigger="schedule", expired=lambda: False, lease_seconds=60)
+    """One firing whose budget is spent once it has looked at its run (a held run outlives it)."""
+    return world.monitor().run_once(trigger="schedule", expired=lambda: True, lease_seconds=60)
 
 
 def test_the_first_run_classifies_everything_new_and_alerts_nothing(world: World) -> None:
@@ -214,3 +213,163 @@ def test_an_engine_failure_is_recorded_and_raised_and_the_lease_released(world: 
 
 def test_run_ids_are_valid_execution_names() -> None:
     assert RunRequest(run_id=new_run_id(), urls=["http://a.test/"]).run_id.startswith("monitor-")
+
+
+# ---- runs that outlive their firing ----------------------------------------------------------
+
+
+def test_a_run_that_outlives_its_firing_is_settled_and_alerted_by_a_later_one(world: World) -> None:
+    run(world)
+    world.pages[NEWS].version = 2
+    world.runner.hold = True
+
+    started = run(world)  # the run is still going when this firing's budget ends
+    assert started.status is MonitorRunStatus.RUNNING and started.alerts == []
+    assert world.table.runs[started.run_id].status is MonitorRunStatus.RUNNING
+    assert world.table.lease is not None and world.table.lease.owner == started.run_id
+    assert world.table.lease.followed_until == 0.0  # let go of: the next firing may follow it
+    assert world.topic.sent == [] and world.table.saved[NEWS].run_id != started.run_id
+
+    waiting = run(world)  # still going: adopted and followed, no second run over the watchlist
+    assert (waiting.status, waiting.adopted) == (MonitorRunStatus.SKIPPED, started.run_id)
+    assert waiting.error == f"monitor run {started.run_id} was still in progress"
+    assert len(world.runner.requests) == 2 and world.runner.waits[started.run_id] == 2
+
+    world.runner.hold = False
+    after = run(world)  # sees it end: settles it, then starts the next run
+    settled = world.table.runs[started.run_id]
+    assert settled.status is MonitorRunStatus.DONE
+    assert settled.counts == {CheckState.UNCHANGED: 3, CheckState.CHANGED: 1}
+    assert [(sent.url, sent.transition, sent.published) for sent in settled.alerts] == [
+        (NEWS, CheckState.CHANGED, True)]
+    assert world.topic.transitions() == [(NEWS, "changed")]  # once, by the settling firing
+    news = next(one for one in world.table.checks[after.run_id] if one.url == NEWS)
+    assert news.previous is not None and news.previous.run_id == started.run_id
+    assert after.adopted == started.run_id and after.status is MonitorRunStatus.DONE
+    assert after.counts == {CheckState.UNCHANGED: 4} and world.table.lease is None
+
+
+def test_a_firing_does_not_follow_a_run_another_firing_follows(world: World) -> None:
+    run(world)
+    world.pages[NEWS].version = 2
+    world.runner.hold = True
+    started = run(world)
+    assert world.table.lease is not None
+    world.table.lease = world.table.lease.model_copy(   # another firing follows it now
+        update={"follower": "monitor-other", "followed_until": float("inf")})
+    world.runner.hold = False
+
+    duplicate = run(world)
+
+    assert (duplicate.status, duplicate.adopted) == (MonitorRunStatus.SKIPPED, None)
+    assert world.runner.waits[started.run_id] == 1  # only the starting firing's
+    assert world.topic.sent == [] and world.table.runs[started.run_id].status == "running"
+
+
+def test_a_duplicated_schedule_event_does_nothing(world: World) -> None:
+    first = world.monitor().run_once(trigger="schedule", expired=lambda: False,
+                                     lease_seconds=60, event_id="event-1")
+    again = world.monitor().run_once(trigger="schedule", expired=lambda: False,
+                                     lease_seconds=60, event_id="event-1")
+
+    assert first.status is MonitorRunStatus.DONE
+    assert (again.status, again.error) == (MonitorRunStatus.SKIPPED,
+                                           "schedule event event-1 was delivered before")
+    assert len(world.runner.requests) == 1
+
+
+def test_a_run_whose_lease_ran_out_is_recorded_abandoned_and_a_new_one_starts(
+    world: World,
+) -> None:
+    world.runner.hold = True
+    lost = run(world)
+    assert world.table.lease is not None
+    world.table.lease = world.table.lease.model_copy(update={"lease_until": 0.0})
+    world.runner.hold = False
+
+    fresh = run(world)
+
+    assert world.table.runs[lost.run_id].status is MonitorRunStatus.FAILED
+    assert world.table.runs[lost.run_id].error == "did not end within 21600 s: abandoned"
+    assert fresh.status is MonitorRunStatus.DONE and fresh.adopted is None
+    assert fresh.counts == {CheckState.NEW: 4}
+
+
+def test_a_url_already_settled_from_the_run_is_not_checked_or_alerted_again(world: World) -> None:
+    run(world)
+    world.pages[NEWS].version = 2
+    world.pages[SHOP].version = 2
+    world.runner.hold = True
+    started = run(world)
+    # A settler stopped half-way: it had alerted NEWS and saved its state from this run.
+    world.table.saved[NEWS] = world.table.saved[NEWS].model_copy(
+        update={"run_id": started.run_id, "content_hash": "after"})
+    world.runner.hold = False
+
+    run(world)
+
+    settled = world.table.runs[started.run_id]
+    assert [(alert.url, alert.transition) for _, alert in world.topic.sent
+            if alert.run_id == started.run_id] == [(SHOP, CheckState.CHANGED)]
+    assert NEWS not in {one.url for one in world.table.checks[started.run_id]}
+    assert settled.counts == {CheckState.UNCHANGED: 2, CheckState.CHANGED: 1}
+
+
+def test_an_adopted_run_checks_only_the_urls_it_ran(world: World) -> None:
+    run(world)
+    world.runner.hold = True
+    started = run(world)
+    added = "http://site.test/pages/added"
+    world.pages[added] = Page()
+    world.watchlist.items.append(WatchEntry(url=added, added_at=T0))
+    world.runner.hold = False
+
+    after = run(world)
+
+    assert {one.url for one in world.table.checks[started.run_id]} == {GARDEN, NEWS, RANT, SHOP}
+    assert after.counts == {CheckState.UNCHANGED: 4, CheckState.NEW: 1}  # the next run has it
+
+
+# ---- alert rules -------------------------------------------------------------------------------
+
+
+def test_a_page_that_keeps_failing_after_the_fetch_alerts_once_then_recovers(world: World) -> None:
+    run(world)
+    world.pages[NEWS].version = 2
+    world.pages[NEWS].unparsable = True
+
+    failing = run(world)
+    assert world.topic.transitions() == [(NEWS, "failing")]
+    assert failing.counts[CheckState.FAILING] == 1
+
+    still = run(world)  # a new fetch each time (the failed version's ETag is not kept) …
+    assert world.topic.transitions() == [(NEWS, "failing")]  # … but no second alert
+    assert still.counts[CheckState.FAILING] == 1
+    assert world.runner.requests[-1].previous[NEWS].etag == '"v1"'
+
+    world.pages[NEWS].unparsable = False
+    run(world)
+    assert world.topic.transitions() == [(NEWS, "failing"), (NEWS, "recovered")]
+
+
+def test_a_page_that_comes_back_flagged_alerts_as_flagged(world: World) -> None:
+    run(world)
+    world.pages[SHOP].down = True
+    run(world)
+    world.pages[SHOP].down = False
+    world.pages[SHOP].toxic = True
+
+    run(world)
+
+    assert world.topic.transitions() == [(SHOP, "down"), (SHOP, "flagged")]
+    alert = world.topic.sent[-1][1]
+    assert alert.previous is not None and alert.previous.status == "down"
+
+
+def test_unchanged_states_are_written_in_batches(world: World) -> None:
+    run(world)
+    writes = world.table.state_writes
+
+    run(world)
+
+    assert world.table.state_writes - writes == 1  # four states, one batch

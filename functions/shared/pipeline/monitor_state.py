@@ -108,10 +108,6 @@ class MonitorTable(Table):
                 raise RuntimeError(f"DynamoDB kept throttling reads of {self.table_name}")
         return found
 
-    def save_state(self, state: UrlState) -> None:
-        """Record a URL's state after its check."""
-        self.save_states([state])
-
     def save_states(self, states: Sequence[UrlState]) -> None:
         """Record URLs' states after their checks, 25 to a request."""
         batch_write(self.client, self.table_name, [{"PutRequest": {"Item": to_item(
