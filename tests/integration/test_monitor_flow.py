@@ -282,7 +282,8 @@ def test_a_scheduled_event_delivered_twice_runs_once(
     again = MonitorRun.model_validate(handler.lambda_handler(SCHEDULED_EVENT, lambda_context))
 
     assert first.status is MonitorRunStatus.DONE
-    assert again.status is MonitorRunStatus.SKIPPED and SCHEDULED_EVENT["id"] in str(again.error)
+    assert again.status is MonitorRunStatus.SKIPPED
+    assert again.error == f"schedule event {SCHEDULED_EVENT['id']} was delivered before"
     assert len(deployed.requests) == 1
 
 
