@@ -2,8 +2,8 @@
 
 Each line prints the measured figure, its goal, and their ratio (below 1.0 meets the goal).
 Not a test: nothing here asserts, because a shared 2-core machine is noisy.
-BATON_BENCH_ONLY=invokes,pipeline,engines,idle,monitor,scale runs just those parts;
-BATON_BENCH_SIZES=1000,5000 sets the sizes of the scale part.
+BATON_BENCH_ONLY=invokes,pipeline,engines,idle,monitor,scale,sweep runs just those parts;
+BATON_BENCH_SIZES=1000,5000 sets the sizes of the scale part, BATON_BENCH_SWEEP=2000 the sweep's.
 """
 
 from __future__ import annotations
@@ -421,6 +421,51 @@ def bench_monitor(n: int = 50) -> None:
         site.stop()
 
 
+def bench_sweep(instance: Running, n: int = 2_000, goal_10k_s: float = 60.0) -> None:
+    """A monitor sweep of N unchanged pages (each a conditional GET answered 304, the item ending
+    after the scraper), extrapolated to 10,000 (goal: 60 s on 2 cores); where its time goes."""
+    from baton import monitoring
+    from baton.watch import Watch, watchlist_table
+    from engines.runs import RunsTable
+
+    site = serve(port=0).start()
+    try:
+        allowed = site.base_url.removeprefix("http://")
+        outputs = deploy.deploy("local", "bench", {"ScraperAllowedHosts": allowed},
+                                say=lambda _: None).outputs
+        watch = Watch(watchlist_table("local", "bench"))
+        watch.remove([entry.url for entry in watch.entries()])  # this part's pages only
+        watchlist = Path(tempfile.mkdtemp(prefix="baton-bench-")) / "watchlist.txt"
+        # N distinct URLs of the site's content pages, each with an ETag and a Last-Modified.
+        pages = ("garden", "library", "recette", "wanderung", "news")
+        watchlist.write_text("".join(f"{site.base_url}/pages/{pages[i % len(pages)]}?sweep={i}\n"
+                                     for i in range(n)))
+        watch.import_file(watchlist)
+        first = monitoring.run_once("local", "bench", "orchestrator")  # every page new
+        with PeakMemory(instance) as memory:
+            started = time.perf_counter()
+            sweep = monitoring.run_once("local", "bench", "orchestrator")
+            wall = time.perf_counter() - started
+        if sweep.status != "done" or sweep.counts.get("unchanged") != n:
+            print(f"{f'monitor sweep, {n} unchanged pages':<58} did not sweep: first "
+                  f"{first.status} {dict(first.counts)}, sweep {sweep.status} "
+                  f"{dict(sweep.counts)} {sweep.error or ''}")
+            return
+        runs = RunsTable(outputs["RunsTableName"], client("dynamodb", "local"))
+        summary = runs.summary(sweep.run_id)
+        assert summary is not None and summary.started_at and summary.ended_at and sweep.ended_at
+        pipeline = (summary.ended_at - summary.started_at).total_seconds()
+        settle = (sweep.ended_at - summary.ended_at).total_seconds()
+        print(f"{f'monitor sweep, {n} unchanged pages (304), concurrency 8':<58} "
+              f"{wall * 1000:9.1f} ms   {n / wall:6.1f} pages/s; pipeline run "
+              f"{pipeline:5.1f} s, monitor's own checks and writes {settle:4.1f} s; peak "
+              f"{memory.peak[0] / 1e9:.2f} GB RSS")
+        report("monitor sweep extrapolated to 10,000 unchanged pages", wall * 10_000 / n,
+               goal_10k_s)
+    finally:
+        site.stop()
+
+
 def main() -> None:
     print(f"baton bench: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores; "
           "ratio = measured / goal (below 1.0 meets it)")
@@ -448,6 +493,8 @@ def main() -> None:
                 bench_idle_memory(instance)
             if wanted("monitor"):
                 bench_monitor()
+            if wanted("sweep"):
+                bench_sweep(instance, int(os.environ.get("BATON_BENCH_SWEEP", "2000")))
             if wanted("scale"):
                 sizes = os.environ.get("BATON_BENCH_SIZES", "1000,5000")
                 bench_scale(instance, tuple(int(size) for size in sizes.split(",")))
