@@ -427,6 +427,7 @@ def bench_sweep(instance: Running, n: int = 2_000, goal_10k_s: float = 60.0) -> 
     from baton import monitoring
     from baton.watch import Watch, watchlist_table
     from engines.runs import RunsTable
+    from pipeline.monitor_models import CheckState
 
     site = serve(port=0).start()
     try:
@@ -446,7 +447,7 @@ def bench_sweep(instance: Running, n: int = 2_000, goal_10k_s: float = 60.0) -> 
             started = time.perf_counter()
             sweep = monitoring.run_once("local", "bench", "orchestrator")
             wall = time.perf_counter() - started
-        if sweep.status != "done" or sweep.counts.get("unchanged") != n:
+        if sweep.status != "done" or sweep.counts.get(CheckState.UNCHANGED) != n:
             print(f"{f'monitor sweep, {n} unchanged pages':<58} did not sweep: first "
                   f"{first.status} {dict(first.counts)}, sweep {sweep.status} "
                   f"{dict(sweep.counts)} {sweep.error or ''}")
