@@ -5,14 +5,15 @@ Slow by nature (a one-minute schedule, three firings): about four minutes.
 
 from __future__ import annotations
 
+import itertools
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from baton import deploy, monitoring
+from baton import deploy, monitoring, targets
 from baton.watch import Watch, watchlist_table
 from pipeline.monitor_models import CheckState, MonitorRun
 
@@ -80,3 +81,80 @@ def test_scheduled_runs_alert_once_per_transition(monitored, sample_site_url):
     assert third.status == "done", third.error
     # Still toxic, still up: no new alert for the hike page; the library page is back.
     assert alerts_of(third) == {"Library": "recovered"}
+
+
+# ---- a run longer than the monitor's budget -----------------------------------------------------
+
+TINY_BUDGET_S = "0.001"  # MONITOR_FOLLOW_SECONDS: every firing stops following at once
+
+
+def set_environment(name: str, variables: dict[str, str]) -> None:
+    """Set the function's environment and wait until the update has settled."""
+    lambda_ = targets.client("lambda", "local")
+    lambda_.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+    deadline = time.monotonic() + 60
+    while lambda_.get_function_configuration(FunctionName=name)["LastUpdateStatus"] != "Successful":
+        assert time.monotonic() < deadline, f"{name}'s configuration update never settled"
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def tiny_budget(monitored: dict[str, str]) -> Iterator[None]:
+    """The monitor follows a run for a millisecond only, and only the test fires it."""
+    deploy.deploy("local", STACK, {"MonitorSchedule": "rate(1 hour)"}, say=lambda _: None)
+    name = monitored["MonitorFunctionName"]
+    lambda_ = targets.client("lambda", "local")
+    variables = lambda_.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    set_environment(name, {**variables, "MONITOR_FOLLOW_SECONDS": TINY_BUDGET_S})
+    yield
+    set_environment(name, variables)
+
+
+def fire_until(done: Callable[[MonitorRun], bool], what: str,
+               timeout_s: float = 180) -> list[MonitorRun]:
+    """Fire the monitor by hand (`baton monitor --once`) until ``done``; every firing's record."""
+    fired: list[MonitorRun] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        fired.append(monitoring.run_once("local", STACK, None))
+        if done(fired[-1]):
+            return fired
+        time.sleep(1)
+    raise AssertionError(f"no {what} in {timeout_s} s: "
+                         f"{[(run.status.value, run.adopted, run.error) for run in fired]}")
+
+
+def recorded(run_id: str) -> MonitorRun:
+    (run,) = [run for run in monitoring.monitor_table("local", STACK).recent_runs(50)
+              if run.run_id == run_id]
+    return run
+
+
+def test_a_run_that_outlives_the_monitors_budget_is_settled_later_and_alerts_once(
+    monitored, sample_site_url, tiny_budget
+):
+    # Every page known first: a run started by one firing, settled by a later one.
+    primer = fire_until(lambda run: run.status == "running", "run started")[-1]
+    fire_until(lambda _: recorded(primer.run_id).status == "done", f"settling of {primer.run_id}")
+
+    control(sample_site_url, "change?page=recette")
+    started = fire_until(lambda run: run.status == "running", "run started")[-1]
+    assert started.ended_at is None and started.total == len(PAGES)  # left running
+    later = fire_until(lambda _: recorded(started.run_id).status == "done",
+                       f"settling of {started.run_id}")
+
+    settled = recorded(started.run_id)
+    assert [(sent.label, sent.transition.value, sent.published) for sent in settled.alerts] == [
+        ("Recette", "changed", True)]
+    published = [alert.body for alert in monitoring.recent_alerts("local", STACK, limit=200)
+                 if alert.body.get("run_id") == started.run_id]
+    assert [(body["label"], body["transition"]) for body in published] == [("Recette", "changed")]
+    # While it ran, no firing started another run: each followed it (adopted) and stopped.
+    assert [(run.status.value, run.adopted) for run in later[:-1]] == [
+        ("skipped", started.run_id)] * (len(later) - 1)
+    assert later[-1].adopted == started.run_id  # the one that saw it end settled it
+    runs = sorted((run for run in monitoring.monitor_table("local", STACK).recent_runs(50)
+                   if run.status != "skipped" and run.total), key=lambda run: run.started_at)
+    for before, after in itertools.pairwise(runs):
+        assert before.ended_at is not None and before.ended_at <= after.started_at, (
+            f"monitor runs {before.run_id} and {after.run_id} overlap")

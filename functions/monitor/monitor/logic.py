@@ -185,7 +185,8 @@ class Monitor:
         if not entries:
             logger.info("the watchlist is empty: nothing to run")
             return self._finish(run, MonitorRunStatus.DONE, error="the watchlist is empty")
-        run = run.model_copy(update={"total": len(entries)})
+        # Started now, after any run this firing adopted: runs never overlap, records neither.
+        run = run.model_copy(update={"total": len(entries), "started_at": self.now()})
         holder = self.table.acquire_lease(run.run_id, now=run.started_at.timestamp(),
                                           seconds=self.run_lease_seconds, run=run,
                                           followed_until=followed_until)
