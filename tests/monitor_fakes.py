@@ -152,7 +152,8 @@ class EngineRunner:
                                                     continue_run=lambda _: None)
         return f"handle-{request.run_id}"
 
-    def wait(self, handle: str, request: RunRequest, *, expired: Any) -> RunSummary | None:
+    def wait(self, handle: str, request: RunRequest, *, started_at: datetime,
+             expired: Any) -> RunSummary | None:
         assert handle == f"handle-{request.run_id}", "followed by another run's handle"
         self.waits[request.run_id] += 1
         give_up = time.monotonic() + 5

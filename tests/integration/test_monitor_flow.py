@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,12 @@ import boto3
 import pytest
 
 from baton.watch import Watch
-from engines.client import Deployment, OrchestratorClient, Runner
+from engines.client import START_TIMEOUT_S, Deployment, EngineFailed, OrchestratorClient, Runner
 from engines.runs import RUNS_TABLE_SCHEMA, RunsTable
 from monitor import handler
 from monitor.check import SUBJECT_MAX
 from monitor.dal import TransitionAlerts
+from monitor.engine import EnginePipelineRunner
 from monitor.logic import Monitor
 from pipeline.alerts import SnsAlerts
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
@@ -378,3 +379,23 @@ def test_a_continued_orchestrator_run_is_followed_in_the_runs_table(aws: None) -
     assert (summary.total, summary.succeeded, summary.pending) == (2, 2, 0)
     assert summary == runs.summary(request.run_id)
     assert RunsTable(name, boto3.client("dynamodb")).summary("never-ran") is None
+
+
+def test_an_adopted_run_not_yet_opened_is_timed_from_its_own_start(aws: None) -> None:
+    name = f"baton-runs-{uuid.uuid4().hex[:8]}"
+    boto3.client("dynamodb").create_table(TableName=name, **RUNS_TABLE_SCHEMA)
+    clients = {"dynamodb": boto3.client("dynamodb"), "s3": boto3.client("s3")}
+    deployment = Deployment(orchestrator_function=name, runs_table_name=name,
+                            data_bucket_name=name)
+    request = RunRequest(run_id="monitor-run-queued", urls=[GARDEN])
+    # A fresh firing's runner: the run was started by an earlier one, its invoke still queued.
+    adopting = EnginePipelineRunner(OrchestratorClient(deployment, clients.__getitem__))
+    recently = datetime.now(UTC) - timedelta(seconds=10)
+
+    assert adopting.wait(request.run_id, request, started_at=recently,
+                         expired=lambda: True) is None  # still starting: followed later
+
+    long_ago = datetime.now(UTC) - timedelta(seconds=START_TIMEOUT_S + 5)
+    with pytest.raises(EngineFailed, match="did not start run monitor-run-queued"):
+        EnginePipelineRunner(OrchestratorClient(deployment, clients.__getitem__)).wait(
+            request.run_id, request, started_at=long_ago, expired=lambda: True)

@@ -195,7 +195,8 @@ def test_an_engine_failure_is_recorded_and_raised_and_the_lease_released(world: 
         def start(self, request: RunRequest) -> str:
             raise EngineFailed("execution ended FAILED")
 
-        def wait(self, handle: str, request: RunRequest, *, expired: Any) -> RunSummary | None:
+        def wait(self, handle: str, request: RunRequest, *, started_at: datetime,
+                 expired: Any) -> RunSummary | None:
             raise AssertionError("a run that did not start is not followed")
 
     monitor = world.monitor()

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from engines.client import engine_client
 from monitor.dal import TransitionAlerts
-from monitor.engine import EngineRunner
+from monitor.engine import EnginePipelineRunner
 from monitor.logic import Monitor, PipelineRunner, Trigger
 from monitor.settings import MonitorSettings, get_settings
 from pipeline import aws
@@ -71,5 +71,5 @@ def monitor(settings: MonitorSettings, engine: str | None = None) -> Monitor:
 def runner(settings: MonitorSettings, engine: str) -> PipelineRunner:
     """The engine named ``engine``, configured from the settings."""
     settings.require(engine)
-    return EngineRunner(engine_client(engine, settings.deployment(), aws.client),
-                        poll_seconds=settings.poll_seconds)
+    return EnginePipelineRunner(engine_client(engine, settings.deployment(), aws.client),
+                                poll_seconds=settings.poll_seconds)

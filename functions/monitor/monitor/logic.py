@@ -73,8 +73,10 @@ class PipelineRunner(Protocol):
         """Start ``request``; returns the handle ``wait`` follows it by."""
         ...
 
-    def wait(self, handle: str, request: RunRequest, *, expired: Expired) -> RunSummary | None:
-        """The run's summary once it has ended; None if ``expired()`` came first."""
+    def wait(self, handle: str, request: RunRequest, *, started_at: datetime,
+             expired: Expired) -> RunSummary | None:
+        """The run's summary once it has ended; None if ``expired()`` came first.
+        ``started_at``: when the run was started (maybe by an earlier firing)."""
         ...
 
 
@@ -226,7 +228,8 @@ class Monitor:
         """Follow the run until it ends (then settle it) or ``expired()`` (then let go of it).
         ``whole``: ``entries`` are exactly the run's URLs (else only those it reports count)."""
         try:
-            summary = self._runner(run.engine).wait(handle, request, expired=expired)
+            summary = self._runner(run.engine).wait(handle, request, started_at=run.started_at,
+                                                    expired=expired)
         except Exception as error:
             logger.exception("the pipeline run failed: nothing compared", run_id=run.run_id)
             self._fail(run, error)
