@@ -11,7 +11,7 @@ from baton import deploy
 from baton.errors import BatonError
 from baton.schedule import validate_schedule
 from baton.targets import client
-from pipeline.monitor_models import MonitorRun
+from pipeline.monitor_models import MonitorRun, MonitorRunStatus
 from pipeline.monitor_state import MonitorTable
 
 
@@ -57,6 +57,11 @@ def run_report(table: MonitorTable, run: MonitorRun) -> str:
     lines = [f"monitor run {run.run_id} ({run.engine}, {run.trigger}) "
              f"{run.started_at:%Y-%m-%d %H:%M:%S}: {run.status}"
              + (f" — {run.error}" if run.error else "")]
+    if run.adopted:
+        lines.append(f"  followed the earlier run {run.adopted} (settled it if it had ended)")
+    if run.status == MonitorRunStatus.RUNNING:
+        lines.append(f"  still running when this firing's time was up: a later firing settles "
+                     f"its {run.total} check(s) and alerts (`baton monitor --follow`)")
     for check in table.run_checks(run.run_id):
         mark = "ALERT" if check.transition else ""
         lines.append(f"  {check.state.value:<10} {mark:<5} {check.label or check.url}")
