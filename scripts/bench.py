@@ -442,7 +442,12 @@ def bench_sweep(instance: Running, n: int = 2_000, goal_10k_s: float = 60.0) -> 
         watchlist.write_text("".join(f"{site.base_url}/pages/{pages[i % len(pages)]}?sweep={i}\n"
                                      for i in range(n)))
         watch.import_file(watchlist)
-        first = monitoring.run_once("local", "bench", "orchestrator")  # every page new
+        # Every page new: a run that may outlive a firing, so fired until one has settled it
+        # (a firing that returns "done" leaves no run going behind it).
+        first = monitoring.run_once("local", "bench", "orchestrator")
+        while first.status not in ("done", "failed"):
+            time.sleep(5)
+            first = monitoring.run_once("local", "bench", "orchestrator")
         with PeakMemory(instance) as memory:
             started = time.perf_counter()
             sweep = monitoring.run_once("local", "bench", "orchestrator")
