@@ -374,3 +374,39 @@ def test_unchanged_states_are_written_in_batches(world: World) -> None:
     run(world)
 
     assert world.table.state_writes - writes == 1  # four states, one batch
+
+
+def test_a_failure_to_follow_keeps_the_run_for_a_later_firing(world: World) -> None:
+    world.runner.hold = True
+    started = run(world)
+    original_wait = world.runner.wait
+
+    def unreachable(*args: Any, **kwargs: Any) -> RunSummary | None:
+        raise ConnectionError("runs table unreachable")
+
+    world.runner.wait = unreachable  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        run(world)
+    lease = world.table.lease
+    assert lease is not None and (lease.owner, lease.followed_until) == (started.run_id, 0.0)
+    assert world.table.runs[started.run_id].status is MonitorRunStatus.RUNNING
+
+    world.runner.wait = original_wait  # type: ignore[method-assign]
+    world.runner.hold = False
+    run(world)
+    assert world.table.runs[started.run_id].status is MonitorRunStatus.DONE
+
+
+def test_an_adopted_run_that_failed_is_recorded_failed_and_let_go(world: World) -> None:
+    world.runner.hold = True
+    started = run(world)
+
+    def failed(*args: Any, **kwargs: Any) -> RunSummary | None:
+        raise EngineFailed("execution ended FAILED")
+
+    world.runner.wait = failed  # type: ignore[method-assign]
+    with pytest.raises(EngineFailed):
+        run(world)
+
+    assert world.table.runs[started.run_id].status is MonitorRunStatus.FAILED
+    assert world.table.lease is None and world.topic.sent == []

@@ -26,6 +26,8 @@ Guarantees:
 - **cheap unchanged pages**: each URL's previous ETag / Last-Modified travel in the run request,
   so an unchanged page ends at the scraper with a 304 and is classified unchanged; the states
   of all pages without an alert are written 25 to a request;
+- **a run that fails is let go**: when its engine says it failed, the run is recorded failed and
+  its lease released; when only following it failed, it keeps the lease for a later firing;
 - the pipeline's own per-page "flagged" alerts are switched off for monitor runs
   (``alert_flagged=False``): the monitor alerts on transitions instead.
 """
@@ -40,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from engines.client import Expired
+from engines.client import EngineFailed, Expired
 from monitor.check import alert_for, alert_subject, check
 from pipeline.models import RunRequest, RunSummary, Validators
 from pipeline.monitor_models import (
@@ -230,9 +232,14 @@ class Monitor:
         try:
             summary = self._runner(run.engine).wait(handle, request, started_at=run.started_at,
                                                     expired=expired)
-        except Exception as error:
+        except EngineFailed as error:
             logger.exception("the pipeline run failed: nothing compared", run_id=run.run_id)
             self._fail(run, error)
+            raise
+        except Exception:
+            # Following it failed (not the run): it may still be going, so it keeps the lease
+            # and a later firing follows it again.
+            self.table.drop_follow(run.run_id, follower)
             raise
         if summary is None:
             logger.info("the run continues after this firing: a later firing settles it",
@@ -272,10 +279,16 @@ class Monitor:
                   # Not checked twice: a state from this very run was settled already.
                   if (whole or entry.url in outcomes)
                   and getattr(previous.get(entry.url), "run_id", None) != run.run_id]
-        sent = [self._alert(one, run.run_id) for one in checks if one.transition]
-        unpublished = {alert.url for alert in sent if not alert.published}
+        # The many quiet pages' states in batches; a transition's state only after its alert
+        # was published, one by one, so a settler stopping half-way re-sends one alert at most.
         self.table.save_states([one.current for one in checks
-                                if one.current is not None and one.url not in unpublished])
+                                if one.current is not None and not one.transition])
+        sent = []
+        for one in checks:
+            if one.transition:
+                sent.append(self._alert(one, run.run_id))
+                if sent[-1].published and one.current is not None:
+                    self.table.save_states([one.current])
         self.table.save_checks(run, checks)
         return self._finish(
             run, MonitorRunStatus.DONE,
