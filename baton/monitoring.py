@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,25 @@ def run_once(target: str, stack: str, engine: str | None) -> MonitorRun:
     if response.get("FunctionError"):
         raise BatonError(f"the monitor failed: {body.get('errorType')}: {body.get('errorMessage')}")
     return MonitorRun.model_validate(body)
+
+
+def set_variables(target: str, stack: str, variables: dict[str, str | None]) -> dict[str, str]:
+    """Set (or, with None, remove) variables of the deployed monitor function that the template
+    does not expose (MONITOR_FOLLOW_SECONDS, MONITOR_MAX_CONCURRENCY…), once the update has
+    settled; returns the variables it had before. A later deploy puts the template's back."""
+    name = deploy.stack_outputs(target, stack)["MonitorFunctionName"]
+    lambda_ = client("lambda", target)
+    before = dict(lambda_.get_function_configuration(FunctionName=name)
+                  .get("Environment", {}).get("Variables", {}))
+    after = {key: value for key, value in {**before, **variables}.items() if value is not None}
+    lambda_.update_function_configuration(FunctionName=name, Environment={"Variables": after})
+    deadline = time.monotonic() + 60
+    while lambda_.get_function_configuration(FunctionName=name).get(
+            "LastUpdateStatus", "Successful") != "Successful":
+        if time.monotonic() > deadline:
+            raise BatonError(f"the monitor function {name}'s configuration update did not settle")
+        time.sleep(0.5)
+    return before
 
 
 def monitor_table(target: str, stack: str) -> MonitorTable:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from baton import deploy, monitoring, targets
+from baton import deploy, monitoring
 from baton.watch import Watch, watchlist_table
 from pipeline.monitor_models import CheckState, MonitorRun
 
@@ -88,26 +88,14 @@ def test_scheduled_runs_alert_once_per_transition(monitored, sample_site_url):
 TINY_BUDGET_S = "0.001"  # MONITOR_FOLLOW_SECONDS: every firing stops following at once
 
 
-def set_environment(name: str, variables: dict[str, str]) -> None:
-    """Set the function's environment and wait until the update has settled."""
-    lambda_ = targets.client("lambda", "local")
-    lambda_.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
-    deadline = time.monotonic() + 60
-    while lambda_.get_function_configuration(FunctionName=name)["LastUpdateStatus"] != "Successful":
-        assert time.monotonic() < deadline, f"{name}'s configuration update never settled"
-        time.sleep(0.5)
-
-
 @pytest.fixture
 def tiny_budget(monitored: dict[str, str]) -> Iterator[None]:
     """The monitor follows a run for a millisecond only, and only the test fires it."""
     deploy.deploy("local", STACK, {"MonitorSchedule": "rate(1 hour)"}, say=lambda _: None)
-    name = monitored["MonitorFunctionName"]
-    lambda_ = targets.client("lambda", "local")
-    variables = lambda_.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    set_environment(name, {**variables, "MONITOR_FOLLOW_SECONDS": TINY_BUDGET_S})
+    before = monitoring.set_variables("local", STACK, {"MONITOR_FOLLOW_SECONDS": TINY_BUDGET_S})
     yield
-    set_environment(name, variables)
+    monitoring.set_variables("local", STACK, {"MONITOR_FOLLOW_SECONDS": before.get(
+        "MONITOR_FOLLOW_SECONDS")})
 
 
 def fire_until(done: Callable[[MonitorRun], bool], what: str,
