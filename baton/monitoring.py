@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from baton import deploy
 from baton.errors import BatonError
 from baton.schedule import validate_schedule
 from baton.targets import client
-from pipeline.monitor_models import MonitorRun
+from pipeline.monitor_models import MonitorRun, MonitorRunStatus
 from pipeline.monitor_state import MonitorTable
 
 
@@ -39,6 +40,25 @@ def run_once(target: str, stack: str, engine: str | None) -> MonitorRun:
     return MonitorRun.model_validate(body)
 
 
+def set_variables(target: str, stack: str, variables: dict[str, str | None]) -> dict[str, str]:
+    """Set (or, with None, remove) variables of the deployed monitor function that the template
+    does not expose (MONITOR_FOLLOW_SECONDS, MONITOR_MAX_CONCURRENCY…), once the update has
+    settled; returns the variables it had before. A later deploy puts the template's back."""
+    name = deploy.stack_outputs(target, stack)["MonitorFunctionName"]
+    lambda_ = client("lambda", target)
+    before = dict(lambda_.get_function_configuration(FunctionName=name)
+                  .get("Environment", {}).get("Variables", {}))
+    after = {key: value for key, value in {**before, **variables}.items() if value is not None}
+    lambda_.update_function_configuration(FunctionName=name, Environment={"Variables": after})
+    deadline = time.monotonic() + 60
+    while lambda_.get_function_configuration(FunctionName=name).get(
+            "LastUpdateStatus", "Successful") != "Successful":
+        if time.monotonic() > deadline:
+            raise BatonError(f"the monitor function {name}'s configuration update did not settle")
+        time.sleep(0.5)
+    return before
+
+
 def monitor_table(target: str, stack: str) -> MonitorTable:
     outputs = deploy.stack_outputs(target, stack)
     return MonitorTable(outputs["MonitorStateTableName"], client("dynamodb", target))
@@ -57,6 +77,11 @@ def run_report(table: MonitorTable, run: MonitorRun) -> str:
     lines = [f"monitor run {run.run_id} ({run.engine}, {run.trigger}) "
              f"{run.started_at:%Y-%m-%d %H:%M:%S}: {run.status}"
              + (f" — {run.error}" if run.error else "")]
+    if run.adopted:
+        lines.append(f"  followed the earlier run {run.adopted} (settled it if it had ended)")
+    if run.status == MonitorRunStatus.RUNNING:
+        lines.append(f"  still running when this firing's time was up: a later firing settles "
+                     f"its {run.total} check(s) and alerts (`baton monitor --follow`)")
     for check in table.run_checks(run.run_id):
         mark = "ALERT" if check.transition else ""
         lines.append(f"  {check.state.value:<10} {mark:<5} {check.label or check.url}")

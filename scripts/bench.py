@@ -2,8 +2,9 @@
 
 Each line prints the measured figure, its goal, and their ratio (below 1.0 meets the goal).
 Not a test: nothing here asserts, because a shared 2-core machine is noisy.
-BATON_BENCH_ONLY=invokes,pipeline,engines,idle,monitor,scale runs just those parts;
-BATON_BENCH_SIZES=1000,5000 sets the sizes of the scale part.
+BATON_BENCH_ONLY=invokes,pipeline,engines,idle,monitor,scale,sweep runs just those parts;
+BATON_BENCH_SIZES=1000,5000 sets the sizes of the scale part, BATON_BENCH_SWEEP=2000 the sweep's
+(BATON_BENCH_SWEEP_CONCURRENCY=8,16: one sweep at each of the monitor's concurrencies).
 """
 
 from __future__ import annotations
@@ -421,6 +422,77 @@ def bench_monitor(n: int = 50) -> None:
         site.stop()
 
 
+def bench_sweep(instance: Running, n: int = 2_000, concurrencies: tuple[int, ...] = (8,),
+                goal_10k_s: float = 60.0) -> None:
+    """A monitor sweep of N unchanged pages (each a conditional GET answered 304, the item ending
+    after the scraper), extrapolated to 10,000 (goal: 60 s on 2 cores); where its time goes."""
+    from baton import monitoring
+    from baton.watch import Watch, watchlist_table
+    from engines.runs import RunsTable
+    from pipeline.monitor_models import CheckState
+
+    site = serve(port=0).start()
+    try:
+        allowed = site.base_url.removeprefix("http://")
+        outputs = deploy.deploy("local", "bench", {"ScraperAllowedHosts": allowed},
+                                say=lambda _: None).outputs
+        watch = Watch(watchlist_table("local", "bench"))
+        watch.remove([entry.url for entry in watch.entries()])  # this part's pages only
+        watchlist = Path(tempfile.mkdtemp(prefix="baton-bench-")) / "watchlist.txt"
+        # N distinct URLs of the site's content pages, each with an ETag and a Last-Modified.
+        pages = ("garden", "library", "recette", "wanderung", "news")
+        watchlist.write_text("".join(f"{site.base_url}/pages/{pages[i % len(pages)]}?sweep={i}\n"
+                                     for i in range(n)))
+        watch.import_file(watchlist)
+        # Every page new: a run that may outlive a firing, so fired until one has settled it
+        # (a firing that returns "done" leaves no run going behind it).
+        first = monitoring.run_once("local", "bench", "orchestrator")
+        while first.status not in ("done", "failed"):
+            time.sleep(5)
+            first = monitoring.run_once("local", "bench", "orchestrator")
+        runs = RunsTable(outputs["RunsTableName"], client("dynamodb", "local"))
+        for concurrency in concurrencies:
+            monitoring.set_variables("local", "bench",
+                                     {"MONITOR_MAX_CONCURRENCY": str(concurrency)})
+            with PeakMemory(instance) as memory:
+                started = time.perf_counter()
+                sweep = monitoring.run_once("local", "bench", "orchestrator")
+                wall = time.perf_counter() - started
+            if sweep.status != "done" or sweep.counts.get(CheckState.UNCHANGED) != n:
+                print(f"{f'monitor sweep, {n} unchanged pages':<58} did not sweep: first "
+                      f"{first.status} {dict(first.counts)}, sweep {sweep.status} "
+                      f"{dict(sweep.counts)} {sweep.error or ''}")
+                return
+            summary = runs.summary(sweep.run_id)
+            assert summary and summary.started_at and summary.ended_at and sweep.ended_at
+            # Where the time went: the pipeline run (per item: its runs-table writes around
+            # the scraper's invoke), then the monitor noticing its end and reading its items,
+            # then the monitor's own checks and writes (its checks are stamped when that began).
+            pipeline = (summary.ended_at - summary.started_at).total_seconds()
+            checked_at = min(check.current.checked_at
+                             for check in monitoring.monitor_table("local", "bench").run_checks(
+                                 sweep.run_id) if check.current is not None)
+            noticed = (checked_at - summary.ended_at).total_seconds()
+            settle = (sweep.ended_at - checked_at).total_seconds()
+            item_ms = statistics.median(item.duration_ms for item in summary.items)
+            scraper_ms = statistics.median(
+                (step.ended_at - step.started_at).total_seconds() * 1000
+                for _, step in runs.item_steps(sweep.run_id) if step.step == "scraper")
+            print(f"{f'monitor sweep, {n} unchanged pages (304), concurrency {concurrency}':<58} "
+                  f"{wall * 1000:9.1f} ms   {n / wall:6.1f} pages/s; peak "
+                  f"{memory.peak[0] / 1e9:.2f} GB RSS")
+            print(f"{'  of which: the pipeline run':<58} {pipeline * 1000:9.1f} ms   item p50 "
+                  f"{item_ms:.1f} ms, its scraper step p50 {scraper_ms:.1f} ms")
+            print(f"{'  its end noticed and its items read by the monitor':<58} "
+                  f"{noticed * 1000:9.1f} ms")
+            print(f"{'  the monitor checks, writes states and checks':<58} "
+                  f"{settle * 1000:9.1f} ms")
+            report(f"monitor sweep extrapolated to 10,000 unchanged pages, concurrency "
+                   f"{concurrency}", wall * 10_000 / n, goal_10k_s)
+    finally:
+        site.stop()
+
+
 def main() -> None:
     print(f"baton bench: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores; "
           "ratio = measured / goal (below 1.0 meets it)")
@@ -448,6 +520,10 @@ def main() -> None:
                 bench_idle_memory(instance)
             if wanted("monitor"):
                 bench_monitor()
+            if wanted("sweep"):
+                concurrencies = os.environ.get("BATON_BENCH_SWEEP_CONCURRENCY", "8")
+                bench_sweep(instance, int(os.environ.get("BATON_BENCH_SWEEP", "2000")),
+                            tuple(int(each) for each in concurrencies.split(",")))
             if wanted("scale"):
                 sizes = os.environ.get("BATON_BENCH_SIZES", "1000,5000")
                 bench_scale(instance, tuple(int(size) for size in sizes.split(",")))

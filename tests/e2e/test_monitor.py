@@ -5,9 +5,10 @@ Slow by nature (a one-minute schedule, three firings): about four minutes.
 
 from __future__ import annotations
 
+import itertools
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,83 @@ def test_scheduled_runs_alert_once_per_transition(monitored, sample_site_url):
     assert third.status == "done", third.error
     # Still toxic, still up: no new alert for the hike page; the library page is back.
     assert alerts_of(third) == {"Library": "recovered"}
+
+
+# ---- a run longer than the monitor's budget -----------------------------------------------------
+
+TINY_BUDGET_S = "0.001"  # MONITOR_FOLLOW_SECONDS: every firing stops following at once
+
+
+@pytest.fixture
+def tiny_budget(monitored: dict[str, str]) -> Iterator[None]:
+    """The monitor follows a run for a millisecond only, and only the test fires it."""
+    deploy.deploy("local", STACK, {"MonitorSchedule": "rate(1 hour)"}, say=lambda _: None)
+    before = monitoring.set_variables("local", STACK, {"MONITOR_FOLLOW_SECONDS": TINY_BUDGET_S})
+    yield
+    monitoring.set_variables("local", STACK, {"MONITOR_FOLLOW_SECONDS": before.get(
+        "MONITOR_FOLLOW_SECONDS")})
+
+
+def fire_until(done: Callable[[MonitorRun], bool], what: str,
+               timeout_s: float = 180) -> list[MonitorRun]:
+    """Fire the monitor by hand (`baton monitor --once`) until ``done``; every firing's record."""
+    fired: list[MonitorRun] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        fired.append(monitoring.run_once("local", STACK, None))
+        if done(fired[-1]):
+            return fired
+        time.sleep(1)
+    raise AssertionError(f"no {what} in {timeout_s} s: "
+                         f"{[(run.status.value, run.adopted, run.error) for run in fired]}")
+
+
+def recorded(run_id: str) -> MonitorRun:
+    (run,) = [run for run in monitoring.monitor_table("local", STACK).recent_runs(50)
+              if run.run_id == run_id]
+    return run
+
+
+def alerted(label: str, transition: str) -> MonitorRun | None:
+    """The monitor run that raised this alert, once it has."""
+    for run in monitoring.monitor_table("local", STACK).recent_runs(50):
+        if any((sent.label, sent.transition.value) == (label, transition) for sent in run.alerts):
+            return run
+    return None
+
+
+def test_a_run_that_outlives_the_monitors_budget_is_settled_later_and_alerts_once(
+    monitored, sample_site_url, tiny_budget
+):
+    # Every page known first: a run started by one firing, settled by a later one.
+    fired = fire_until(lambda run: run.status == "running", "run started")
+    primer = fired[-1]
+    assert primer.ended_at is None and primer.total == len(PAGES)  # left running
+    fired += fire_until(lambda _: recorded(primer.run_id).status == "done",
+                        f"settling of {primer.run_id}")
+    # That firing started the next run: from now on one is always going, so every firing
+    # adopts it, and the page's change is seen by whichever run fetches it next.
+    control(sample_site_url, "change?page=recette")
+    after_change = fire_until(lambda _: alerted("Recette", "changed") is not None,
+                              "alert for the changed page")
+
+    run = alerted("Recette", "changed")
+    assert run is not None and run.status == "done", run
+    assert [(sent.label, sent.transition.value, sent.published) for sent in run.alerts] == [
+        ("Recette", "changed", True)]
+    # It outlived the firing that started it, and a later firing that adopted it settled it.
+    assert [one.status.value for one in fired + after_change if one.run_id == run.run_id] == [
+        "running"]
+    assert any(one.adopted == run.run_id for one in after_change)
+    published = [alert.body for alert in monitoring.recent_alerts("local", STACK, limit=200)
+                 if alert.body.get("label") == "Recette"]
+    assert [(body["transition"], body["run_id"]) for body in published] == [
+        ("changed", run.run_id)]  # once
+    # No firing started a run over a run going: each adopted it (and settled it if it ended).
+    assert all(one.adopted is not None for one in after_change), [
+        (one.status.value, one.adopted) for one in after_change]
+    runs = sorted((run for run in monitoring.monitor_table("local", STACK).recent_runs(50)
+                   if run.status != "skipped" and run.total), key=lambda run: run.started_at)
+    for before, after in itertools.pairwise(runs):
+        assert before.ended_at is not None and before.ended_at <= after.started_at, (
+            f"monitor runs {before.run_id} and {after.run_id} overlap")

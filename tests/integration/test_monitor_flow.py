@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,12 @@ import boto3
 import pytest
 
 from baton.watch import Watch
-from engines.client import Deployment, OrchestratorClient, Runner
+from engines.client import START_TIMEOUT_S, Deployment, EngineFailed, OrchestratorClient, Runner
 from engines.runs import RUNS_TABLE_SCHEMA, RunsTable
 from monitor import handler
 from monitor.check import SUBJECT_MAX
 from monitor.dal import TransitionAlerts
+from monitor.engine import EnginePipelineRunner
 from monitor.logic import Monitor
 from pipeline.alerts import SnsAlerts
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
@@ -99,7 +100,7 @@ def monitor(tables: dict[str, str], alert_queue: dict[str, str], steps: SiteStep
 
 
 def fire(monitor: Monitor) -> MonitorRun:
-    return monitor.run_once(trigger="schedule", expired=lambda: False, lease_seconds=60)
+    return monitor.run_once(trigger="schedule", expired=lambda: True, lease_seconds=60)
 
 
 def test_one_alert_per_transition_and_none_for_unchanged_pages(
@@ -176,6 +177,73 @@ def test_the_lease_keeps_a_second_run_out_until_it_expires(tables: dict[str, str
     assert table.acquire_lease("run-3", now=1063, seconds=60) is None
 
 
+def test_the_lease_records_the_run_and_one_follower_at_a_time(tables: dict[str, str]) -> None:
+    table = MonitorTable(tables["state"])
+    run = MonitorRun(run_id="run-1", engine="orchestrator", trigger="schedule",
+                     status=MonitorRunStatus.RUNNING, started_at=datetime.now(UTC), total=5)
+
+    assert table.acquire_lease("run-1", now=1000, seconds=3600, run=run,
+                               followed_until=1900) is None
+    table.set_handle("run-1", "arn:execution:run-1")
+    pending = table.pending_run()
+    assert pending is not None and (pending.run, pending.handle) == (run, "arn:execution:run-1")
+    assert (pending.owner, pending.follower, pending.followed_until) == ("run-1", "run-1", 1900)
+
+    assert not table.take_follow("run-1", "firing-2", until=2800, now=1060)  # run-1 follows it
+    table.drop_follow("run-1", "firing-2")  # not the follower: no effect
+    assert not table.take_follow("run-1", "firing-2", until=2800, now=1060)
+    table.drop_follow("run-1", "run-1")  # its budget ended
+    assert table.take_follow("run-1", "firing-2", until=2800, now=1120)
+    assert not table.take_follow("run-1", "firing-3", until=2900, now=1120)  # a duplicate
+    assert table.take_follow("run-1", "firing-3", until=2900, now=2801)  # firing-2 died
+    assert not table.take_follow("run-0", "firing-4", until=2900, now=9000)  # not the holder
+    assert table.acquire_lease("run-2", now=1200, seconds=60) == "run-1"
+
+    table.release_lease("run-1")
+    assert table.pending_run() is None
+
+
+def test_a_schedule_event_is_delivered_once(tables: dict[str, str]) -> None:
+    table = MonitorTable(tables["state"])
+
+    assert table.first_delivery("event-1", now=1000)
+    assert not table.first_delivery("event-1", now=1001)
+    assert table.first_delivery("event-2", now=1001)
+
+
+def test_a_run_that_outlives_its_firing_is_adopted_settled_and_alerted_once(
+    monitor: Monitor, site: dict[str, Page], alert_queue: dict[str, str], tables: dict[str, str],
+) -> None:
+    fire(monitor)
+    site[NEWS].version = 2
+    site[LIBRARY].unparsable = True
+    site[LIBRARY].version = 2
+    runner = monitor.runner
+    assert isinstance(runner, EngineRunner)
+    runner.hold = True
+    drain(alert_queue["queue"])
+
+    started = fire(monitor)
+    adopting = fire(monitor)  # the run still going: followed, not a second run
+    assert started.status is MonitorRunStatus.RUNNING
+    assert (adopting.status, adopting.adopted) == (MonitorRunStatus.SKIPPED, started.run_id)
+    assert len(runner.requests) == 2 and drain(alert_queue["queue"]) == []
+
+    runner.hold = False
+    after = fire(monitor)
+    alerts = drain(alert_queue["queue"])
+    table = MonitorTable(tables["state"])
+
+    assert transitions(alerts) == [(LIBRARY, "failing"), (NEWS, "changed")]
+    assert {json.loads(n["Message"])["run_id"] for n in alerts} == {started.run_id}
+    (settled,) = [run for run in table.recent_runs() if run.run_id == started.run_id]
+    assert settled.status is MonitorRunStatus.DONE and len(settled.alerts) == 2
+    assert after.adopted == started.run_id and after.status is MonitorRunStatus.DONE
+    assert table.pending_run() is None
+    assert fire(monitor).counts == {CheckState.UNCHANGED: 4, CheckState.FAILING: 1}
+    assert drain(alert_queue["queue"]) == []  # the page still fails: no second alert
+
+
 # ---- the Lambda handler ------------------------------------------------------------------------
 
 SCHEDULED_EVENT = {
@@ -206,6 +274,31 @@ def test_a_scheduled_event_runs_the_watchlist(
     run = MonitorRun.model_validate(answer)
     assert (run.trigger, run.status, run.total) == ("schedule", MonitorRunStatus.DONE, 5)
     assert deployed.requests[0].run_id == run.run_id and not deployed.requests[0].alert_flagged
+
+
+def test_a_scheduled_event_delivered_twice_runs_once(
+    deployed: EngineRunner, lambda_context: Any
+) -> None:
+    first = MonitorRun.model_validate(handler.lambda_handler(SCHEDULED_EVENT, lambda_context))
+    again = MonitorRun.model_validate(handler.lambda_handler(SCHEDULED_EVENT, lambda_context))
+
+    assert first.status is MonitorRunStatus.DONE
+    assert again.status is MonitorRunStatus.SKIPPED
+    assert again.error == f"schedule event {SCHEDULED_EVENT['id']} was delivered before"
+    assert len(deployed.requests) == 1
+
+
+def test_a_run_longer_than_the_follow_budget_is_left_running(
+    deployed: EngineRunner, lambda_context: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MONITOR_FOLLOW_SECONDS", "0.001")
+    handler.get_settings.cache_clear()
+    deployed.hold = True
+
+    run = MonitorRun.model_validate(handler.lambda_handler({}, lambda_context))
+
+    assert run.status is MonitorRunStatus.RUNNING and run.ended_at is None
+    assert deployed.waits[run.run_id] == 1
 
 
 def test_a_direct_invoke_runs_now(deployed: EngineRunner, lambda_context: Any) -> None:
@@ -286,3 +379,23 @@ def test_a_continued_orchestrator_run_is_followed_in_the_runs_table(aws: None) -
     assert (summary.total, summary.succeeded, summary.pending) == (2, 2, 0)
     assert summary == runs.summary(request.run_id)
     assert RunsTable(name, boto3.client("dynamodb")).summary("never-ran") is None
+
+
+def test_an_adopted_run_not_yet_opened_is_timed_from_its_own_start(aws: None) -> None:
+    name = f"baton-runs-{uuid.uuid4().hex[:8]}"
+    boto3.client("dynamodb").create_table(TableName=name, **RUNS_TABLE_SCHEMA)
+    clients = {"dynamodb": boto3.client("dynamodb"), "s3": boto3.client("s3")}
+    deployment = Deployment(orchestrator_function=name, runs_table_name=name,
+                            data_bucket_name=name)
+    request = RunRequest(run_id="monitor-run-queued", urls=[GARDEN])
+    # A fresh firing's runner: the run was started by an earlier one, its invoke still queued.
+    adopting = EnginePipelineRunner(OrchestratorClient(deployment, clients.__getitem__))
+    recently = datetime.now(UTC) - timedelta(seconds=10)
+
+    assert adopting.wait(request.run_id, request, started_at=recently,
+                         expired=lambda: True) is None  # still starting: followed later
+
+    long_ago = datetime.now(UTC) - timedelta(seconds=START_TIMEOUT_S + 5)
+    with pytest.raises(EngineFailed, match="did not start run monitor-run-queued"):
+        EnginePipelineRunner(OrchestratorClient(deployment, clients.__getitem__)).wait(
+            request.run_id, request, started_at=long_ago, expired=lambda: True)

@@ -36,28 +36,40 @@ def state(status: str, content: str | None = "h1", verdict: Verdict | None = Ver
 UP_ALLOW = state("up")
 UP_FLAGGED = state("up", verdict=Verdict.BLOCK, score=0.9)
 DOWN = state("down")
-PREVIOUS = {"none": None, "up-allow": UP_ALLOW, "up-flagged": UP_FLAGGED, "down": DOWN}
+FAILING = state("failing")
+PREVIOUS = {"none": None, "up-allow": UP_ALLOW, "up-flagged": UP_FLAGGED, "down": DOWN,
+            "failing": FAILING}
 CURRENT = {
     "error": None,
     "down": state("down"),
+    "failing": state("failing"),
     "same-allow": state("up"),
     "other-allow": state("up", content="h2"),
     "same-flagged": state("up", verdict=Verdict.REVIEW, score=0.6),
     "other-flagged": state("up", content="h2", verdict=Verdict.BLOCK, score=0.9),
 }
-N, U, C, F, D, R, E = (CheckState.NEW, CheckState.UNCHANGED, CheckState.CHANGED,
-                       CheckState.FLAGGED, CheckState.DOWN, CheckState.RECOVERED, CheckState.ERROR)
+N, U, C, F, D, R, E, X = (CheckState.NEW, CheckState.UNCHANGED, CheckState.CHANGED,
+                          CheckState.FLAGGED, CheckState.DOWN, CheckState.RECOVERED,
+                          CheckState.ERROR, CheckState.FAILING)
 # previous -> current -> (classification, alert?)
 EXPECTED = {
-    "none": {"error": (E, False), "down": (N, False), "same-allow": (N, False),
-             "other-allow": (N, False), "same-flagged": (N, False), "other-flagged": (N, False)},
-    "up-allow": {"error": (E, False), "down": (D, True), "same-allow": (U, False),
-                 "other-allow": (C, True), "same-flagged": (F, True), "other-flagged": (F, True)},
-    "up-flagged": {"error": (E, False), "down": (D, True), "same-allow": (U, False),
-                   "other-allow": (C, True), "same-flagged": (F, False),
+    "none": {"error": (E, False), "down": (N, False), "failing": (N, False),
+             "same-allow": (N, False), "other-allow": (N, False), "same-flagged": (N, False),
+             "other-flagged": (N, False)},
+    "up-allow": {"error": (E, False), "down": (D, True), "failing": (X, True),
+                 "same-allow": (U, False), "other-allow": (C, True), "same-flagged": (F, True),
+                 "other-flagged": (F, True)},
+    "up-flagged": {"error": (E, False), "down": (D, True), "failing": (X, True),
+                   "same-allow": (U, False), "other-allow": (C, True), "same-flagged": (F, False),
                    "other-flagged": (C, True)},
-    "down": {"error": (E, False), "down": (D, False), "same-allow": (R, True),
-             "other-allow": (R, True), "same-flagged": (R, True), "other-flagged": (R, True)},
+    # Back up: recovered, or flagged when it comes back flagged (one alert, the one to act on).
+    "down": {"error": (E, False), "down": (D, False), "failing": (X, True),
+             "same-allow": (R, True), "other-allow": (R, True), "same-flagged": (F, True),
+             "other-flagged": (F, True)},
+    # A page whose parse or moderation keeps failing is alerted once, when it starts failing.
+    "failing": {"error": (E, False), "down": (D, True), "failing": (X, False),
+                "same-allow": (R, True), "other-allow": (R, True), "same-flagged": (F, True),
+                "other-flagged": (F, True)},
 }
 
 
@@ -67,7 +79,7 @@ def test_every_previous_current_pair_is_classified(before: str, after: str) -> N
     assert classify(PREVIOUS[before], CURRENT[after]) == EXPECTED[before][after]
 
 
-def test_only_the_four_alerting_states_are_ever_transitions() -> None:
+def test_only_the_alerting_states_are_ever_transitions() -> None:
     for row in EXPECTED.values():
         for state_, alert in row.values():
             assert not alert or state_ in ALERTING
@@ -113,13 +125,20 @@ def test_a_fetch_failure_is_down_and_keeps_the_last_content() -> None:
     assert result.error == "TransientError: HTTP 503"
 
 
-def test_a_failure_after_the_fetch_is_an_error_that_keeps_the_previous_state() -> None:
+def test_a_failure_after_the_fetch_is_failing_and_keeps_the_last_content_and_validators() -> None:
     failed = outcome(succeeded=False, error_type="PermanentError", error="raw body missing",
-                     failed_step="transformer")
+                     failed_step="transformer", etag='"broken-version"')
     result = check(ENTRY, failed, UP_ALLOW, defaults=DEFAULTS, run_id=RUN, now=NOW)
 
-    assert (result.state, result.transition, result.current) == (E, False, None)
-    assert result.error is not None and "transformer failed" in result.error
+    assert (result.state, result.transition) == (X, True)
+    assert result.current is not None and result.current.status is Availability.FAILING
+    # The next fetch is not answered 304 for the version that failed, and the last good content
+    # is what the page is compared with when it parses again.
+    assert (result.current.content_hash, result.current.etag) == ("h1", '"e"')
+    assert result.error == "transformer failed: PermanentError: raw body missing"
+
+    again = check(ENTRY, failed, result.current, defaults=DEFAULTS, run_id=RUN, now=NOW)
+    assert (again.state, again.transition) == (X, False)
 
 
 def test_a_url_missing_from_the_run_is_an_error() -> None:

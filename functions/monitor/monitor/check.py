@@ -2,21 +2,27 @@
 
 A URL's classification (models.CheckState), by precedence:
 
-| previous          | this check                         | state      | alert |
-|-------------------|------------------------------------|------------|-------|
-| any               | pipeline failed after the fetch    | error      | no (state kept) |
-| none              | anything                           | new        | no    |
-| up                | fetch failed                       | down       | yes   |
-| down              | fetch failed                       | down       | no    |
-| down              | fetched (or 304)                   | recovered  | yes   |
-| up, not flagged   | flagged                            | flagged    | yes   |
-| up                | content hash differs               | changed    | yes   |
-| up, flagged       | flagged, same content              | flagged    | no    |
-| up                | same content (or 304), not flagged | unchanged  | no    |
+| previous          | this check                          | state      | alert |
+|-------------------|-------------------------------------|------------|-------|
+| any               | the run told nothing about the URL  | error      | no (state kept) |
+| none              | anything                            | new        | no    |
+| not down          | fetch failed                        | down       | yes   |
+| down              | fetch failed                        | down       | no    |
+| not failing       | fetched, a later step failed        | failing    | yes   |
+| failing           | fetched, a later step failed        | failing    | no    |
+| down or failing   | fetched (or 304), flagged           | flagged    | yes   |
+| down or failing   | fetched (or 304), not flagged       | recovered  | yes   |
+| up, not flagged   | flagged                             | flagged    | yes   |
+| up                | content hash differs                | changed    | yes   |
+| up, flagged       | flagged, same content               | flagged    | no    |
+| up                | same content (or 304), not flagged  | unchanged  | no    |
 
 One alert per URL per check at most: a page that turns toxic has changed too, and is reported
-once, as flagged. "flagged" uses the entry's own thresholds (on the stored score) when it has
-any, else the moderator's verdict.
+once, as flagged; a page that comes back flagged is reported as flagged (its alert's previous
+state says it was down or failing), since that is what needs a look. A page whose parse or
+moderation keeps failing is alerted once, when it starts failing, like a page that stays down.
+"flagged" uses the entry's own thresholds (on the stored score) when it has any, else the
+moderator's verdict.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from pipeline.monitor_models import (
 )
 
 SUBJECT_MAX = 99  # SNS: "less than 100 characters"
-ALERTING = frozenset({CheckState.CHANGED, CheckState.FLAGGED, CheckState.DOWN, CheckState.RECOVERED})
+ALERTING = frozenset({CheckState.CHANGED, CheckState.FLAGGED, CheckState.DOWN, CheckState.RECOVERED,
+                      CheckState.FAILING})
 FETCH_STEP = "scraper"
 
 
@@ -69,11 +76,14 @@ def observe(
         return None, "the run reported nothing for this URL"
     if not outcome.succeeded and outcome.record is None:
         error = f"{outcome.error_type}: {outcome.error}"
+        status = Availability.DOWN
         if outcome.failed_step != FETCH_STEP:
-            return None, f"{outcome.failed_step} failed: {error}"
+            status, error = Availability.FAILING, f"{outcome.failed_step} failed: {error}"
+        # The last good content and its validators stay: compared with when the page is back,
+        # and the next fetch is not answered 304 for the version that failed.
         kept = previous.model_dump(include={"content_hash", "score", "moderator_verdict", "verdict",
                                             "etag", "last_modified"}) if previous else {}
-        return UrlState(url=entry.url, status=Availability.DOWN, error=error, checked_at=now,
+        return UrlState(url=entry.url, status=status, error=error, checked_at=now,
                         run_id=run_id, **kept), None
     record = outcome.record
     if record is None:  # 304 Not Modified: the content is the previous check's
@@ -108,10 +118,12 @@ def classify(previous: UrlState | None, current: UrlState | None) -> tuple[Check
     if previous is None:
         return CheckState.NEW, False
     if current.status is Availability.DOWN:
-        return CheckState.DOWN, previous.status is Availability.UP
-    if previous.status is Availability.DOWN:
-        return CheckState.RECOVERED, True
+        return CheckState.DOWN, previous.status is not Availability.DOWN
+    if current.status is Availability.FAILING:
+        return CheckState.FAILING, previous.status is not Availability.FAILING
     flagged_now = current.verdict in FLAGGED
+    if previous.status is not Availability.UP:
+        return (CheckState.FLAGGED if flagged_now else CheckState.RECOVERED), True
     if flagged_now and previous.verdict not in FLAGGED:
         return CheckState.FLAGGED, True
     if current.content_hash != previous.content_hash:

@@ -42,6 +42,14 @@ class MonitorSettings(BaseSettings):
     # still be written before the timeout.
     safety_margin_seconds: PositiveFloat = Field(
         default=20.0, validation_alias="MONITOR_SAFETY_MARGIN_SECONDS")
+    # Follow a run at most this long in one firing (default: until the safety margin): a run
+    # still going then is adopted by a later firing, which settles it when it ends.
+    follow_seconds: PositiveFloat | None = Field(
+        default=None, validation_alias="MONITOR_FOLLOW_SECONDS")
+    # A run still unsettled this long after its start is taken as lost: recorded failed, and
+    # the next firing starts a new one.
+    run_lease_seconds: PositiveFloat = Field(
+        default=6 * 3600, validation_alias="MONITOR_RUN_LEASE_SECONDS")
     # The moderator's thresholds (the same template parameters): a watchlist entry that sets only
     # one threshold keeps the other from here.
     review_threshold: float = Field(default=0.5, ge=0.0, le=1.0, validation_alias="REVIEW_THRESHOLD")

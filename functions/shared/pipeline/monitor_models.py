@@ -76,6 +76,7 @@ class WatchEntry(Contract):
 class Availability(StrEnum):
     UP = "up"
     DOWN = "down"
+    FAILING = "failing"  # fetched, but a later step failed (parse, moderation, store)
 
 
 class UrlState(Contract):
@@ -90,7 +91,7 @@ class UrlState(Contract):
     verdict: Verdict | None = None  # after the entry's own thresholds, if it has any
     etag: str | None = None
     last_modified: str | None = None
-    error: str | None = None  # why it is down
+    error: str | None = None  # why it is down or failing
     checked_at: datetime
     run_id: str
 
@@ -103,8 +104,9 @@ class CheckState(StrEnum):
     CHANGED = "changed"  # the content hash differs
     FLAGGED = "flagged"  # review/block (an alert only when it was not flagged before)
     DOWN = "down"  # the fetch failed (an alert only when it was up before)
-    RECOVERED = "recovered"  # up again after being down
-    ERROR = "error"  # fetched, but the pipeline failed after: nothing known, state kept
+    RECOVERED = "recovered"  # up again after being down or failing
+    FAILING = "failing"  # fetched, but a later step failed (an alert only when it did not before)
+    ERROR = "error"  # the run told nothing about the page: nothing known, state kept
 
 
 class Check(Contract):
@@ -147,7 +149,7 @@ class MonitorRunStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"  # the pipeline run failed or did not finish: nothing was compared
-    SKIPPED = "skipped"  # another monitor run was still in progress
+    SKIPPED = "skipped"  # another monitor run was still in progress (see ``adopted``)
 
 
 class MonitorRun(Contract):
@@ -163,6 +165,9 @@ class MonitorRun(Contract):
     counts: dict[CheckState, int] = Field(default_factory=dict)
     alerts: list[AlertSent] = Field(default_factory=list)
     error: str | None = None
+    # The earlier run this firing followed instead of starting one over it (and settled, when it
+    # saw that run end): a firing never overlaps the previous one's run.
+    adopted: str | None = None
 
 
 class Invocation(Contract):
