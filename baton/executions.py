@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from baton import deploy
+from baton import deploy, localcloud
 from baton.errors import BatonError
-from baton.targets import client
-from engines.client import execution_arn, execution_history
+from baton.targets import client, local_port
+from engines.client import carried_by_an_earlier_cloud, execution_arn, execution_history
 from engines.events import CHAIN_STEP_LOG, DEAD_LETTER, ChainStep
 from engines.runs import RunsTable
 from pipeline.models import ItemOutcome, RunSummary
@@ -107,7 +107,8 @@ class Executions:
         # Every engine records its runs in the runs table; an execution started without baton
         # (or before its runs were recorded there) is listed from Step Functions itself.
         now = datetime.now(UTC)
-        found = [Execution(r["run_id"], str(r.get("engine", "?")), run_status(r, now),
+        restarted_at = cloud_started_at(self.target)
+        found = [Execution(r["run_id"], str(r.get("engine", "?")), run_status(r, now, restarted_at),
                            r.get("started_at", ""), r.get("ended_at", ""),
                            f"{r.get('succeeded', 0)} stored, {r.get('failed', 0)} failed "
                            f"of {r.get('total', 0)}"
@@ -162,12 +163,22 @@ class Executions:
         return "stepfunctions", [_sfn_row(event) for event in events]
 
 
-def run_status(meta: dict[str, Any], now: datetime) -> str:
-    """A run's status as its META says, but "interrupted" for an orchestrated run still marked
-    running whose invocation is gone (its lease expired): `baton redrive` finishes it."""
+def cloud_started_at(target: str) -> datetime | None:
+    """When the local cloud serving ``target`` started (None for any other target): what ran in
+    an earlier process of it died with that process."""
+    return localcloud.serving_since(local_port()) if target == "local" else None
+
+
+def run_status(meta: dict[str, Any], now: datetime, restarted_at: datetime | None = None) -> str:
+    """A run's status as its META says, but "interrupted" for a run still marked running whose
+    carrier is gone: an orchestrated run whose lease expired, or any run last started before the
+    local cloud restarted (``restarted_at``). `baton redrive` finishes it."""
     status = str(meta.get("status", "?"))
+    if status != "running":
+        return status
     lease = meta.get("lease_until")
-    if status == "running" and lease and datetime.fromisoformat(str(lease)) < now:
+    if (lease and datetime.fromisoformat(str(lease)) < now) or carried_by_an_earlier_cloud(
+            meta, restarted_at):
         return "interrupted"
     return status
 

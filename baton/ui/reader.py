@@ -22,7 +22,7 @@ from typing import Any
 from baton import cost as costs
 from baton import deploy
 from baton.errors import BatonError
-from baton.executions import chain_steps, function_names, run_status
+from baton.executions import chain_steps, cloud_started_at, function_names, run_status
 from baton.targets import client
 from baton.ui.model import STEPS, Bar, RunView
 from engines.client import execution_arn, execution_history
@@ -90,7 +90,8 @@ class Reader:
     def _row(self, meta: dict[str, Any]) -> RunRow:
         view = self.run(meta["run_id"]) if meta.get("ended_at") else None
         started, ended = _time(meta.get("started_at")), _time(meta.get("ended_at"))
-        return RunRow(meta["run_id"], str(meta.get("engine", "?")), run_status(meta, datetime.now(UTC)),
+        status = run_status(meta, datetime.now(UTC), cloud_started_at(self.target))
+        return RunRow(meta["run_id"], str(meta.get("engine", "?")), status,
                       meta.get("started_at", ""), meta.get("ended_at", ""), int(meta.get("total", 0)),
                       int(meta.get("succeeded", 0)), int(meta.get("failed", 0)),
                       int(meta.get("flagged", 0)),
