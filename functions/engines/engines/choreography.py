@@ -89,10 +89,11 @@ def adapt(
         metadata, data = detail.metadata, detail.data
         send = publish or events.publish
 
-        def handled(emitted: str, attempts: int, error: BaseException | None = None) -> None:
+        def handled(emitted: str, attempts: int, at: datetime,
+                    error: BaseException | None = None) -> None:
             log_chain_step(ChainStep(
                 run_id=metadata.run_id, url=metadata.url, step=step, consumed=link.consumes,
-                published_at=received.time, delivered_at=delivered_at, ended_at=now(),
+                published_at=received.time, delivered_at=delivered_at, ended_at=at,
                 attempts=max(attempts, 1), emitted=emitted,
                 error_type=None if error is None else error_name(error),
                 error=None if error is None else str(error)))
@@ -112,19 +113,22 @@ def adapt(
                 logger.error("step gave up; to the dead-letter queue", step=step,
                              url=metadata.url, error_type=gave_up.error_type,
                              attempts=gave_up.attempts)
-                handled(DEAD_LETTER, gave_up.attempts, gave_up.error)
+                handled(DEAD_LETTER, gave_up.attempts, now(), gave_up.error)
                 raise gave_up.error from None
-            failed = failure(link, metadata, gave_up.error, gave_up.attempts, now())
+            # The time the event is put, taken before: its consumer may log before we do.
+            failed_at = now()
+            failed = failure(link, metadata, gave_up.error, gave_up.attempts, failed_at)
             send(PAGE_FAILED, after(metadata, gave_up.attempts, None), failed)
-            handled(PAGE_FAILED, gave_up.attempts, gave_up.error)
+            handled(PAGE_FAILED, gave_up.attempts, failed_at, gave_up.error)
             logger.warning("item failed", step=step, url=metadata.url,
                            error_type=gave_up.error_type, attempts=failed.attempts)
             return {"published": PAGE_FAILED, "attempts": failed.attempts}
 
         passed_on = after(metadata, attempt, output)
-        detail_type, published = next_event(link, passed_on, output, now())
+        sent_at = now()
+        detail_type, published = next_event(link, passed_on, output, sent_at)
         send(detail_type, passed_on, published)
-        handled(detail_type, attempt)
+        handled(detail_type, attempt, sent_at)
         return {"published": detail_type, "attempts": passed_on.attempts}
 
     return lambda_handler
