@@ -79,6 +79,15 @@ def wait_until_in_flight(run_id: str, done_at_least: int, timeout_s: float = 120
     pytest.fail(f"run {run_id} did not get {done_at_least} items done in {timeout_s:.0f} s")
 
 
+def wait_until_ended(run_id: str, timeout_s: float = 60) -> RunSummary:
+    """The run's summary once it has ended; fails if it does not."""
+    deadline = time.monotonic() + timeout_s
+    while (summary := runs_table().summary(run_id)) is None or summary.ended_at is None:
+        assert time.monotonic() < deadline, f"run {run_id} did not end: {summary}"
+        time.sleep(0.5)
+    return summary
+
+
 def crash(cloud: LocalCloud) -> None:
     """Kill the whole local cloud, workers included, as a crash would: nothing is saved."""
     running = cloud.running()
@@ -111,9 +120,9 @@ def restart_mid_run(cloud: LocalCloud, site_url: str, engine: str, stop: Callabl
     printed = capsys.readouterr()
     assert printed.out.startswith("{"), printed.err
     if json.loads(printed.out) == {"run_id": request.run_id, "redriven": []}:
-        # Nothing was left to redo: what the cloud kept in flight finished after the restart.
-        summary = runs_table().summary(request.run_id)
-        assert summary is not None
+        # Nothing was left to redo: what the cloud kept in flight finished after the restart
+        # (its last item's end may be counted a moment after its outcome is written).
+        summary = wait_until_ended(request.run_id)
     else:
         summary = RunSummary.model_validate_json(printed.out)
     assert redriven == 0, [(item.url, item.failed_step, item.error_type, item.error)
