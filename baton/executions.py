@@ -2,8 +2,9 @@
 
 Orchestrator and choreography runs come from the runs table (each run's ``engine`` says which);
 Step Functions runs from ListExecutions and GetExecutionHistory. All become the same rows, so a
-user reads one kind of table. A choreographed run records no steps: its history is its items'
-ends.
+user reads one kind of table. A choreographed run's steps are the lines its adapters log for each
+event they handle (``chain_steps``: every event delivered and published, with times), and its
+items' ends from the runs table.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from baton import deploy
+from baton import deploy, localcloud
 from baton.errors import BatonError
-from baton.targets import client
-from engines.client import execution_arn, execution_history
+from baton.targets import client, local_port
+from engines.client import carried_by_an_earlier_cloud, execution_arn, execution_history
+from engines.events import CHAIN_STEP_LOG, DEAD_LETTER, ChainStep
 from engines.runs import RunsTable
 from pipeline.models import ItemOutcome, RunSummary
-from pipeline.steps import STEPFUNCTIONS
+from pipeline.steps import CHOREOGRAPHY, STEPFUNCTIONS, STEPS
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,56 @@ def _iso(moment: Any) -> str:
     return moment.isoformat(timespec="seconds") if isinstance(moment, datetime) else str(moment or "")
 
 
+def function_names(target: str, stack: str) -> dict[str, str]:
+    """The stack's functions' physical names, by logical id."""
+    cfn = client("cloudformation", target)
+    names: dict[str, str] = {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
+        names |= {r["LogicalResourceId"]: r["PhysicalResourceId"]
+                  for r in page["StackResourceSummaries"]
+                  if r["ResourceType"] == "AWS::Lambda::Function"}
+    return names
+
+
+def chain_steps(target: str, stack: str, run_id: str,
+                names: dict[str, str] | None = None) -> list[ChainStep]:
+    """Every step of a choreographed run, from the lines its adapters logged (CHAIN_STEP_LOG),
+    in the order the events were delivered. Empty when the logs are gone (expired, deleted)."""
+    names = function_names(target, stack) if names is None else names
+    logs = client("logs", target)
+    found: list[ChainStep] = []
+    for step in STEPS:
+        if step.events_resource not in names:
+            continue
+        kwargs: dict[str, Any] = {"logGroupName": f"/aws/lambda/{names[step.events_resource]}",
+                                  "filterPattern": json.dumps(run_id)}
+        while True:
+            try:
+                page = logs.filter_log_events(**kwargs)
+            except logs.exceptions.ResourceNotFoundException:
+                break
+            found += [chain_step for event in page["events"]
+                      if (chain_step := _chain_step(event["message"], run_id)) is not None]
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+    return sorted(found, key=lambda chain_step: chain_step.delivered_at)
+
+
+def _chain_step(message: str, run_id: str) -> ChainStep | None:
+    try:
+        line = json.loads(message)
+    except ValueError:
+        return None  # START/END/REPORT lines, and any plain print
+    if not isinstance(line, dict) or line.get("message") != CHAIN_STEP_LOG:
+        return None
+    chain_step = ChainStep.model_validate(line.get("chain_step"))
+    return chain_step if chain_step.run_id == run_id else None
+
+
 class Executions:
     def __init__(self, target: str, stack: str) -> None:
+        self.target, self.stack = target, stack
         outputs = deploy.stack_outputs(target, stack)
         self.runs = RunsTable(outputs["RunsTableName"], client("dynamodb", target))
         self.sfn = client("stepfunctions", target)
@@ -57,7 +107,8 @@ class Executions:
         # Every engine records its runs in the runs table; an execution started without baton
         # (or before its runs were recorded there) is listed from Step Functions itself.
         now = datetime.now(UTC)
-        found = [Execution(r["run_id"], str(r.get("engine", "?")), run_status(r, now),
+        restarted_at = cloud_started_at(self.target)
+        found = [Execution(r["run_id"], str(r.get("engine", "?")), run_status(r, now, restarted_at),
                            r.get("started_at", ""), r.get("ended_at", ""),
                            f"{r.get('succeeded', 0)} stored, {r.get('failed', 0)} failed "
                            f"of {r.get('total', 0)}"
@@ -97,8 +148,12 @@ class Executions:
                 for url, step in steps]
         summary = self.runs.summary(run_id)
         if summary is not None and summary.engine != STEPFUNCTIONS:
-            # a run of the runs table without steps: the choreography's
-            return summary.engine, [_end_row(at, item) for at, item in self.runs.item_ends(run_id)]
+            # a run of the runs table without recorded steps: the choreography's
+            rows = [_end_row(at, item) for at, item in self.runs.item_ends(run_id)]
+            if summary.engine == CHOREOGRAPHY:
+                rows = sorted(rows + chain_rows(chain_steps(self.target, self.stack, run_id)),
+                              key=lambda row: row.at)
+            return summary.engine, rows
         arn = execution_arn(self.machine, run_id)
         try:
             events = execution_history(self.sfn, arn)
@@ -108,14 +163,44 @@ class Executions:
         return "stepfunctions", [_sfn_row(event) for event in events]
 
 
-def run_status(meta: dict[str, Any], now: datetime) -> str:
-    """A run's status as its META says, but "interrupted" for an orchestrated run still marked
-    running whose invocation is gone (its lease expired): `baton redrive` finishes it."""
+def cloud_started_at(target: str) -> datetime | None:
+    """When the local cloud serving ``target`` started (None for any other target): what ran in
+    an earlier process of it died with that process."""
+    return localcloud.serving_since(local_port()) if target == "local" else None
+
+
+def run_status(meta: dict[str, Any], now: datetime, restarted_at: datetime | None = None) -> str:
+    """A run's status as its META says, but "interrupted" for a run still marked running whose
+    carrier is gone: an orchestrated run whose lease expired, or any run last started before the
+    local cloud restarted (``restarted_at``). `baton redrive` finishes it."""
     status = str(meta.get("status", "?"))
+    if status != "running":
+        return status
     lease = meta.get("lease_until")
-    if status == "running" and lease and datetime.fromisoformat(str(lease)) < now:
+    if (lease and datetime.fromisoformat(str(lease)) < now) or carried_by_an_earlier_cloud(
+            meta, restarted_at):
         return "interrupted"
     return status
+
+
+def chain_rows(chain: list[ChainStep]) -> list[HistoryRow]:
+    """Two rows per choreography step: its event delivered (and when it was published), and
+    the event it published in turn (or its way to the dead-letter queue)."""
+    rows = []
+    for step in chain:
+        rows.append(HistoryRow(_iso_ms(step.delivered_at), step.url, step.step,
+                               f"{step.consumed} delivered",
+                               f"published {_iso_ms(step.published_at)}"))
+        sent = "sent to the dead-letter queue" if step.emitted == DEAD_LETTER else (
+            f"{step.emitted} published")
+        rows.append(HistoryRow(_iso_ms(step.ended_at), step.url, step.step, sent,
+                               f"attempts {step.attempts}"
+                               + (f"; {step.error_type}: {step.error}" if step.error_type else "")))
+    return rows
+
+
+def _iso_ms(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
 
 
 def _end_row(at: datetime, item: ItemOutcome) -> HistoryRow:
@@ -123,7 +208,7 @@ def _end_row(at: datetime, item: ItemOutcome) -> HistoryRow:
         step, detail = ("store", "stored") if item.record else ("scraper", "not modified")
     else:
         step, detail = item.failed_step or "", f"{item.error_type}: {item.error or ''}"
-    return HistoryRow(_iso(at), item.url, step, "succeeded" if item.succeeded else "failed",
+    return HistoryRow(_iso_ms(at), item.url, step, "succeeded" if item.succeeded else "failed",
                       f"attempts {item.attempts}; {detail}")
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from baton import deploy, targets
+from baton import deploy, localcloud, targets
 from baton import run as runs
 from baton.commands.common import add_target_options, say
 from baton.commands.history import run_id
@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     deployment = Deployment.from_outputs(deploy.stack_outputs(args.target, args.stack_name))
     try:
         started = redrive(args.run_id, deployment,
-                          lambda service: targets.client(service, args.target), force=args.force)
+                          lambda service: targets.client(service, args.target), force=args.force,
+                          cloud_started_at=localcloud.serving_since(targets.local_port())
+                          if args.target == "local" else None)
     except (EngineFailed, ValueError) as error:
         raise BatonError(str(error)) from error
     if started is None:

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from baton.errors import BatonError
@@ -128,6 +129,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def serving_since(port: int) -> datetime | None:
+    """When the local cloud answering on ``port`` started, if it is the one baton started from
+    the state directory (``BATON_STATE_DIR``); None when that is not known.
+
+    Whatever a run had in flight in an earlier process (an invocation, an event on its way, an
+    execution) died with it: a redrive uses this to know that a run started before is not still
+    carried by anything.
+    """
+    instance = LocalCloud(say=lambda _: None).running()
+    if instance is None or instance.port != port or not instance.answering:
+        return None
+    return instance.started_at
+
+
 @dataclass(frozen=True)
 class Running:
     pid: int
@@ -135,6 +150,7 @@ class Running:
     persist: bool
     version: str
     answering: bool = True  # False: the process is ours but nothing answers at its port
+    started_at: datetime | None = None  # None: recorded by a baton that did not say
 
     @property
     def endpoint(self) -> str:
@@ -171,8 +187,10 @@ class LocalCloud:
             return None
         health = probe_health(record["port"])
         if health is None:
-            return Running(record["pid"], record["port"], record["persist"], "not answering", False)
-        return Running(record["pid"], record["port"], record["persist"], health.get("version", "?"))
+            return Running(record["pid"], record["port"], record["persist"], "not answering", False,
+                           record["started_at"])
+        return Running(record["pid"], record["port"], record["persist"], health.get("version", "?"),
+                       started_at=record["started_at"])
 
     # -- commands --------------------------------------------------------------------------
 
@@ -238,7 +256,9 @@ class LocalCloud:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True, cwd=self.state_dir,
             )
-        self.pid_file.write_text(json.dumps({"pid": process.pid, "port": port, "persist": persist}))
+        started_at = datetime.now(UTC)
+        self.pid_file.write_text(json.dumps({"pid": process.pid, "port": port, "persist": persist,
+                                             "started_at": started_at.isoformat()}))
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -246,7 +266,8 @@ class LocalCloud:
                 raise BatonError(f"the local cloud exited during start (code {process.returncode}).\n"
                                  + self._log_tail())
             if (health := probe_health(port, timeout=0.5)) is not None:
-                return Running(process.pid, port, persist, health.get("version", "?")), True
+                return Running(process.pid, port, persist, health.get("version", "?"),
+                               started_at=started_at), True
             time.sleep(0.05)
         self._stop_process(process.pid)
         raise BatonError(f"the local cloud did not become healthy in {START_TIMEOUT_S:.0f} s.\n"
@@ -285,8 +306,10 @@ class LocalCloud:
     def _read_pid_file(self) -> dict | None:
         try:
             record = json.loads(self.pid_file.read_text())
+            started = record.get("started_at")
             return {"pid": int(record["pid"]), "port": int(record["port"]),
-                    "persist": bool(record.get("persist", False))}
+                    "persist": bool(record.get("persist", False)),
+                    "started_at": datetime.fromisoformat(started) if started else None}
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError):

@@ -2,7 +2,9 @@
 
 - orchestrator: the runs table's items and their steps (one span per step, its attempts counted);
 - stepfunctions: the execution's history, one bar per task attempt (``sfn_bars``);
-- choreography: the runs table's item ends, one bar per item (no steps are recorded).
+- choreography: one bar per step, from the lines its adapters log for each event they handle
+  (``baton.executions.chain_steps``, what `baton history` shows); one bar per item, from the
+  runs table's item ends, where those logs are gone.
 
 Log lines come from CloudWatch Logs: the lines of the invocation(s) that mention the bar's URL
 within the bar's time.
@@ -20,10 +22,11 @@ from typing import Any
 from baton import cost as costs
 from baton import deploy
 from baton.errors import BatonError
-from baton.executions import run_status
+from baton.executions import chain_steps, cloud_started_at, function_names, run_status
 from baton.targets import client
 from baton.ui.model import STEPS, Bar, RunView
 from engines.client import execution_arn, execution_history
+from engines.events import DEAD_LETTER, ChainStep
 from engines.runs import RunsTable
 from pipeline.models import FLAGGED, ItemOutcome, StepRecord
 from pipeline.steps import STEPFUNCTIONS
@@ -87,7 +90,8 @@ class Reader:
     def _row(self, meta: dict[str, Any]) -> RunRow:
         view = self.run(meta["run_id"]) if meta.get("ended_at") else None
         started, ended = _time(meta.get("started_at")), _time(meta.get("ended_at"))
-        return RunRow(meta["run_id"], str(meta.get("engine", "?")), run_status(meta, datetime.now(UTC)),
+        status = run_status(meta, datetime.now(UTC), cloud_started_at(self.target))
+        return RunRow(meta["run_id"], str(meta.get("engine", "?")), status,
                       meta.get("started_at", ""), meta.get("ended_at", ""), int(meta.get("total", 0)),
                       int(meta.get("succeeded", 0)), int(meta.get("failed", 0)),
                       int(meta.get("flagged", 0)),
@@ -129,9 +133,16 @@ class Reader:
                        [outcome for _, outcome in ends],
                        continuations=int(meta.get("continuations", 0)))
         if view.engine == "choreography":
-            view.bars = [_chain_bar(ended, outcome) for ended, outcome in ends]
-            view.notes.append("the choreography records no steps: one bar per item, from its "
-                              "start to its end event")
+            chain = chain_steps(self.target, self.stack, run_id, self.function_names)
+            if chain:
+                view.bars = [_event_bar(chain_step) for chain_step in chain]
+                view.notes.append("one bar per step, from its event's delivery to the next "
+                                  "event's publication (the adapters' logs); retries are counted "
+                                  "in its bar, not drawn apart")
+            else:
+                view.bars = [_chain_bar(ended, outcome) for ended, outcome in ends]
+                view.notes.append("the steps' logs are gone: one bar per item, from its start "
+                                  "to its end event")
         else:
             view.bars = [_step_bar(url, step) for url, step in self.runs.item_steps(run_id)]
             view.notes.append("the runs table records one span per step: retries are counted "
@@ -171,13 +182,7 @@ class Reader:
     @cached_property
     def function_names(self) -> dict[str, str]:
         """The stack's functions' physical names, by logical id."""
-        cfn = client("cloudformation", self.target)
-        names: dict[str, str] = {}
-        for page in cfn.get_paginator("list_stack_resources").paginate(StackName=self.stack):
-            names |= {r["LogicalResourceId"]: r["PhysicalResourceId"]
-                      for r in page["StackResourceSummaries"]
-                      if r["ResourceType"] == "AWS::Lambda::Function"}
-        return names
+        return function_names(self.target, self.stack)
 
     @cached_property
     def memory_mb(self) -> dict[str, int]:
@@ -246,6 +251,17 @@ def invocations_naming(events: list[dict[str, Any]], text: str) -> list[str]:
 def _step_bar(url: str, step: StepRecord) -> Bar:
     return Bar(url, step.step, 1, step.attempts, step.started_at, step.ended_at,
                "failed" if step.error_type else "succeeded", step.error_type, step.error)
+
+
+def _event_bar(chain_step: ChainStep) -> Bar:
+    failed = chain_step.emitted == DEAD_LETTER or chain_step.error_type is not None
+    return Bar(chain_step.url, chain_step.step, 1, chain_step.attempts, chain_step.delivered_at,
+               chain_step.ended_at, "failed" if failed else "succeeded", chain_step.error_type,
+               chain_step.error,
+               input={"event": chain_step.consumed,
+                      "published_at": chain_step.published_at.isoformat(),
+                      "delivered_at": chain_step.delivered_at.isoformat()},
+               output={"event": chain_step.emitted, "published_at": chain_step.ended_at.isoformat()})
 
 
 def _chain_bar(ended: datetime, outcome: ItemOutcome) -> Bar:

@@ -26,12 +26,12 @@ SCREENSHOTS = ROOT / "build"
 STACK = "baton-engines"
 PAGES = ["/pages/garden", "/pages/rant", "/faults/flaky", "/faults/missing"]
 # Bars per page: the runs table records one span per step (flaky's 3 scraper attempts in one),
-# the Step Functions history one bar per attempt, the choreography one bar per item.
+# the Step Functions history one bar per attempt, the choreography one per step (its adapters' logs).
 # The orchestrator records its alert as a step of the item; Step Functions hands the item's end to
 # the tracker, which alerts (no task of the execution), as the choreography's tracker does.
 BARS = {"orchestrator": {"garden": 4, "rant": 5, "flaky": 4, "missing": 1},
         "stepfunctions": {"garden": 4, "rant": 4, "flaky": 6, "missing": 1},
-        "choreography": {"garden": 1, "rant": 1, "flaky": 1, "missing": 1}}
+        "choreography": {"garden": 4, "rant": 4, "flaky": 4, "missing": 1}}
 BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1140,900"]

@@ -14,6 +14,7 @@ import pytest
 from engines.client import Deployment, EngineFailed, redrive
 from engines.handoff import RequestStore
 from engines.runs import RunsTable
+from pipeline.keys import url_id
 from pipeline.models import ItemOutcome, RunRequest, RunStatus
 from tests.integration.conftest import table_properties
 
@@ -132,3 +133,39 @@ def test_a_stored_item_is_never_taken_back(deployment: Deployment) -> None:
         RunsTable(str(deployment.runs_table_name)).reopen(request.run_id, [STORED], NOW)
     left = RunsTable(str(deployment.runs_table_name)).finished_items(request.run_id)
     assert [item.url for item in left.values() if item.succeeded] == [STORED]
+
+
+def test_a_run_started_before_the_cloud_restarted_is_redriven_though_its_lease_runs(
+        deployment: Deployment) -> None:
+    request = ended_run(deployment, "orchestrator", counted=False)
+    clients = {"lambda": Invokes(), "dynamodb": boto3.client("dynamodb"),
+               "s3": boto3.client("s3")}.__getitem__
+    in_lease = NOW + timedelta(minutes=1)
+
+    with pytest.raises(EngineFailed, match="still running"):  # the same cloud: its holder may run
+        redrive(request.run_id, deployment, clients, now=lambda: in_lease,
+                cloud_started_at=NOW - timedelta(hours=1))
+    started = redrive(request.run_id, deployment, clients, now=lambda: in_lease,
+                      cloud_started_at=NOW + timedelta(seconds=30))
+
+    assert started is not None and started.urls == [FLAKY, NEVER]
+
+
+def test_a_stale_end_of_an_item_before_its_redrive_does_not_end_the_redone_item(
+        deployment: Deployment) -> None:
+    request = ended_run(deployment, "choreography", counted=True)
+    runs = RunsTable(str(deployment.runs_table_name))
+    events = boto3.client("events")
+    events.create_event_bus(Name="bus")
+    clients = {"events": events, "dynamodb": boto3.client("dynamodb"),
+               "s3": boto3.client("s3")}.__getitem__
+    redriven_at = NOW + timedelta(minutes=5)
+    redrive(request.run_id, deployment, clients, now=lambda: redriven_at, force=True)
+    # A dead letter of NEVER's first attempt (asked for at the run's start) arrives late.
+    stale = ItemOutcome(run_id=request.run_id, url=NEVER, succeeded=False,
+                        error_type="Runtime.HandlerError", error="Worker process died")
+
+    assert not runs.record(stale, redriven_at, requested_at=NOW)
+    assert runs.record(ItemOutcome(run_id=request.run_id, url=NEVER, succeeded=True), redriven_at,
+                       requested_at=redriven_at + timedelta(seconds=1))
+    assert runs.finished_items(request.run_id)[url_id(NEVER)].succeeded

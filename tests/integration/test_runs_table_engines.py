@@ -17,7 +17,7 @@ import pytest
 from baton import executions, run
 from baton.errors import BatonError
 from engines.client import ChoreographyClient, Deployment
-from engines.events import PAGE_REQUESTED
+from engines.events import CHAIN_STEP_LOG, PAGE_FAILED, PAGE_REQUESTED, ChainStep
 from engines.runs import RunsTable
 from pipeline.models import ItemOutcome, RunRequest, RunStatus, Validators
 from tests.integration.conftest import table_properties
@@ -109,7 +109,8 @@ def test_runs_table_runs_are_listed_under_their_own_engine(stack):
     assert [e.run_id for e in listing.recent("orchestrator")] == ["run-orch"]
 
 
-def test_the_history_of_a_choreographed_run_is_its_items_ends(stack):
+def test_the_history_of_a_choreographed_run_is_its_items_ends(stack, monkeypatch):
+    monkeypatch.setattr("baton.executions.function_names", lambda target, stack: {})  # no logs
     table = RunsTable(stack["RunsTableName"])
     open_run(stack["RunsTableName"], "run-choreo", "choreography", 2, STARTED)
     table.record(ItemOutcome(run_id="run-choreo", url=B, succeeded=False, attempts=3,
@@ -146,3 +147,33 @@ def test_a_run_whose_invocation_is_gone_is_listed_as_interrupted_and_a_redrive_a
     assert listed["run-died"].status == "interrupted"
     assert listed["run-live"].status == "running"
     assert listed["run-again"].detail.endswith("redriven 1x")
+
+
+def test_the_history_of_a_choreographed_run_has_each_event_its_steps_logged(stack, monkeypatch):
+    monkeypatch.setattr("baton.executions.function_names",
+                        lambda target, stack: {"ScraperEventsFunction": "scraper-events"})
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName="/aws/lambda/scraper-events")
+    logs.create_log_stream(logGroupName="/aws/lambda/scraper-events", logStreamName="s")
+    handled = ChainStep(run_id="run-choreo", url=A, step="scraper", consumed=PAGE_REQUESTED,
+                        published_at=STARTED, delivered_at=STARTED + timedelta(milliseconds=20),
+                        ended_at=STARTED + timedelta(milliseconds=500), attempts=1,
+                        emitted=PAGE_FAILED, error_type="PermanentError", error="HTTP 404")
+    lines = [{"message": CHAIN_STEP_LOG, "correlation_id": run_id,
+              "chain_step": handled.model_copy(update={"run_id": run_id}).model_dump(mode="json")}
+             for run_id in ("run-choreo", "run-other")]
+    logs.put_log_events(logGroupName="/aws/lambda/scraper-events", logStreamName="s", logEvents=[
+        {"timestamp": int(STARTED.timestamp() * 1000), "message": json.dumps(line)}
+        for line in lines])
+    open_run(stack["RunsTableName"], "run-choreo", "choreography", 1, STARTED)
+    RunsTable(stack["RunsTableName"]).record(
+        ItemOutcome(run_id="run-choreo", url=A, succeeded=False, attempts=1,
+                    error_type="PermanentError", error="HTTP 404", failed_step="scraper"),
+        STARTED + timedelta(seconds=1))
+
+    engine, rows = executions.Executions("local", "baton").history("run-choreo")
+
+    assert engine == "choreography"
+    assert [(row.item, row.step, row.event) for row in rows] == [
+        (A, "scraper", f"{PAGE_REQUESTED} delivered"), (A, "scraper", f"{PAGE_FAILED} published"),
+        (A, "scraper", "failed")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,12 +12,14 @@ from pydantic import ValidationError
 
 from engines.choreography import ATTEMPTS_PER_INVOCATION, adapt
 from engines.events import (
+    DEAD_LETTER,
     PAGE_FAILED,
     PAGE_MODERATED,
     PAGE_NOT_MODIFIED,
     PAGE_REQUESTED,
     PAGE_SCRAPED,
     PAGE_TRANSFORMED,
+    ChainStep,
     EventMetadata,
 )
 from pipeline.errors import PermanentError, TransientError
@@ -234,3 +236,32 @@ def transformed_page() -> Any:
 
 def moderation(data: dict[str, Any]) -> dict[str, Any]:
     return {"page": data, "score": 0.1, "labels": {}, "verdict": "allow", "backend": "fake"}
+
+
+@pytest.fixture
+def chain_steps(monkeypatch) -> list[ChainStep]:
+    """The steps the adapter logs for the choreography's history (what `baton history` reads)."""
+    logged: list[ChainStep] = []
+    monkeypatch.setattr("engines.choreography.log_chain_step", logged.append)
+    return logged
+
+
+def test_each_handled_event_is_logged_with_what_was_delivered_and_published(scraper, chain_steps):
+    scraper(Scripted(scraped(), TransientError("500")))(request_event(), context())
+
+    [logged] = chain_steps
+    assert logged == ChainStep(
+        run_id="run-1", url="http://a.test/", step="scraper", consumed=PAGE_REQUESTED,
+        published_at=datetime(2026, 11, 22, 10, 0, 1, tzinfo=UTC), delivered_at=NOW,
+        ended_at=NOW, attempts=2, emitted=PAGE_SCRAPED)
+
+
+def test_a_final_failure_and_a_way_to_the_dead_letter_queue_are_logged(scraper, chain_steps):
+    scraper(Scripted(scraped(), PermanentError("HTTP 404")))(request_event(), context())
+    with pytest.raises(TransientError):
+        scraper(Scripted(scraped(), *[TransientError("503")] * ATTEMPTS_PER_INVOCATION))(
+            request_event(), context())
+
+    assert [(s.emitted, s.attempts, s.error_type, s.error) for s in chain_steps] == [
+        (PAGE_FAILED, 1, "PermanentError", "HTTP 404"),
+        (DEAD_LETTER, ATTEMPTS_PER_INVOCATION, "TransientError", "503")]

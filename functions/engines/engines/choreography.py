@@ -38,9 +38,12 @@ from pydantic import BaseModel, ValidationError
 from engines import events
 from engines.events import (
     CHAIN,
+    CHAIN_STEP_LOG,
+    DEAD_LETTER,
     PAGE_FAILED,
     PAGE_NOT_MODIFIED,
     PAGE_REQUESTED,
+    ChainStep,
     EventMetadata,
     PipelineDetail,
 )
@@ -75,6 +78,7 @@ def adapt(
 
     @logger.inject_lambda_context(correlation_id_path="detail.metadata.run_id")
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        delivered_at = now()
         received = EventBridgeModel.model_validate(event)
         if received.detail_type != link.consumes:
             # A rule routed the wrong event here: a deployment bug, not the item's fault.
@@ -84,6 +88,15 @@ def adapt(
         detail = PipelineDetail.model_validate(received.detail)
         metadata, data = detail.metadata, detail.data
         send = publish or events.publish
+
+        def handled(emitted: str, attempts: int, at: datetime,
+                    error: BaseException | None = None) -> None:
+            log_chain_step(ChainStep(
+                run_id=metadata.run_id, url=metadata.url, step=step, consumed=link.consumes,
+                published_at=received.time, delivered_at=delivered_at, ended_at=at,
+                attempts=max(attempts, 1), emitted=emitted,
+                error_type=None if error is None else error_name(error),
+                error=None if error is None else str(error)))
 
         def on_retry(name: str, attempt: int) -> None:
             logger.info("retrying step", step=step, url=metadata.url, error_type=name,
@@ -100,19 +113,30 @@ def adapt(
                 logger.error("step gave up; to the dead-letter queue", step=step,
                              url=metadata.url, error_type=gave_up.error_type,
                              attempts=gave_up.attempts)
+                handled(DEAD_LETTER, gave_up.attempts, now(), gave_up.error)
                 raise gave_up.error from None
-            failed = failure(link, metadata, gave_up.error, gave_up.attempts, now())
+            # The time the event is put, taken before: its consumer may log before we do.
+            failed_at = now()
+            failed = failure(link, metadata, gave_up.error, gave_up.attempts, failed_at)
             send(PAGE_FAILED, after(metadata, gave_up.attempts, None), failed)
+            handled(PAGE_FAILED, gave_up.attempts, failed_at, gave_up.error)
             logger.warning("item failed", step=step, url=metadata.url,
                            error_type=gave_up.error_type, attempts=failed.attempts)
             return {"published": PAGE_FAILED, "attempts": failed.attempts}
 
         passed_on = after(metadata, attempt, output)
-        detail_type, published = next_event(link, passed_on, output, now())
+        sent_at = now()
+        detail_type, published = next_event(link, passed_on, output, sent_at)
         send(detail_type, passed_on, published)
+        handled(detail_type, attempt, sent_at)
         return {"published": detail_type, "attempts": passed_on.attempts}
 
     return lambda_handler
+
+
+def log_chain_step(chain_step: ChainStep) -> None:
+    """Log one handled event as the line the choreography's history is read from."""
+    logger.info(CHAIN_STEP_LOG, chain_step=chain_step.model_dump(mode="json", exclude_none=True))
 
 
 def after(metadata: EventMetadata, attempts: int, output: BaseModel | None) -> EventMetadata:

@@ -371,13 +371,24 @@ class Redrive:
     number: int
 
 
+def carried_by_an_earlier_cloud(meta: dict[str, Any], cloud_started_at: datetime | None) -> bool:
+    """Whether the run was last (re)started before the cloud that runs it did: whatever carried
+    it then (an invocation, events on their way, an execution) died with the earlier process."""
+    updated = meta.get("updated_at") or meta.get("started_at")
+    return (cloud_started_at is not None and bool(updated)
+            and datetime.fromisoformat(str(updated)) < cloud_started_at)
+
+
 def redrive(run_id: str, deployment: Deployment, clients: Clients, *, force: bool = False,
-            now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Redrive | None:
+            now: Callable[[], datetime] = lambda: datetime.now(UTC),
+            cloud_started_at: datetime | None = None) -> Redrive | None:
     """Run again, under the same run id and with the same engine, the items of a run that failed
     or never finished; None when there is nothing to redrive. Items stored are not redone.
 
     A run still marked running is refused unless its engine says it stopped (an orchestrator
-    whose lease expired, an execution that ended) or ``force`` says so.
+    whose lease expired, an execution that ended), the cloud that runs it restarted since it
+    was last started (``cloud_started_at``: the local cloud's start, None on AWS), or ``force``
+    says so.
     """
     runs = RunsTable(str(deployment.runs_table_name), clients("dynamodb"))
     meta = runs.meta(run_id)
@@ -389,7 +400,9 @@ def redrive(run_id: str, deployment: Deployment, clients: Clients, *, force: boo
         raise EngineFailed(f"run {run_id}'s request was not kept (it was started before runs "
                            "kept their requests), so its items cannot be known: run it again")
     client = engine_client(str(meta["engine"]), deployment, clients)
-    if summary.status is RunStatus.RUNNING and not force and client.alive(meta, now()) is not False:
+    if (summary.status is RunStatus.RUNNING and not force
+            and not carried_by_an_earlier_cloud(meta, cloud_started_at)
+            and client.alive(meta, now()) is not False):
         raise EngineFailed(
             f"run {run_id} is still running ({summary.pending} item(s) pending); redrive it once "
             "it has ended, or with --force if you know it stopped")

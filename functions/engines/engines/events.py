@@ -99,6 +99,29 @@ class ItemEnd(Contract):
     alert_flagged: bool = True  # false for the monitor's runs: it alerts on transitions itself
 
 
+# The line each adapter logs once it has handled an event: the choreography's step history
+# (``baton history`` and ``baton ui`` read it from CloudWatch Logs; no table is written per step).
+CHAIN_STEP_LOG = "choreography step"
+DEAD_LETTER = "dead-letter queue"  # where an event goes that its step could not handle
+
+
+class ChainStep(Contract):
+    """One step of one item as the choreography ran it: the event it was delivered, when that
+    event was published and delivered, the step's attempts, and what it passed on."""
+
+    run_id: str
+    url: str
+    step: str
+    consumed: str  # the event's detail-type
+    published_at: datetime  # the event's time on the bus (EventBridge keeps whole seconds)
+    delivered_at: datetime  # when the step's function received it
+    ended_at: datetime  # when the step published its own event (or gave up)
+    attempts: int = Field(ge=1)
+    emitted: str  # the event it published, or DEAD_LETTER
+    error_type: str | None = None
+    error: str | None = None
+
+
 class ChoreographySettings(BaseSettings):
     """Where events are published."""
 

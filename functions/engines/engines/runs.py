@@ -260,9 +260,16 @@ class RunsTable(Table):
 
     # ---- a choreographed item ----------------------------------------------------------------
 
-    def record(self, outcome: ItemOutcome, at: datetime) -> bool:
-        """Count the item's end; False when it was counted before (a redelivered event)."""
+    def record(self, outcome: ItemOutcome, at: datetime, *,
+               requested_at: datetime | None = None) -> bool:
+        """Count the item's end; False when it was counted before (a redelivered event), or
+        when it ends an attempt the run asked for (``requested_at``) before the item was
+        redriven: a stale end (a dead letter of the earlier attempt) must not end the new one."""
         flagged = bool(outcome.record and outcome.record.verdict in FLAGGED)
+        condition, asked = "attribute_not_exists(#outcome)", {}
+        if requested_at is not None:
+            condition += " AND (attribute_not_exists(#reopened_at) OR #reopened_at <= :asked)"
+            asked = {":asked": timestamp(requested_at)}
         item = self._update_request(
             outcome.run_id,
             item_key(outcome.url),
@@ -274,8 +281,8 @@ class RunsTable(Table):
                 ":status": "succeeded" if outcome.succeeded else "failed",
                 ":at": timestamp(at),
                 ":outcome": outcome.model_dump(mode="json", exclude_none=True),
-            },
-            ConditionExpression="attribute_not_exists(#outcome)",
+            } | asked,
+            ConditionExpression=condition,
         )
         run = self._update_request(
             outcome.run_id,
@@ -381,8 +388,9 @@ class RunsTable(Table):
                 raise ValueError(f"{url} succeeded in run {run_id}: it is not redriven")
             item = self._update_request(
                 run_id, item_key(url),
-                "SET #url = :url, #url_id = :url_id, #status = :status REMOVE #outcome, #ended_at",
-                {":url": url, ":url_id": url_id(url), ":status": "redriven"}
+                "SET #url = :url, #url_id = :url_id, #status = :status, #reopened_at = :at "
+                "REMOVE #outcome, #ended_at",
+                {":url": url, ":url_id": url_id(url), ":status": "redriven", ":at": timestamp(at)}
                 | ({":failed": "failed"} if outcome is not None else {}),
                 ConditionExpression=("#status = :failed" if outcome is not None
                                      else "attribute_not_exists(#outcome)"))

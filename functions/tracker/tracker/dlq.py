@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.observability import logger, metrics, tracer
 from tracker.handler import tracker
-from tracker.logic import dead_letter_outcome
+from tracker.logic import dead_letter_event, dead_letter_outcome, requested_at
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -28,9 +28,10 @@ def record_handler(record: SQSRecord) -> None:
     at = datetime.now(UTC)
     attributes = {name: value.string_value for name, value in record.message_attributes.items()}
     outcome = dead_letter_outcome(record.json_body, attributes, at)
-    recorded = tracker().record(outcome, at)
+    recorded = tracker().record(outcome, at,
+                                requested_at=requested_at(dead_letter_event(record.json_body)))
     metrics.add_metric(name="DeadLetters", unit=MetricUnit.Count, value=1)
-    logger.warning("dead letter recorded" if recorded else "dead letter of an ended item",
+    logger.warning("dead letter recorded" if recorded else "dead letter of an ended or redriven item",
                    run_id=outcome.run_id, url=outcome.url, step=outcome.failed_step,
                    error_type=outcome.error_type, attempts=outcome.attempts)
 

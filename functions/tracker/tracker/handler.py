@@ -15,7 +15,7 @@ from engines.events import ItemEnd
 from engines.runs import RunsTable
 from pipeline.alerts import SnsAlerts
 from pipeline.observability import logger, metrics, tracer
-from tracker.logic import state_machine_outcome, terminal_outcome
+from tracker.logic import requested_at, state_machine_outcome, terminal_outcome
 from tracker.settings import get_settings
 
 
@@ -40,11 +40,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     by the state machine, an ItemEnd."""
     at = datetime.now(UTC)
     if "detail-type" in event:
-        outcome, alert_flagged = terminal_outcome(EventBridgeModel.model_validate(event), at), True
+        received = EventBridgeModel.model_validate(event)
+        outcome, alert_flagged = terminal_outcome(received, at), True
+        asked_at = requested_at(received)
     else:
         end = ItemEnd.model_validate(event)
-        outcome, alert_flagged = state_machine_outcome(end), end.alert_flagged
-    recorded = tracker().record(outcome, at)
+        outcome, alert_flagged, asked_at = state_machine_outcome(end), end.alert_flagged, None
+    recorded = tracker().record(outcome, at, requested_at=asked_at)
     # After the count: a failed publish raises, the end is delivered again, counts nothing
     # more, and the alert (given back by alert_once) is sent then.
     if outcome.record is not None and alert_flagged:

@@ -81,13 +81,30 @@ def terminal_outcome(event: EventBridgeModel, at: datetime) -> ItemOutcome:
     )
 
 
+def requested_at(event: EventBridgeModel) -> datetime:
+    """When the run asked for the item an event is about: a redrive asks again, so an end older
+    than the item's redrive is a stale one (``RunsTable.record`` ignores it)."""
+    return PipelineDetail.model_validate(event.detail).metadata.requested_at
+
+
+def dead_letter_event(body: Mapping[str, Any]) -> EventBridgeModel:
+    """The pipeline event a dead letter is about: the failed function's request, or the event
+    EventBridge could not deliver."""
+    if "requestContext" in body:
+        return EventBridgeModel.model_validate(AsyncFailure.model_validate(body).request_payload)
+    if "detail-type" in body:
+        return EventBridgeModel.model_validate(body)
+    raise ValueError("not a dead letter of the pipeline: neither a Lambda failure record "
+                     "nor an EventBridge event")
+
+
 def dead_letter_outcome(
     body: Mapping[str, Any], attributes: Mapping[str, str | None], at: datetime
 ) -> ItemOutcome:
     """The outcome of the item a dead letter is about (see the module's docstring)."""
+    event = dead_letter_event(body)
     if "requestContext" in body:
         failure = AsyncFailure.model_validate(body)
-        event = EventBridgeModel.model_validate(failure.request_payload)
         response = failure.response_payload or ResponsePayload()
         context = failure.request_context
         error_type = response.error_type or context.condition or "Unknown"
@@ -96,14 +113,10 @@ def dead_letter_outcome(
         # invocation; anything else (a timeout, a crash) was tried once per invocation.
         per_invocation = ATTEMPTS_PER_INVOCATION if error_type == "TransientError" else 1
         tries = context.approximate_invoke_count * per_invocation
-    elif "detail-type" in body:
-        event = EventBridgeModel.model_validate(body)
+    else:
         error_type = attributes.get("ERROR_CODE") or "NotDelivered"
         error = attributes.get("ERROR_MESSAGE") or "EventBridge could not deliver the event"
         tries = 0  # the step never ran
-    else:
-        raise ValueError("not a dead letter of the pipeline: neither a Lambda failure record "
-                         "nor an EventBridge event")
 
     if event.detail_type in TERMINAL:
         return terminal_outcome(event, at)
