@@ -29,7 +29,7 @@ class PooledWorker(Protocol):
 
 def warm_cap() -> int:
     """The most warm workers to keep: the account concurrency limit the launcher was given."""
-    raw = os.environ.get("BATON_WARM_WORKERS") or os.environ.get("LAMBDA_ACCOUNT_CONCURRENCY", "")
+    raw = os.environ.get("LAMBDA_ACCOUNT_CONCURRENCY", "")
     try:
         return max(1, int(raw))
     except ValueError:
@@ -56,7 +56,7 @@ def evict_idle(pools: MutableMapping[str, list[Any]], cap: int | None = None) ->
     return evicted
 
 
-def stop_in_background(workers: Sequence[Any], stop: Callable[[Sequence[Any]], None],
+def stop_in_background(workers: Sequence[Any], stop: Callable[[list[Any]], None],
                        run: Callable[[Callable[[], None]], None]) -> None:
     """Stop evicted workers on another thread: the invocation that evicted them does not wait."""
     if workers:

@@ -496,3 +496,56 @@ def test_extra_idle_workers_are_stopped_and_one_stays_warm(limited_cloud):
 
     assert during == LIMIT
     assert worker_processes(name) == 1
+
+
+def test_async_events_of_a_function_start_in_the_order_they_came(limited_cloud, tmp_path):
+    lambdas = lambda_client(limited_cloud)
+    name = "ordered-marks"
+    lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,
+                            Handler="fidelity.leave_a_mark", Code={"ZipFile": zip_handler("fidelity.py")},
+                            Timeout=30)
+    lambdas.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    names = [f"event-{index}" for index in range(5)]
+
+    for mark in names:
+        lambdas.invoke(FunctionName=name, InvocationType="Event",
+                       Payload=json.dumps({"folder": str(tmp_path), "name": mark}).encode())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(tmp_path.iterdir())) < len(names):
+        time.sleep(0.2)
+
+    # One at a time (reserved concurrency 1), each taking 0.5 s: written in the order started.
+    assert [path.name for path in sorted(tmp_path.iterdir(), key=lambda p: p.stat().st_mtime_ns)] == names
+
+
+def test_warm_workers_beyond_the_limit_are_the_least_recently_used_idle_ones(limited_cloud, tmp_path):
+    lambdas = lambda_client(limited_cloud)
+    names = []
+    for index in range(3):
+        name = f"capped-{index}"
+        lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,
+                                Handler="fidelity.log_one_line", Code={"ZipFile": zip_handler("fidelity.py")},
+                                Timeout=30)
+        names.append(name)
+    slow = "capped-busy"
+    lambdas.create_function(FunctionName=slow, Runtime="python3.11", Role=ROLE,
+                            Handler="fidelity.leave_a_mark", Code={"ZipFile": zip_handler("fidelity.py")},
+                            Timeout=30)
+
+    for name in names:
+        assert invoke_outcome(lambdas, name, {}) == "ok"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and worker_processes(names[0]) > 0:
+        time.sleep(0.2)
+    after_three = [worker_processes(name) for name in names]
+    # While the slow one runs (one worker in use), two more functions start: the running worker
+    # stays, the idle ones go.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(invoke_outcome, lambdas, slow, {"folder": str(tmp_path), "name": "done"})
+        while worker_processes(slow) == 0 and not running.done():
+            time.sleep(0.05)
+        assert invoke_outcome(lambdas, names[0], {}) == "ok"
+        assert running.result(timeout=30) == "ok"
+
+    assert after_three == [0, 1, 1]  # at most LIMIT warm: the first one used went
+    assert (tmp_path / "done").exists()
