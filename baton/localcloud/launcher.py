@@ -383,13 +383,13 @@ THREADS = ReusedThreads()
 # -- warm workers capped in total (warmpool.py) ---------------------------------------------------
 
 
-def trim_warm_workers() -> None:
-    """Stop the least recently used idle workers beyond the cap (on another thread)."""
+@cache
+def warm_workers() -> warmpool.WarmWorkers:
+    """MiniStack's warm worker pools, leased within the cap on warm workers in total."""
     from ministack.core import lambda_runtime as runtime
 
-    with runtime._lock:
-        evicted = warmpool.evict_idle(runtime._workers)
-    warmpool.stop_in_background(evicted, runtime.kill_workers, THREADS.run)
+    return warmpool.WarmWorkers(runtime._lock, runtime._workers, runtime.acquire_worker,
+                                runtime.kill_workers, THREADS.run)
 
 
 # -- asynchronous events queued per function (asyncqueue.py) --------------------------------------
@@ -954,19 +954,19 @@ PATCHES: tuple[Patch, ...] = (
         stock="keeps every warm worker a burst started until it has been idle for a while, and the "
               "first one of each function for ever: dozens of 80-115 MB processes after a run",
         baton="keeps at most as many warm workers in total as the account concurrency limit; a new "
-              "one beyond it stops the least recently used idle ones, of any function, as AWS may "
-              "recycle any idle environment (baton/localcloud/warmpool.py)",
+              "one beyond it stops idle ones of any function, as AWS may recycle any idle "
+              "environment: a function's extra workers first, its last one only after, each least "
+              "recently used first (baton/localcloud/warmpool.py)",
         edits=(
             Edit(EXECUTE_WARM,
                  "    worker, reason = acquire_worker(func_name, config, code_zip, qualifier=qualifier)\n",
-                 "    worker, reason = acquire_worker(func_name, config, code_zip, qualifier=qualifier)\n"
-                 '    if reason == "spawn":\n'
-                 "        baton_trim_warm_workers()\n"),
+                 "    worker, reason = baton_warm_workers().acquire(func_name, config, code_zip, "
+                 "qualifier=qualifier)\n"),
             Edit(EXECUTE_WARM, "        release_worker(worker)\n",
                  "        release_worker(worker)\n"
-                 "        baton_trim_warm_workers()\n"),
+                 "        baton_warm_workers().trim()\n"),
         ),
-        provides={"baton_trim_warm_workers": trim_warm_workers},
+        provides={"baton_warm_workers": warm_workers},
     ),
     Patch(
         name="cloudformation-reserved-concurrency",

@@ -1,13 +1,15 @@
-"""The cap on warm workers in total: only idle workers are stopped, least recently used first."""
+"""The cap on warm workers in total: only idle workers are stopped, a function's extra ones before
+its last one, least recently used first."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from baton.localcloud.warmpool import evict_idle, stop_in_background, warm_cap
+from baton.localcloud.warmpool import WarmWorkers, evict_idle, stop_in_background, warm_cap
 
 
 @dataclass(eq=False)
@@ -69,3 +71,48 @@ def test_evicted_workers_are_stopped_on_another_thread(workers, stopped):
         job()
 
     assert calls == stopped
+
+
+
+
+def test_an_extra_worker_goes_before_the_last_worker_of_a_function_used_longer_ago():
+    pools = pools_of(("old", Worker("old1", 1)), ("hot", Worker("hot1", 5)), ("hot", Worker("hot2", 6)))
+
+    evicted = evict_idle(pools, cap=2)
+
+    assert [worker.name for worker in evicted] == ["hot1"]
+    assert [worker.name for workers in pools.values() for worker in workers] == ["old1", "hot2"]
+
+
+class Pools:
+    """MiniStack's side: its lock, its pools and a lease that reuses a free worker or adds one."""
+
+    def __init__(self, pools: dict[str, list[Any]], cap: int) -> None:
+        self.lock = threading.Lock()
+        self.pools = pools
+        self.stopped: list[Any] = []
+        self.warm = WarmWorkers(self.lock, pools, self.lease, self.stopped.extend, lambda job: job(),
+                                cap=lambda: cap)
+
+    def lease(self, name: str, config: dict[str, Any], code: bytes, qualifier: str) -> tuple[Any, str]:
+        with self.lock:
+            for worker in self.pools.get(name, []):
+                if not worker.in_use:
+                    worker.in_use = True
+                    return worker, "reused"
+            worker = Worker(f"{name}{len(self.pools.get(name, [])) + 1}", 100, in_use=True)
+            self.pools.setdefault(name, []).append(worker)
+            return worker, "spawn"
+
+
+def test_a_new_worker_makes_room_for_itself_and_a_reused_one_stops_nothing():
+    pools = Pools({"a": [Worker("a1", 1, in_use=True)], "b": [Worker("b1", 2)]}, cap=2)
+
+    new, reason = pools.warm.acquire("b", {}, b"")
+    assert (new.name, reason) == ("b1", "reused") and pools.stopped == []
+    new.in_use = False
+    new, reason = pools.warm.acquire("a", {}, b"")  # a1 busy: a second worker for "a"
+
+    assert (new.name, reason) == ("a2", "spawn")
+    assert [stopped.name for stopped in pools.stopped] == ["b1"]
+    assert [w.name for w in pools.pools["a"]] == ["a1", "a2"] and "b" not in pools.pools
