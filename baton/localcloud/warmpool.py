@@ -8,10 +8,14 @@ the total over it, idle workers (of any function) are stopped. A worker
 that runs an invocation is never stopped, so the cap can be exceeded only while more invocations
 run than it allows (which the concurrency limit itself prevents).
 
-Idle extra workers go first (the least recently used of them), then, if that is not enough, the
-last worker of a function (least recently used first): a function that was used keeps one warm
-worker as long as possible, as MiniStack's own idle reaping does, so moving from one function to
-another does not mean a cold start each time (one costs ~0.5 s of CPU here).
+Only a worker idle for ``MIN_IDLE_S`` at least is stopped: within a run every worker is used
+again within a moment (stopping it would mean a cold start, ~0.5-3 s of CPU here, a moment
+later), so the cap really stops the workers of functions no longer in use (an earlier run's,
+another engine's) and the total can exceed it for those few seconds. Idle extra workers go first
+(the least recently used of them), then, if that is not enough, the last worker of a function
+(least recently used first): a function that was used keeps one warm worker as long as possible,
+as MiniStack's own idle reaping does, so moving from one function to another does not mean a
+cold start each time.
 
 Runs on MiniStack's interpreter (imported by launcher.py): standard library only.
 """
@@ -19,10 +23,12 @@ Runs on MiniStack's interpreter (imported by launcher.py): standard library only
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 DEFAULT_CAP = 10
+MIN_IDLE_S = 5.0
 
 
 def warm_cap() -> int:
@@ -33,17 +39,20 @@ def warm_cap() -> int:
         return DEFAULT_CAP
 
 
-def evict_idle(pools: MutableMapping[str, list[Any]], cap: int) -> list[Any]:
-    """Take out of ``pools`` the idle workers beyond ``cap``, extra ones first, each kind least
-    recently used first; return them.
+def evict_idle(pools: MutableMapping[str, list[Any]], cap: int, min_idle_s: float = MIN_IDLE_S,
+               now: float | None = None) -> list[Any]:
+    """Take out of ``pools`` the workers idle for ``min_idle_s`` beyond ``cap``, extra ones first,
+    each kind least recently used first; return them.
 
     The caller holds the pools' lock, and stops the returned workers after releasing it.
     """
     excess = sum(len(workers) for workers in pools.values()) - cap
     if excess <= 0:
         return []
+    since = (time.time() if now is None else now) - min_idle_s
     idle = sorted(((worker.last_used, key, worker) for key, workers in pools.items()
-                   for worker in workers if not worker.in_use), key=lambda found: found[0])
+                   for worker in workers if not worker.in_use and worker.last_used <= since),
+                  key=lambda found: found[0])
     evicted: list[Any] = []
     for extras_only in (True, False):
         for _, key, worker in idle:
@@ -68,13 +77,14 @@ class WarmWorkers:
     def __init__(self, lock: Any, pools: MutableMapping[str, list[Any]],
                  acquire: Callable[..., tuple[Any, str]], stop: Callable[[list[Any]], None],
                  background: Callable[[Callable[[], None]], None],
-                 cap: Callable[[], int] = warm_cap) -> None:
+                 cap: Callable[[], int] = warm_cap, min_idle_s: float = MIN_IDLE_S) -> None:
         self._lock = lock
         self._pools = pools
         self._acquire = acquire
         self._stop = stop
         self._background = background
         self._cap = cap
+        self._min_idle_s = min_idle_s
 
     def acquire(self, func_name: str, config: dict[str, Any], code_zip: bytes,
                 qualifier: str = "$LATEST") -> tuple[Any, str]:
@@ -86,9 +96,9 @@ class WarmWorkers:
         return worker, reason
 
     def trim(self) -> None:
-        """Stop (on another thread) the idle workers beyond the cap."""
+        """Stop (on another thread) the workers idle long enough beyond the cap."""
         with self._lock:
-            evicted = evict_idle(self._pools, self._cap())
+            evicted = evict_idle(self._pools, self._cap(), self._min_idle_s)
         stop_in_background(evicted, self._stop, self._background)
 
 

@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from baton import localcloud
 from baton.errors import BatonError
 from baton.localcloud import LocalCloud, Running
+from baton.localcloud.warmpool import MIN_IDLE_S
 from baton.site import serve
 from tests.e2e.conftest import ROLE, free_port, zip_handler
 
@@ -532,8 +533,10 @@ def test_warm_workers_beyond_the_limit_are_the_least_recently_used_idle_ones(lim
                             Handler="fidelity.leave_a_mark", Code={"ZipFile": zip_handler("fidelity.py")},
                             Timeout=30)
 
-    for name in names:
+    for name in names[:2]:
         assert invoke_outcome(lambdas, name, {}) == "ok"
+    time.sleep(MIN_IDLE_S + 0.5)  # only workers idle that long are stopped for the cap
+    assert invoke_outcome(lambdas, names[2], {}) == "ok"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and worker_processes(names[0]) > 0:
         time.sleep(0.2)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from baton.localcloud.warmpool import WarmWorkers, evict_idle, stop_in_background, warm_cap
+from baton.localcloud.warmpool import MIN_IDLE_S, WarmWorkers, evict_idle, stop_in_background, warm_cap
 
 
 @dataclass(eq=False)
@@ -17,6 +17,9 @@ class Worker:
     name: str
     last_used: float
     in_use: bool = False
+
+
+NOW = 100.0  # every worker below was last used before this, more than MIN_IDLE_S ago
 
 
 def pools_of(*workers: tuple[str, Worker]) -> dict[str, list[Any]]:
@@ -29,7 +32,7 @@ def pools_of(*workers: tuple[str, Worker]) -> dict[str, list[Any]]:
 def test_under_the_cap_nothing_is_stopped():
     pools = pools_of(("a", Worker("a1", 1)), ("b", Worker("b1", 2)))
 
-    assert evict_idle(pools, cap=2) == []
+    assert evict_idle(pools, cap=2, now=NOW) == []
     assert sum(len(workers) for workers in pools.values()) == 2
 
 
@@ -37,7 +40,7 @@ def test_the_least_recently_used_idle_workers_of_any_function_go_first():
     old, older, recent = Worker("b1", 5), Worker("a1", 1), Worker("a2", 9)
     pools = pools_of(("a", older), ("a", recent), ("b", old), ("c", Worker("c1", 7)))
 
-    evicted = evict_idle(pools, cap=2)
+    evicted = evict_idle(pools, cap=2, now=NOW)
 
     assert [worker.name for worker in evicted] == ["a1", "b1"]
     assert "b" not in pools  # a function left with no worker leaves the pools
@@ -48,7 +51,7 @@ def test_a_worker_running_an_invocation_is_never_stopped():
     busy = [Worker(f"busy{number}", number, in_use=True) for number in range(3)]
     pools = pools_of(*(("a", worker) for worker in busy), ("b", Worker("idle", 10)))
 
-    evicted = evict_idle(pools, cap=2)
+    evicted = evict_idle(pools, cap=2, now=NOW)
 
     assert [worker.name for worker in evicted] == ["idle"]
     assert pools == {"a": busy}  # over the cap while they run: nothing else to stop
@@ -78,7 +81,7 @@ def test_evicted_workers_are_stopped_on_another_thread(workers, stopped):
 def test_an_extra_worker_goes_before_the_last_worker_of_a_function_used_longer_ago():
     pools = pools_of(("old", Worker("old1", 1)), ("hot", Worker("hot1", 5)), ("hot", Worker("hot2", 6)))
 
-    evicted = evict_idle(pools, cap=2)
+    evicted = evict_idle(pools, cap=2, now=NOW)
 
     assert [worker.name for worker in evicted] == ["hot1"]
     assert [worker.name for workers in pools.values() for worker in workers] == ["old1", "hot2"]
@@ -92,7 +95,7 @@ class Pools:
         self.pools = pools
         self.stopped: list[Any] = []
         self.warm = WarmWorkers(self.lock, pools, self.lease, self.stopped.extend, lambda job: job(),
-                                cap=lambda: cap)
+                                cap=lambda: cap, min_idle_s=0)
 
     def lease(self, name: str, config: dict[str, Any], code: bytes, qualifier: str) -> tuple[Any, str]:
         with self.lock:
@@ -116,3 +119,13 @@ def test_a_new_worker_makes_room_for_itself_and_a_reused_one_stops_nothing():
     assert (new.name, reason) == ("a2", "spawn")
     assert [stopped.name for stopped in pools.stopped] == ["b1"]
     assert [w.name for w in pools.pools["a"]] == ["a1", "a2"] and "b" not in pools.pools
+
+
+def test_a_worker_used_moments_ago_is_kept_even_over_the_cap():
+    recent = Worker("a1", NOW - MIN_IDLE_S / 2)
+    pools = pools_of(("a", recent), ("b", Worker("b1", NOW - MIN_IDLE_S * 2)), ("c", Worker("c1", NOW)))
+
+    evicted = evict_idle(pools, cap=1, now=NOW)
+
+    assert [worker.name for worker in evicted] == ["b1"]
+    assert pools == {"a": [recent], "c": [pools["c"][0]]}
