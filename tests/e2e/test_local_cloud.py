@@ -227,6 +227,33 @@ def test_persist_survives_kill_9(state_dir):
         "value": "from the layer"}
 
 
+def test_persist_keeps_waiting_async_events_across_down_and_up(state_dir, tmp_path):
+    port = free_port()
+    cloud = LocalCloud(state_dir=state_dir)
+    first, _ = cloud.up(port=port, persist=True, concurrency=2)
+    lambdas = lambda_client(first)
+    lambdas.create_function(FunctionName="marks-slowly", Runtime="python3.11", Role=ROLE,
+                            Handler="fidelity.leave_a_mark", Code={"ZipFile": zip_handler("fidelity.py")},
+                            Timeout=30)
+    lambdas.put_function_concurrency(FunctionName="marks-slowly", ReservedConcurrentExecutions=1)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    names = [f"event-{index}" for index in range(8)]
+    for mark in names:  # one at a time, 0.5 s each: most still wait when the cloud stops
+        lambdas.invoke(FunctionName="marks-slowly", InvocationType="Event",
+                       Payload=json.dumps({"folder": str(marks), "name": mark}).encode())
+    cloud.down()
+    marked_before = len(list(marks.iterdir()))
+
+    cloud.up(port=port, persist=True, concurrency=2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(marks.iterdir())) < len(names):
+        time.sleep(0.2)
+
+    assert marked_before < len(names), "every event ran before the stop: the test proved nothing"
+    assert sorted(path.name for path in marks.iterdir()) == names
+
+
 def test_without_persist_state_starts_empty(state_dir):
     port = free_port()
     cloud = LocalCloud(state_dir=state_dir)
