@@ -3,9 +3,12 @@
 Stock MiniStack starts a thread for every asynchronous event; when the function is at its reserved
 (or the account's) concurrency, each of those threads polled on its own until a slot freed, so
 thousands of queued choreography events meant thousands of sleeping threads, and an event could
-sleep up to half a second after a slot freed. Here an event waits in its function's queue; one
-drainer per function with waiting events takes a concurrency slot for the oldest event as soon as
-one is released (the release wakes it) and hands event and slot to a thread that runs it.
+sleep up to half a second after a slot freed. Here an event waits in its function's queue, and one
+dispatcher (a thread only while events wait) starts them: woken by each released concurrency
+slot, it takes a slot for the oldest event of the function with the fewest of its queued events
+running, and hands event and slot to a thread that runs it. Fewest running first shares the
+account's concurrency fairly between functions: a long backlog of one (a run's first step) cannot
+take every slot released by the later steps, which would leave each item waiting to its end.
 
 An event leaves the queue only once it has a slot, so events of a function start in the order
 they came; they are remembered until their run ends, so a save (``snapshot``) taken at any time
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-WAKE_CHECK_S = 1.0  # a drainer looks again this often even without a release (a missed wake-up)
+WAKE_CHECK_S = 1.0  # the dispatcher looks again this often even without a release
 
 
 @dataclass(eq=False)
@@ -51,24 +54,27 @@ class AsyncQueues:
         self._clock = clock
         self._lock = threading.Lock()
         self._released = threading.Condition(self._lock)
-        self._releases = 0  # counts releases, so a drainer never waits for one that happened
+        self._releases = 0  # counts releases and puts, so the dispatcher never misses one
         self._queues: dict[Hashable, deque[Pending]] = {}
         self._running: dict[int, Pending] = {}
+        self._started: dict[Hashable, int] = {}  # per function: its events running now
+        self._dispatching = False
         self._numbers = itertools.count()
 
     def put(self, event: Pending) -> None:
-        """Queue an event behind its function's earlier ones; start that queue's drainer if idle."""
+        """Queue an event behind its function's earlier ones; start the dispatcher if idle."""
         with self._lock:
             event.number = next(self._numbers)
-            waiting = self._queues.get(event.key)
-            if waiting is not None:
-                waiting.append(event)
+            self._queues.setdefault(event.key, deque()).append(event)
+            self._releases += 1  # a new head may be startable now
+            self._released.notify_all()
+            if self._dispatching:
                 return
-            self._queues[event.key] = deque([event])
-        self._start(partial(self._drain, event.key))
+            self._dispatching = True
+        self._start(self._dispatch)
 
     def released(self) -> None:
-        """A concurrency slot was released: wake the drainers."""
+        """A concurrency slot was released: wake the dispatcher."""
         with self._lock:
             self._releases += 1
             self._released.notify_all()
@@ -86,27 +92,39 @@ class AsyncQueues:
                              key=lambda event: event.number)
         return [event.saved for event in running + waiting]
 
-    def _drain(self, key: Hashable) -> None:
+    def _dispatch(self) -> None:
         while True:
             with self._lock:
-                queue = self._queues[key]
-                if not queue:
-                    del self._queues[key]  # a later put starts a new drainer
+                if not self._queues:
+                    self._dispatching = False  # a later put starts it again
                     return
-                head, releases = queue[0], self._releases
-            expired = self._clock() - head.enqueued > head.max_age_s
-            slot = None if expired else head.take_slot()
-            if slot is None and not expired:
-                with self._lock:
+                releases = self._releases
+                heads = sorted(((self._started.get(key, 0), queue[0].number, key)
+                                for key, queue in self._queues.items()), key=lambda head: head[:2])
+            if not any(self._start_head(key) for _, _, key in heads):
+                with self._lock:  # every head waits for a slot: sleep until one is released
                     if self._releases == releases:
                         self._released.wait(WAKE_CHECK_S)
-                continue
-            with self._lock:
-                queue.popleft()
-                self._running[head.number] = head
-            # An expired event runs without a slot: the async invoke then gives up on it as its
-            # maximum age says (to its failure destination), as it did before it was queued.
-            self._start(partial(self._run, head, slot))
+
+    def _start_head(self, key: Hashable) -> bool:
+        """Start the oldest event of the function if it gets a slot (or is too old to wait)."""
+        with self._lock:
+            head = self._queues[key][0]
+        expired = self._clock() - head.enqueued > head.max_age_s
+        slot = None if expired else head.take_slot()
+        if slot is None and not expired:
+            return False
+        with self._lock:
+            queue = self._queues[key]
+            queue.popleft()
+            if not queue:
+                del self._queues[key]
+            self._running[head.number] = head
+            self._started[key] = self._started.get(key, 0) + 1
+        # An expired event runs without a slot: the async invoke then gives up on it as its
+        # maximum age says (to its failure destination), as it did before it was queued.
+        self._start(partial(self._run, head, slot))
+        return True
 
     def _run(self, event: Pending, slot: Any) -> None:
         try:
@@ -114,3 +132,7 @@ class AsyncQueues:
         finally:
             with self._lock:
                 self._running.pop(event.number, None)
+                if self._started[event.key] > 1:
+                    self._started[event.key] -= 1
+                else:
+                    del self._started[event.key]

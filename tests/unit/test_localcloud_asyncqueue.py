@@ -131,3 +131,33 @@ def test_an_event_past_its_maximum_age_runs_without_a_slot():
 
     assert ran.wait(5)
     assert given == [None]
+
+
+def test_a_released_slot_goes_to_the_function_with_the_fewest_events_running():
+    start, _ = on_threads()
+    queues = AsyncQueues(start)
+    account = Slots(limit=2)  # shared by both functions, as the account limit is
+    started: list[str] = []
+    finish = {name: threading.Event() for name in ("first-1", "first-2", "first-3", "later-1")}
+
+    def run(name: str, slot: Any) -> None:
+        started.append(name)
+        finish[name].wait(5)
+        account.give_back(queues)
+
+    for name in ("first-1", "first-2", "first-3"):  # a backlog queued first
+        queues.put(Pending(key="first", take_slot=account.take, run=partial(run, name)))
+    for _ in range(100):
+        if len(started) == 2:
+            break
+        threading.Event().wait(0.02)
+    queues.put(Pending(key="later", take_slot=account.take, run=partial(run, "later-1")))
+    finish["first-1"].set()  # one slot frees: "later" has none running, "first" still has one
+    for _ in range(100):
+        if len(started) == 3:
+            break
+        threading.Event().wait(0.02)
+
+    assert started == ["first-1", "first-2", "later-1"]
+    for event in finish.values():
+        event.set()
