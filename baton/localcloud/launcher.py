@@ -920,7 +920,8 @@ PATCHES: tuple[Patch, ...] = (
               "account's concurrency spends a retry and goes to the dead-letter queue, and the failure "
               "record always says approximateInvokeCount 3",
         baton="queues asynchronous events per function, in order, and starts the oldest as soon as a "
-              "concurrency slot is released, up to its maximum age, as AWS keeps retrying throttles; "
+              "concurrency slot is released (to the function with the fewest running), up to its "
+              "maximum age, as AWS keeps retrying throttles; "
               "with --persist the events not yet done are saved with the state and run again after a "
               "restart (baton/localcloud/asyncqueue.py); the failure record counts the invocations made",
         edits=(
