@@ -8,14 +8,15 @@ the total over it, idle workers (of any function) are stopped. A worker
 that runs an invocation is never stopped, so the cap can be exceeded only while more invocations
 run than it allows (which the concurrency limit itself prevents).
 
-Only a worker idle for ``MIN_IDLE_S`` at least is stopped: within a run every worker is used
-again within a moment (stopping it would mean a cold start, ~0.5-3 s of CPU here, a moment
-later), so the cap really stops the workers of functions no longer in use (an earlier run's,
-another engine's) and the total can exceed it for those few seconds. Idle extra workers go first
-(the least recently used of them), then, if that is not enough, the last worker of a function
-(least recently used first): a function that was used keeps one warm worker as long as possible,
-as MiniStack's own idle reaping does, so moving from one function to another does not mean a
-cold start each time.
+Only the workers of a function unused for ``MIN_IDLE_S`` at least are stopped for the cap: within
+a run a function's pool grows and shrinks with its share of the concurrency, and stopping a
+worker it will need again a moment later means a cold start (~0.5 s of CPU here, several seconds
+on a loaded machine), so the cap really stops the workers of functions no longer in use (an
+earlier run's, another engine's), and the total can exceed it while more functions are in use
+than it holds. MiniStack's own reaper still stops any function's extra workers idle for
+``BATON_WORKER_IDLE_S``. Extra workers go first (the least recently used of them), then the last
+worker of each function, so moving from one function to another costs as few cold starts as
+possible.
 
 Runs on MiniStack's interpreter (imported by launcher.py): standard library only.
 """
@@ -41,8 +42,8 @@ def warm_cap() -> int:
 
 def evict_idle(pools: MutableMapping[str, list[Any]], cap: int, min_idle_s: float = MIN_IDLE_S,
                now: float | None = None) -> list[Any]:
-    """Take out of ``pools`` the workers idle for ``min_idle_s`` beyond ``cap``, extra ones first,
-    each kind least recently used first; return them.
+    """Take out of ``pools`` idle workers beyond ``cap``, of functions unused for ``min_idle_s``,
+    extra ones first, each kind least recently used first; return them.
 
     The caller holds the pools' lock, and stops the returned workers after releasing it.
     """
@@ -50,8 +51,9 @@ def evict_idle(pools: MutableMapping[str, list[Any]], cap: int, min_idle_s: floa
     if excess <= 0:
         return []
     since = (time.time() if now is None else now) - min_idle_s
-    idle = sorted(((worker.last_used, key, worker) for key, workers in pools.items()
-                   for worker in workers if not worker.in_use and worker.last_used <= since),
+    unused = {key for key, workers in pools.items()
+              if not any(worker.in_use or worker.last_used > since for worker in workers)}
+    idle = sorted(((worker.last_used, key, worker) for key in unused for worker in pools[key]),
                   key=lambda found: found[0])
     evicted: list[Any] = []
     for extras_only in (True, False):

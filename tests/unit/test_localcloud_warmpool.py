@@ -121,11 +121,13 @@ def test_a_new_worker_makes_room_for_itself_and_a_reused_one_stops_nothing():
     assert [w.name for w in pools.pools["a"]] == ["a1", "a2"] and "b" not in pools.pools
 
 
-def test_a_worker_used_moments_ago_is_kept_even_over_the_cap():
-    recent = Worker("a1", NOW - MIN_IDLE_S / 2)
-    pools = pools_of(("a", recent), ("b", Worker("b1", NOW - MIN_IDLE_S * 2)), ("c", Worker("c1", NOW)))
+def test_the_workers_of_a_function_used_moments_ago_are_kept_even_over_the_cap():
+    recent = [Worker("a1", NOW - MIN_IDLE_S / 2), Worker("a2", NOW - MIN_IDLE_S * 3)]  # a2: idle, old
+    current = Worker("c1", NOW)
+    pools = pools_of(*(("a", worker) for worker in recent), ("b", Worker("b1", NOW - MIN_IDLE_S * 2)),
+                     ("c", current))
 
     evicted = evict_idle(pools, cap=1, now=NOW)
 
     assert [worker.name for worker in evicted] == ["b1"]
-    assert pools == {"a": [recent], "c": [pools["c"][0]]}
+    assert pools == {"a": recent, "c": [current]}
