@@ -954,10 +954,10 @@ PATCHES: tuple[Patch, ...] = (
         name="warm-workers-capped-in-total",
         stock="keeps every warm worker a burst started until it has been idle for a while, and the "
               "first one of each function for ever: dozens of 80-115 MB processes after a run",
-        baton="keeps at most as many warm workers in total as the account concurrency limit; a new "
-              "one beyond it stops idle ones of any function, as AWS may recycle any idle "
-              "environment: a function's extra workers first, its last one only after, each least "
-              "recently used first (baton/localcloud/warmpool.py)",
+        baton="keeps at most as many warm workers in total as the account concurrency limit where it "
+              "can: a new one beyond it stops the workers of functions unused for 5 s, as AWS may "
+              "recycle any idle environment, a function's extra workers first, its last one only "
+              "after, each least recently used first (baton/localcloud/warmpool.py)",
         edits=(
             Edit(EXECUTE_WARM,
                  "    worker, reason = acquire_worker(func_name, config, code_zip, qualifier=qualifier)\n",
