@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from baton import localcloud
 from baton.errors import BatonError
 from baton.localcloud import LocalCloud, Running
-from baton.localcloud.warmpool import MIN_IDLE_S
+from baton.localcloud.warmpool import MIN_IDLE_S, WORKERS_PER_SLOT
 from baton.site import serve
 from tests.e2e.conftest import ROLE, free_port, zip_handler
 
@@ -546,30 +546,30 @@ def test_async_events_of_a_function_start_in_the_order_they_came(limited_cloud, 
     assert [path.name for path in sorted(tmp_path.iterdir(), key=lambda p: p.stat().st_mtime_ns)] == names
 
 
-def test_warm_workers_beyond_the_limit_are_the_least_recently_used_idle_ones(limited_cloud, tmp_path):
+def test_warm_workers_beyond_the_cap_are_those_of_the_function_used_longest_ago(limited_cloud, tmp_path):
     lambdas = lambda_client(limited_cloud)
-    names = []
-    for index in range(3):
-        name = f"capped-{index}"
+    cap = LIMIT * WORKERS_PER_SLOT
+    names = [f"capped-{index}" for index in range(cap + 1)]
+    for name in names:
         lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,
                                 Handler="fidelity.log_one_line", Code={"ZipFile": zip_handler("fidelity.py")},
                                 Timeout=30)
-        names.append(name)
     slow = "capped-busy"
     lambdas.create_function(FunctionName=slow, Runtime="python3.11", Role=ROLE,
                             Handler="fidelity.leave_a_mark", Code={"ZipFile": zip_handler("fidelity.py")},
                             Timeout=30)
 
-    for name in names[:2]:
+    for name in names[:cap]:
         assert invoke_outcome(lambdas, name, {}) == "ok"
-    time.sleep(MIN_IDLE_S + 0.5)  # only workers idle that long are stopped for the cap
-    assert invoke_outcome(lambdas, names[2], {}) == "ok"
+    time.sleep(MIN_IDLE_S + 0.5)  # only the workers of functions unused that long make room
+    assert invoke_outcome(lambdas, names[cap], {}) == "ok"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and worker_processes(names[0]) > 0:
         time.sleep(0.2)
-    after_three = [worker_processes(name) for name in names]
-    # While the slow one runs (one worker in use), two more functions start: the running worker
-    # stays, the idle ones go.
+    after_all = [worker_processes(name) for name in names]
+    # While the slow one runs (its worker in use), the first function starts again: the running
+    # worker stays, an idle one goes.
+    time.sleep(MIN_IDLE_S + 0.5)
     with ThreadPoolExecutor(max_workers=1) as pool:
         running = pool.submit(invoke_outcome, lambdas, slow, {"folder": str(tmp_path), "name": "done"})
         while worker_processes(slow) == 0 and not running.done():
@@ -577,5 +577,5 @@ def test_warm_workers_beyond_the_limit_are_the_least_recently_used_idle_ones(lim
         assert invoke_outcome(lambdas, names[0], {}) == "ok"
         assert running.result(timeout=30) == "ok"
 
-    assert after_three == [0, 1, 1]  # at most LIMIT warm: the first one used went
+    assert after_all == [0] + [1] * cap  # at most the cap warm: the function used longest ago went
     assert (tmp_path / "done").exists()

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from baton.localcloud.warmpool import MIN_IDLE_S, WarmWorkers, evict_idle, stop_in_background, warm_cap
+from baton.localcloud.warmpool import (
+    MIN_IDLE_S,
+    WORKERS_PER_SLOT,
+    WarmWorkers,
+    evict_idle,
+    stop_in_background,
+    warm_cap,
+)
 
 
 @dataclass(eq=False)
@@ -57,10 +64,10 @@ def test_a_worker_running_an_invocation_is_never_stopped():
     assert pools == {"a": busy}  # over the cap while they run: nothing else to stop
 
 
-def test_the_cap_is_the_account_concurrency_limit(monkeypatch):
+def test_the_cap_is_a_multiple_of_the_account_concurrency_limit(monkeypatch):
     monkeypatch.setenv("LAMBDA_ACCOUNT_CONCURRENCY", "7")
 
-    assert warm_cap() == 7
+    assert warm_cap() == 7 * WORKERS_PER_SLOT
 
 
 @pytest.mark.parametrize("workers, stopped", [([], []), (["w"], [["w"]])])
