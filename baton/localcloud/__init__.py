@@ -36,9 +36,9 @@ MAX_WORKER_IDLE_S = 3600.0
 
 def default_concurrency() -> int:
     """The account concurrency limit sized to this machine (memory and cores), 10 to AWS's 1000."""
-    # It also caps the warm workers in total (launcher patch "warm-workers-capped-in-total"): a
-    # sixteenth of the memory in warm workers, at most 6 per core, since function code is mostly
-    # CPU-bound here and more invocations at once than that only add waiting and memory.
+    # A sixteenth of the memory in warm workers, at most 6 per core, since function code is mostly
+    # CPU-bound here and more invocations at once than that only add waiting and memory. Three
+    # times it caps the warm workers in total (launcher patch "warm-workers-capped-in-total").
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     by_memory = memory // 16 // (WORKER_MIB * 2**20)
     return int(max(10, min(MAX_CONCURRENCY, by_memory, 6 * (os.cpu_count() or 1))))
