@@ -36,12 +36,12 @@ MAX_WORKER_IDLE_S = 3600.0
 
 def default_concurrency() -> int:
     """The account concurrency limit sized to this machine (memory and cores), 10 to AWS's 1000."""
-    # A sixteenth of the memory in warm workers, at most 6 per core, since function code is mostly
-    # CPU-bound here and more invocations at once than that only add waiting and memory. Three
-    # times it caps the warm workers in total (launcher patch "warm-workers-capped-in-total").
+    # An eighth of the memory in warm workers, at most 16 per core. Three times it caps the warm
+    # workers in total (launcher patch "warm-workers-capped-in-total"). A lower limit (baton up
+    # --concurrency 12) holds fewer workers, but measured slower: runs wait for slots and workers.
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    by_memory = memory // 16 // (WORKER_MIB * 2**20)
-    return int(max(10, min(MAX_CONCURRENCY, by_memory, 6 * (os.cpu_count() or 1))))
+    by_memory = memory // 8 // (WORKER_MIB * 2**20)
+    return int(max(10, min(MAX_CONCURRENCY, by_memory, 16 * (os.cpu_count() or 1))))
 
 
 def _positive_setting(name: str, default: float) -> float:
