@@ -287,9 +287,10 @@ def bench_engines(instance: Running, n: int = 50, concurrency: int = 8) -> None:
         site.stop()
 
 
-def cloud_memory(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) in bytes of the local cloud's whole process tree: its process group, workers included."""
-    rss = pss = 0
+def cloud_memory(pid: int) -> tuple[int, int, int]:
+    """(RSS, PSS) in bytes of the local cloud's whole process tree (its process group, workers
+    included), and how many processes it has."""
+    rss = pss = processes = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -297,13 +298,14 @@ def cloud_memory(pid: int) -> tuple[int, int]:
             # Fields after the command name: state, ppid, pgrp, ...
             if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) != pid:
                 continue
+            processes += 1
             for line in (entry / "smaps_rollup").read_text().splitlines():
                 if line.startswith(("Rss:", "Pss:")):
                     kib = int(line.split()[1]) * 1024
                     rss, pss = (rss + kib, pss) if line.startswith("Rss:") else (rss, pss + kib)
         except (OSError, ValueError, IndexError):
             continue  # a worker that ended meanwhile
-    return rss, pss
+    return rss, pss, processes
 
 
 class PeakMemory:
@@ -312,6 +314,7 @@ class PeakMemory:
     def __init__(self, instance: Running) -> None:
         self.pid = instance.pid
         self.peak = (0, 0)
+        self.processes = 0  # the most processes seen at once (MiniStack and its warm workers)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -325,13 +328,14 @@ class PeakMemory:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.5):
-            rss, pss = cloud_memory(self.pid)
+            rss, pss, processes = cloud_memory(self.pid)
             self.peak = (max(self.peak[0], rss), max(self.peak[1], pss))
+            self.processes = max(self.processes, processes)
 
     def report(self, what: str, goal_gb: float = 1.5) -> None:
         rss, pss = self.peak
         print(f"{'local cloud peak memory, ' + what:<58} {rss / 1e9:6.2f} GB RSS, {pss / 1e9:.2f} GB PSS"
-              f"   goal {goal_gb:.1f} GB   ratio {rss / 1e9 / goal_gb:5.2f}")
+              f"   goal {goal_gb:.1f} GB   ratio {rss / 1e9 / goal_gb:5.2f}   ({self.processes} processes)")
 
 
 def bench_large_run(instance: Running, n: int = 400, concurrency: int = 8) -> None:
@@ -397,9 +401,9 @@ def bench_scale(instance: Running, sizes: tuple[int, ...] = (1_000, 5_000),
 def bench_idle_memory(instance: Running, wait_s: float = 120.0) -> None:
     """The local cloud's memory after it has been idle for a while (extra workers reaped)."""
     time.sleep(wait_s)
-    rss, pss = cloud_memory(instance.pid)
+    rss, pss, processes = cloud_memory(instance.pid)
     print(f"{f'local cloud memory idle after {wait_s:.0f} s':<58} {rss / 1e9:6.2f} GB RSS, "
-          f"{pss / 1e9:.2f} GB PSS")
+          f"{pss / 1e9:.2f} GB PSS ({processes} processes)")
 
 
 def bench_monitor(n: int = 50) -> None:

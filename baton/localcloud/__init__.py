@@ -7,6 +7,7 @@ temporary files and, with ``persist``, the saved state.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -30,14 +31,18 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 WORKER_MIB = 100  # one warm Python worker with baton's layer: 80-115 MB measured here
 DEFAULT_WORKER_IDLE_S = 30.0  # extra warm workers of a function live this long unused (AWS: minutes)
+MAX_CONCURRENCY = 1000  # AWS's default account concurrency limit
+MAX_WORKER_IDLE_S = 3600.0
 
 
 def default_concurrency() -> int:
     """The account concurrency limit sized to this machine (memory and cores), 10 to AWS's 1000."""
-    # An eighth of the memory in warm workers, at most 16 per core.
+    # An eighth of the memory in warm workers, at most 16 per core. Three times it caps the warm
+    # workers in total (launcher patch "warm-workers-capped-in-total"). A lower limit (baton up
+    # --concurrency 12) holds fewer workers, but measured slower: runs wait for slots and workers.
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     by_memory = memory // 8 // (WORKER_MIB * 2**20)
-    return int(max(10, min(1000, by_memory, 16 * (os.cpu_count() or 1))))
+    return int(max(10, min(MAX_CONCURRENCY, by_memory, 16 * (os.cpu_count() or 1))))
 
 
 def _positive_setting(name: str, default: float) -> float:
@@ -48,19 +53,27 @@ def _positive_setting(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = 0
-    if value <= 0:
+    if not 0 < value < math.inf:  # also refuses nan
         raise BatonError(f"{name} must be a positive number, got {raw!r}")
     return value
 
 
 def concurrency_limit() -> int:
     """The local cloud's account concurrency limit: BATON_LAMBDA_CONCURRENCY, else sized to the machine."""
-    return int(_positive_setting("BATON_LAMBDA_CONCURRENCY", default_concurrency()))
+    limit = _positive_setting("BATON_LAMBDA_CONCURRENCY", default_concurrency())
+    if limit > MAX_CONCURRENCY or limit != int(limit):
+        raise BatonError(f"BATON_LAMBDA_CONCURRENCY must be a whole number from 1 to {MAX_CONCURRENCY}, "
+                         f"got {os.environ['BATON_LAMBDA_CONCURRENCY']!r}")
+    return int(limit)
 
 
 def worker_idle_s() -> float:
     """How long an extra warm worker may stay idle before it is stopped: BATON_WORKER_IDLE_S."""
-    return _positive_setting("BATON_WORKER_IDLE_S", DEFAULT_WORKER_IDLE_S)
+    idle_s = _positive_setting("BATON_WORKER_IDLE_S", DEFAULT_WORKER_IDLE_S)
+    if idle_s > MAX_WORKER_IDLE_S:
+        raise BatonError(f"BATON_WORKER_IDLE_S must be at most {MAX_WORKER_IDLE_S:.0f} seconds, "
+                         f"got {os.environ['BATON_WORKER_IDLE_S']!r}")
+    return idle_s
 
 
 def baton_home() -> Path:
@@ -201,8 +214,12 @@ class LocalCloud:
             environments.ensure(environments.LAMBDA_RUNTIME, self.venvs_dir, self.say),
         )
 
-    def up(self, port: int = DEFAULT_PORT, persist: bool = False) -> tuple[Running, bool]:
-        """Start the local cloud and wait until healthy. Returns (instance, started_now)."""
+    def up(self, port: int = DEFAULT_PORT, persist: bool = False, concurrency: int | None = None,
+           worker_idle: float | None = None) -> tuple[Running, bool]:
+        """Start the local cloud and wait until healthy. Returns (instance, started_now).
+
+        ``concurrency`` and ``worker_idle`` override BATON_LAMBDA_CONCURRENCY and BATON_WORKER_IDLE_S.
+        """
         if (current := self.running()) is not None:
             if current.answering:
                 return current, False
@@ -215,7 +232,9 @@ class LocalCloud:
                 f"port {port} on 127.0.0.1 is taken by {describe_occupant(port)}.\n"
                 f"Stop it, or start the local cloud elsewhere: baton up --port {port + 1}"
             )
-        limit, idle_s = concurrency_limit(), worker_idle_s()  # bad settings fail before anything starts
+        # Bad settings fail before anything starts.
+        limit = concurrency_limit() if concurrency is None else concurrency
+        idle_s = worker_idle_s() if worker_idle is None else worker_idle
         ministack_python, lambda_python = self.prepare()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_dir / "tmp"

@@ -12,6 +12,7 @@ patch and exits without serving (the test suite runs it on the pinned MiniStack)
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import hashlib
 import importlib
@@ -33,6 +34,12 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache, partial
 from pathlib import Path
 from typing import Any
+
+try:  # imported as part of baton (the tests)
+    from baton.localcloud import asyncqueue, warmpool
+except ImportError:  # run as a script on MiniStack's interpreter, whose sys.path[0] is this folder
+    import asyncqueue  # type: ignore[no-redef]
+    import warmpool  # type: ignore[no-redef]
 
 REQUIREMENTS = Path(__file__).with_name("ministack-requirements.txt")
 HTTPGUARD = Path(__file__).resolve().parent.parent / "httpguard.py"
@@ -141,6 +148,7 @@ PUT_EVENTS = Target("ministack.services.eventbridge", "_put_events")
 EXECUTE_FUNCTION = Target(LAMBDA, "_execute_function")
 INVOKE = Target(LAMBDA, "_invoke")
 CALL_LAMBDA = Target(STATES, "_call_lambda")
+RELEASE_SLOT = Target(LAMBDA, "_release_execution_slot")
 
 
 # -- code the patched MiniStack calls -----------------------------------------------------------
@@ -387,6 +395,114 @@ class _Running:
 THREADS = ReusedThreads()
 
 
+# -- warm workers capped in total (warmpool.py) ---------------------------------------------------
+
+
+@cache
+def warm_workers() -> warmpool.WarmWorkers:
+    """MiniStack's warm worker pools, leased within the cap on warm workers in total."""
+    from ministack.core import lambda_runtime as runtime
+
+    return warmpool.WarmWorkers(runtime._lock, runtime._workers, runtime.acquire_worker,
+                                runtime.kill_workers, THREADS.run)
+
+
+# -- asynchronous events queued per function (asyncqueue.py) --------------------------------------
+
+ASYNC_QUEUES = asyncqueue.AsyncQueues(THREADS.run)
+# The slot the queue took for an event, used by its first attempt; and when the event was queued.
+_RESERVED_SLOT: contextvars.ContextVar[Any] = contextvars.ContextVar("baton_reserved_slot", default=None)
+_EVENT_QUEUED_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar("baton_event_queued_at",
+                                                                                default=None)
+ASYNC_EVENTS_FILE = "baton-async-events.json"
+
+
+def take_reserved_slot() -> tuple[Any, None] | None:
+    """The concurrency slot queued for this event's first attempt, as ``_acquire_execution_slot``
+    answers it; None (the attempt takes its own) once taken or when there is none."""
+    slot = _RESERVED_SLOT.get()
+    if slot is None:
+        return None
+    _RESERVED_SLOT.set(None)
+    return slot, None
+
+
+def event_started() -> float:
+    """When the asynchronous event being run was queued (its age counts from there)."""
+    queued = _EVENT_QUEUED_AT.get()
+    return time.time() if queued is None else queued
+
+
+def queue_async_event(func: dict[str, Any], event: Any, context: contextvars.Context,
+                      attempts: Callable[[], None]) -> None:
+    """Queue an asynchronous invoke; ``attempts`` (MiniStack's retry loop) runs once it has a slot."""
+    from ministack.services import lambda_svc as svc
+
+    config = func.get("config") or func
+    invoke_config = (func.get("event_invoke_config")
+                     or (func.get("event_invoke_configs") or {}).get("$LATEST") or {})
+    queued_at = time.time()
+
+    def take_slot() -> Any:
+        return svc._acquire_execution_slot(func, config)[0]
+
+    def run(slot: Any) -> None:
+        context.run(_run_queued, attempts, slot, queued_at)
+
+    ASYNC_QUEUES.put(asyncqueue.Pending(
+        key=svc._inflight_key(config), take_slot=take_slot, run=run, enqueued=queued_at,
+        max_age_s=float(invoke_config.get("MaximumEventAgeInSeconds", 21600)),
+        saved={"function": config.get("FunctionName"), "event": event}))
+
+
+def _run_queued(attempts: Callable[[], None], slot: Any, queued_at: float) -> None:
+    from ministack.services import lambda_svc as svc
+
+    _RESERVED_SLOT.set(slot)
+    _EVENT_QUEUED_AT.set(queued_at)
+    try:
+        attempts()
+    finally:
+        if take_reserved_slot() is not None:  # the attempts ended before using it
+            svc._release_execution_slot(slot)
+
+
+def save_async_events(state_dir: str) -> None:
+    """Write the asynchronous events not yet done (started ones first) beside the saved state."""
+    path = os.path.join(state_dir, ASYNC_EVENTS_FILE)
+    temporary = f"{path}.tmp-{threading.get_ident()}"
+    os.makedirs(state_dir, exist_ok=True)
+    with open(temporary, "w") as file:
+        json.dump(ASYNC_QUEUES.snapshot(), file, default=str)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def restore_async_events(state_dir: str) -> int:
+    """Queue again the events a save listed (their functions restored already); how many."""
+    from ministack.services import lambda_svc as svc
+
+    try:
+        with open(os.path.join(state_dir, ASYNC_EVENTS_FILE)) as file:
+            saved = json.load(file)
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError) as error:
+        print(f"baton launcher: cannot read the saved asynchronous events: {error}", file=sys.stderr)
+        return 0
+    queued = 0
+    for record in saved if isinstance(saved, list) else []:
+        func = svc._functions.get(record.get("function")) if isinstance(record, dict) else None
+        if func is None:
+            print(f"baton launcher: dropped a saved asynchronous event of a function that no longer "
+                  f"exists: {record!r:.200}", file=sys.stderr)
+            continue
+        svc.invoke_async_with_retry(func, record.get("event"))
+        queued += 1
+    return queued
+
+
 # With --persist: how often the state is saved while requests come in (BATON_PERSIST_INTERVAL_S).
 PERSIST_INTERVAL_S = 2.0
 HEALTH_PATHS = ("/_ministack/health", "/_localstack/health", "/health")
@@ -409,15 +525,24 @@ class PeriodicSaver:
             self.requests += 1
 
     def save_now(self) -> None:
-        """Save every service's state (one save at a time: the shutdown's waits for the saver's)."""
+        """Save every service's state and the pending asynchronous events (one save at a time:
+        the shutdown's waits for the saver's)."""
         from ministack.app import _build_persistence_save_dict
-        from ministack.core.persistence import save_all
+        from ministack.core.persistence import STATE_DIR, save_all
 
         with self.lock:
             save_all(_build_persistence_save_dict())
+            try:
+                save_async_events(STATE_DIR)
+            except OSError as error:  # the previous file stays, as for a failed service save
+                print(f"baton launcher: cannot save the asynchronous events: {error}", file=sys.stderr)
 
     def start(self) -> None:
-        """Start saving in the background (after the persisted state was loaded)."""
+        """Queue again the saved asynchronous events, then start saving in the background (after
+        the persisted state was loaded)."""
+        from ministack.core.persistence import STATE_DIR
+
+        restore_async_events(STATE_DIR)
         interval = float(os.environ.get("BATON_PERSIST_INTERVAL_S", PERSIST_INTERVAL_S))
         threading.Thread(target=self._run, args=(interval,), name="baton-persist", daemon=True).start()
 
@@ -813,22 +938,59 @@ PATCHES: tuple[Patch, ...] = (
                     "    lambda_svc.invoke_async_with_retry(exec_record, event)\n"),),
     ),
     Patch(
-        name="async-throttle-waits",
-        stock="spends a retry on a throttled asynchronous event and sends it to the dead-letter "
-              "queue, and the failure record always says approximateInvokeCount 3",
-        baton="lets a throttled event wait for capacity up to its maximum age, as AWS keeps "
-              "retrying throttles, and counts the invocations actually made",
+        name="async-events-queue-per-function",
+        stock="starts a thread for every asynchronous event; one throttled by the function's or the "
+              "account's concurrency spends a retry and goes to the dead-letter queue, and the failure "
+              "record always says approximateInvokeCount 3",
+        baton="queues asynchronous events per function, in order, and starts the oldest as soon as a "
+              "concurrency slot is released (to the function with the fewest running), up to its "
+              "maximum age, as AWS keeps retrying throttles; "
+              "with --persist the events not yet done are saved with the state and run again after a "
+              "restart (baton/localcloud/asyncqueue.py); the failure record counts the invocations made",
         edits=(
+            Edit(ASYNC_INVOKE, "        started = time.time()\n",
+                 "        started = baton_event_started()\n"),
             Edit(ASYNC_INVOKE, "            last_result = _execute_function(func, event)\n",
                  "            last_result = _execute_function(func, event)\n"
                  "            while last_result.get(\"throttle\") and "
                  "time.time() - started < max_event_age:\n"
-                 "                time.sleep(secrets.SystemRandom().uniform(0.2, 0.6))\n"
+                 "                time.sleep(secrets.SystemRandom().uniform(0.2, 0.6))  # a retry only\n"
                  "                last_result = _execute_function(func, event)\n"
                  "            last_result[\"baton_invoke_count\"] = attempt + 1\n"),
+            Edit(ASYNC_INVOKE,
+                 "    threading.Thread(target=ctx_snapshot.run, args=(_run,), daemon=True).start()\n",
+                 "    baton_queue_async_event(func, event, ctx_snapshot, _run)\n"),
+            Edit(EXECUTE_FUNCTION, "    slot, limit = _acquire_execution_slot(func, config)\n",
+                 "    slot, limit = baton_take_reserved_slot() or _acquire_execution_slot(func, config)\n"),
+            Edit(RELEASE_SLOT, "        _inflight_total = max(0, _inflight_total - 1)\n",
+                 "        _inflight_total = max(0, _inflight_total - 1)\n"
+                 "    baton_async_queues.released()\n"),
             Edit(ASYNC_FAILURE, '"approximateInvokeCount": 3,',
                  '"approximateInvokeCount": result.get("baton_invoke_count", 3),'),
         ),
+        provides={"baton_event_started": event_started,
+                  "baton_queue_async_event": queue_async_event,
+                  "baton_take_reserved_slot": take_reserved_slot,
+                  "baton_async_queues": ASYNC_QUEUES},
+    ),
+    Patch(
+        name="warm-workers-capped-in-total",
+        stock="keeps every warm worker a burst started until it has been idle for a while, and the "
+              "first one of each function for ever: dozens of 80-115 MB processes after a run",
+        baton="keeps at most three times the account concurrency limit in warm workers in total "
+              "where it can: a new one beyond it stops the workers of functions unused for 5 s, as AWS may "
+              "recycle any idle environment, a function's extra workers first, its last one only "
+              "after, each least recently used first (baton/localcloud/warmpool.py)",
+        edits=(
+            Edit(EXECUTE_WARM,
+                 "    worker, reason = acquire_worker(func_name, config, code_zip, qualifier=qualifier)\n",
+                 "    worker, reason = baton_warm_workers().acquire(func_name, config, code_zip, "
+                 "qualifier=qualifier)\n"),
+            Edit(EXECUTE_WARM, "        release_worker(worker)\n",
+                 "        release_worker(worker)\n"
+                 "        baton_warm_workers().trim()\n"),
+        ),
+        provides={"baton_warm_workers": warm_workers},
     ),
     Patch(
         name="cloudformation-reserved-concurrency",

@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from baton import localcloud
 from baton.errors import BatonError
 from baton.localcloud import LocalCloud, Running
+from baton.localcloud.warmpool import MIN_IDLE_S, WORKERS_PER_SLOT
 from baton.site import serve
 from tests.e2e.conftest import ROLE, free_port, zip_handler
 
@@ -224,6 +225,33 @@ def test_persist_survives_kill_9(state_dir):
     assert list(extracted.glob("*/python/baton_layer_probe.py")), "the restored layer was not extracted"
     assert json.loads(lambdas.invoke(FunctionName="reads-layer", Payload=b"{}")["Payload"].read()) == {
         "value": "from the layer"}
+
+
+def test_persist_keeps_waiting_async_events_across_down_and_up(state_dir, tmp_path):
+    port = free_port()
+    cloud = LocalCloud(state_dir=state_dir)
+    first, _ = cloud.up(port=port, persist=True, concurrency=2)
+    lambdas = lambda_client(first)
+    lambdas.create_function(FunctionName="marks-slowly", Runtime="python3.11", Role=ROLE,
+                            Handler="fidelity.leave_a_mark", Code={"ZipFile": zip_handler("fidelity.py")},
+                            Timeout=30)
+    lambdas.put_function_concurrency(FunctionName="marks-slowly", ReservedConcurrentExecutions=1)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    names = [f"event-{index}" for index in range(8)]
+    for mark in names:  # one at a time, 0.5 s each: most still wait when the cloud stops
+        lambdas.invoke(FunctionName="marks-slowly", InvocationType="Event",
+                       Payload=json.dumps({"folder": str(marks), "name": mark}).encode())
+    cloud.down()
+    marked_before = len(list(marks.iterdir()))
+
+    cloud.up(port=port, persist=True, concurrency=2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(marks.iterdir())) < len(names):
+        time.sleep(0.2)
+
+    assert marked_before < len(names), "every event ran before the stop: the test proved nothing"
+    assert sorted(path.name for path in marks.iterdir()) == names
 
 
 def test_without_persist_state_starts_empty(state_dir):
@@ -496,3 +524,58 @@ def test_extra_idle_workers_are_stopped_and_one_stays_warm(limited_cloud):
 
     assert during == LIMIT
     assert worker_processes(name) == 1
+
+
+def test_async_events_of_a_function_start_in_the_order_they_came(limited_cloud, tmp_path):
+    lambdas = lambda_client(limited_cloud)
+    name = "ordered-marks"
+    lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,
+                            Handler="fidelity.leave_a_mark", Code={"ZipFile": zip_handler("fidelity.py")},
+                            Timeout=30)
+    lambdas.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    names = [f"event-{index}" for index in range(5)]
+
+    for mark in names:
+        lambdas.invoke(FunctionName=name, InvocationType="Event",
+                       Payload=json.dumps({"folder": str(tmp_path), "name": mark}).encode())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(tmp_path.iterdir())) < len(names):
+        time.sleep(0.2)
+
+    # One at a time (reserved concurrency 1), each taking 0.5 s: written in the order started.
+    assert [path.name for path in sorted(tmp_path.iterdir(), key=lambda p: p.stat().st_mtime_ns)] == names
+
+
+def test_warm_workers_beyond_the_cap_are_those_of_the_function_used_longest_ago(limited_cloud, tmp_path):
+    lambdas = lambda_client(limited_cloud)
+    cap = LIMIT * WORKERS_PER_SLOT
+    names = [f"capped-{index}" for index in range(cap + 1)]
+    for name in names:
+        lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,
+                                Handler="fidelity.log_one_line", Code={"ZipFile": zip_handler("fidelity.py")},
+                                Timeout=30)
+    slow = "capped-busy"
+    lambdas.create_function(FunctionName=slow, Runtime="python3.11", Role=ROLE,
+                            Handler="fidelity.leave_a_mark", Code={"ZipFile": zip_handler("fidelity.py")},
+                            Timeout=30)
+
+    for name in names[:cap]:
+        assert invoke_outcome(lambdas, name, {}) == "ok"
+    time.sleep(MIN_IDLE_S + 0.5)  # only the workers of functions unused that long make room
+    assert invoke_outcome(lambdas, names[cap], {}) == "ok"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and worker_processes(names[0]) > 0:
+        time.sleep(0.2)
+    after_all = [worker_processes(name) for name in names]
+    # While the slow one runs (its worker in use), the first function starts again: the running
+    # worker stays, an idle one goes.
+    time.sleep(MIN_IDLE_S + 0.5)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(invoke_outcome, lambdas, slow, {"folder": str(tmp_path), "name": "done"})
+        while worker_processes(slow) == 0 and not running.done():
+            time.sleep(0.05)
+        assert invoke_outcome(lambdas, names[0], {}) == "ok"
+        assert running.result(timeout=30) == "ok"
+
+    assert after_all == [0] + [1] * cap  # at most the cap warm: the function used longest ago went
+    assert (tmp_path / "done").exists()
