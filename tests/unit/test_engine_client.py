@@ -134,9 +134,14 @@ def test_a_final_retryable_failure_is_not_counted_twice():
 
 
 def scheduled(url: str) -> dict:
-    """A scraper task scheduled for ``url``, as the local cloud records it in a child execution."""
-    return {"type": "TaskScheduled", "taskScheduledEventDetails": {
-        "parameters": f'{{"FunctionName": "scraper", "Payload": {{"url": "{url}"}}}}'}}
+    """A scraper task scheduled for ``url`` (the local cloud's event names no parameters)."""
+    return {"type": "TaskScheduled", "taskScheduledEventDetails": {"resource": url}}
+
+
+def started(url: str) -> dict:
+    """A child execution's start, as AWS records it: its input names the item's URL."""
+    return {"type": "ExecutionStarted",
+            "executionStartedEventDetails": {"input": f'{{"url": "{url}"}}'}}
 
 
 @dataclass
@@ -145,10 +150,14 @@ class FakeDistributedMap:
     order, newest first, and in pages, as ListExecutions does)."""
 
     children: dict[str, list[dict]]  # child execution ARN -> its history
+    inputs: dict[str, str] = field(default_factory=dict)  # child ARN -> its URL, if described
     own: list[dict] = field(default_factory=lambda: [{"type": "MapStateEntered"}])
 
     def get_execution_history(self, executionArn: str, **_: Any) -> dict[str, Any]:
         return {"events": self.own if executionArn == "arn:run" else self.children[executionArn]}
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        return {"input": f'{{"run_id": "r", "url": "{self.inputs[executionArn]}"}}'}
 
     def list_map_runs(self, executionArn: str) -> dict[str, Any]:
         assert executionArn == "arn:run"
@@ -163,9 +172,10 @@ class FakeDistributedMap:
 
 
 def test_each_item_s_attempts_come_from_its_own_child_execution() -> None:
-    sfn = FakeDistributedMap({
-        "arn:child-a": [scheduled(A), failed_event(A), scheduled(A), failed_event(A)],
-        "arn:child-b": [scheduled(B), {"type": "TaskSucceeded"}]})
+    sfn = FakeDistributedMap(
+        {"arn:child-a": [scheduled(A), failed_event(A), scheduled(A), failed_event(A)],
+         "arn:child-b": [started(B), scheduled(B), {"type": "TaskSucceeded"}]},
+        inputs={"arn:child-a": A})  # B's URL is in its history: it is not described
 
     histories = item_histories(sfn, "arn:run")
 
@@ -184,7 +194,7 @@ def test_an_execution_s_history_includes_its_children_s_in_the_order_they_starte
     assert [event["type"] for event in history] == [
         "MapStateEntered", "TaskScheduled", "TaskFailed", "TaskScheduled"]
     assert [event["id"] for event in history] == [1, 2, 3, 4]  # unique across the children
-    assert B in history[3]["taskScheduledEventDetails"]["parameters"]
+    assert history[3]["taskScheduledEventDetails"]["resource"] == B
 
 
 # ---- which items a redrive runs again ------------------------------------------------------------

@@ -439,9 +439,10 @@ def child_executions(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     return sorted(children, key=lambda child: (str(child["startDate"]), child["executionArn"]))
 
 
-def child_histories(sfn: Any, execution_arn: str) -> list[list[dict[str, Any]]]:
-    """The history of each child execution of an execution's Map Runs, in the order they started."""
-    return [own_history(sfn, child["executionArn"])
+def child_histories(sfn: Any, execution_arn: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(ARN, history) of each child execution of an execution's Map Runs, in the order they
+    started."""
+    return [(child["executionArn"], own_history(sfn, child["executionArn"]))
             for child in child_executions(sfn, execution_arn)]
 
 
@@ -450,31 +451,27 @@ def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     execution of its Distributed Map (each item's together, in the order they started): the
     tasks run in the children. Ids are renumbered so that each stays unique."""
     events = [*own_history(sfn, execution_arn),
-              *(event for child in child_histories(sfn, execution_arn) for event in child)]
+              *(event for _, child in child_histories(sfn, execution_arn) for event in child)]
     return [{**event, "id": number} for number, event in enumerate(events, 1)]
 
 
-def item_url(history: list[dict[str, Any]]) -> str | None:
-    """The URL a Distributed Map's child execution ran: from its input (its ExecutionStarted, as
-    AWS records it) or from its first task's payload (the local cloud records no ExecutionStarted
-    for a child; every item starts with the scraper, whose payload names the URL)."""
-    for event in history:
-        try:
-            if details := event.get("executionStartedEventDetails"):
-                return str(json.loads(details["input"])["url"])
-            if details := event.get("taskScheduledEventDetails"):
-                return str(json.loads(details["parameters"])["Payload"]["url"])
-        except (KeyError, TypeError, ValueError):
-            return None
-    return None
+def item_url(sfn: Any, child_arn: str, history: list[dict[str, Any]]) -> str | None:
+    """The URL a Distributed Map's child execution ran, from its input: as its ExecutionStarted
+    event holds it (AWS records one), else as DescribeExecution gives it (the local cloud records
+    none for a child)."""
+    started = next((event["executionStartedEventDetails"] for event in history
+                    if "executionStartedEventDetails" in event), None)
+    text = (started or sfn.describe_execution(executionArn=child_arn)).get("input") or "{}"
+    url = json.loads(text).get("url")
+    return None if url is None else str(url)
 
 
 def item_histories(sfn: Any, execution_arn: str) -> dict[str | None, list[dict[str, Any]]]:
     """Each item's history by its URL, from the Distributed Map's child executions; under
     None, the execution's own history (where an inline Map's items' tasks are)."""
     histories: dict[str | None, list[dict[str, Any]]] = {None: own_history(sfn, execution_arn)}
-    for history in child_histories(sfn, execution_arn):
-        url = item_url(history)
+    for child_arn, history in child_histories(sfn, execution_arn):
+        url = item_url(sfn, child_arn, history)
         if url is not None:
             histories[url] = histories.get(url, []) + history
     return histories
