@@ -3,7 +3,8 @@
 CloudFormation cannot loop, so each step's resources are written out in the template; this
 module says, in one sentence each, what a step lacks there: its two functions (RequestResponse
 and EventBridge), their handlers, timeout and rule pattern, the orchestrator's variable and
-permission, the state machine's substitution, the stack output the CLI reads and the log groups.
+permission, the state machine's substitution, the stack output the CLI reads and the log groups;
+and what the state machine's Distributed Map needs that SAM does not grant by itself.
 A test runs it on the real template (and on a registry with an extra step, to show the messages).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from baton import asl
 from engines.events import rule_patterns
 from pipeline.steps import EVENT_SOURCE, STEPS, Step
 
@@ -54,8 +56,57 @@ def _log_group_problem(resources: dict[str, Any], function_id: str) -> str | Non
     return None
 
 
-def problems(template: dict[str, Any], steps: Sequence[Step] = STEPS) -> list[str]:
-    """What ``template`` lacks for the registry's steps, one sentence each (empty: all wired)."""
+def _statements(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    return [statement for policy in properties.get("Policies", []) if isinstance(policy, dict)
+            for statement in policy.get("Statement", [])]
+
+
+def _grants(statements: list[dict[str, Any]], action: str, resource: Any) -> bool:
+    """Whether a statement allows ``action`` on exactly ``resource`` (one of its resources)."""
+    for statement in statements:
+        actions = statement.get("Action", [])
+        resources = statement.get("Resource", [])
+        if (action in (actions if isinstance(actions, list) else [actions])
+                and resource in (resources if isinstance(resources, list) else [resources])):
+            return True
+    return False
+
+
+def distributed_map_problems(template: dict[str, Any], definition: dict[str, Any]) -> list[str]:
+    """What the state machine's role lacks for a Distributed Map in ``definition`` reading its
+    items from the data bucket: on AWS it starts child executions of the machine itself (which
+    its policy can name only through a fixed Name) and reads the items with s3:GetObject."""
+    distributed = [state for scope in asl.scopes(definition)
+                   for state in scope["States"].values()
+                   if state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode")
+                   == "DISTRIBUTED"]
+    if not distributed:
+        return []
+    machine = template.get("Resources", {}).get(STATE_MACHINE, {}).get("Properties", {})
+    statements = _statements(machine)
+    name = machine.get("Name", {}).get("Fn::Sub") if isinstance(machine.get("Name"), dict) else None
+    found: list[str] = []
+    if name is None:
+        found.append(f"{STATE_MACHINE}: Name !Sub <name> (its policy names the machine itself)")
+    else:
+        arn = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
+        if not _grants(statements, "states:StartExecution", {"Fn::Sub": f"{arn}:stateMachine:{name}"}):
+            found.append(f"{STATE_MACHINE}: a Statement allowing states:StartExecution on "
+                         f"!Sub {arn}:stateMachine:{name} (its Distributed Map's child executions)")
+        if not _grants(statements, "states:StopExecution", {"Fn::Sub": f"{arn}:execution:{name}/*:*"}):
+            found.append(f"{STATE_MACHINE}: a Statement allowing states:StopExecution on "
+                         f"!Sub {arn}:execution:{name}/*:* (a failed Map Run stops its children)")
+    if any("ItemReader" in state for state in distributed) and not _grants(
+            statements, "s3:GetObject", {"Fn::Sub": "${DataBucket.Arn}/runs/*"}):
+        found.append(f"{STATE_MACHINE}: a Statement allowing s3:GetObject on "
+                     "!Sub ${DataBucket.Arn}/runs/* (where its ItemReader reads a run's items)")
+    return found
+
+
+def problems(template: dict[str, Any], steps: Sequence[Step] = STEPS,
+             definition: dict[str, Any] | None = None) -> list[str]:
+    """What ``template`` lacks for the registry's steps and the state machine ``definition``
+    (by default statemachines/pipeline.asl.json), one sentence each (empty: all wired)."""
     resources = template.get("Resources", {})
     globals_ = template.get("Globals", {}).get("Function", {})
     outputs = template.get("Outputs", {})
@@ -102,4 +153,5 @@ def problems(template: dict[str, Any], steps: Sequence[Step] = STEPS) -> list[st
     tracker = resources.get(TRACKER, {})
     if _rule_patterns(tracker) != [patterns["tracker"]]:
         found.append(f"{TRACKER}: one EventBridgeRule event with Pattern {patterns['tracker']}")
+    found += distributed_map_problems(template, asl.load() if definition is None else definition)
     return found

@@ -3,10 +3,11 @@
 Not an emulator: it exists so unit tests can push data through the state machine's paths
 (Parameters, ResultSelector, ResultPath, Catch, Retry, Choice, Map) without a cloud, and compare
 its outcomes with the orchestrator's. Supported: Pass, Task, Choice (StringEquals, BooleanEquals,
-IsNull, And, Or, Not), Map (inline, sequential); InputPath, a Task's OutputPath; paths ``$``, ``$.a.b``,
-``$$.Map.Item.Value`` and ``$$.Map.Item.Index``; the intrinsics States.Format,
-States.JsonToString, States.ArrayLength and States.ArrayGetItem. Retry counts tries like ASL;
-waits are not taken.
+IsNull, And, Or, Not), Map (inline or distributed, run sequentially; a distributed Map's items
+from ItemsPath or from a JSON ItemReader on s3:getObject, read through ``read_object``);
+InputPath, a Task's OutputPath; paths ``$``, ``$.a.b``, ``$$.Map.Item.Value(.a.b)`` and
+``$$.Map.Item.Index``; the intrinsics States.Format, States.JsonToString, States.ArrayLength and
+States.ArrayGetItem. Retry counts tries like ASL; waits are not taken.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Any
 
 # (resource, parameters) -> result; raises TaskFailed to fail the task.
 TaskHandler = Callable[[str, dict[str, Any]], Any]
+# (bucket, key) -> the object's text; raises KeyError when there is none.
+ObjectReader = Callable[[str, str], str]
+S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
 
 
 class TaskFailed(Exception):
@@ -151,10 +155,31 @@ def _run_task(state: dict[str, Any], data: Any, tasks: TaskHandler) -> tuple[Any
     return data, state.get("Next")
 
 
+def _map_items(state: dict[str, Any], data: Any, context: dict[str, Any],
+               read_object: ObjectReader | None) -> list[Any]:
+    """The items a Map iterates: its ItemsPath, or what its ItemReader reads from S3."""
+    reader = state.get("ItemReader")
+    if reader is None:
+        return list(get_path(data, state.get("ItemsPath", "$"), context))
+    if reader["Resource"] != S3_GET_OBJECT or reader.get("ReaderConfig", {}).get("InputType") != "JSON":
+        raise NotImplementedError(reader)
+    mode = state["ItemProcessor"]["ProcessorConfig"]["Mode"]
+    assert mode == "DISTRIBUTED", "ItemReader needs a distributed Map"
+    assert "ItemsPath" not in state, "ItemReader and ItemsPath exclude each other"
+    location = render(reader["Parameters"], data, context)
+    if read_object is None:
+        raise ValueError("this machine reads its items from S3: pass read_object")
+    items = json.loads(read_object(location["Bucket"], location["Key"]))
+    assert isinstance(items, list), "a JSON ItemReader reads an array"
+    return items
+
+
 def run_machine(
-    machine: dict[str, Any], data: Any, tasks: TaskHandler, context: dict[str, Any] | None = None
+    machine: dict[str, Any], data: Any, tasks: TaskHandler, context: dict[str, Any] | None = None,
+    read_object: ObjectReader | None = None,
 ) -> Any:
-    """Run ``machine`` (a definition or a Map's ItemProcessor) on ``data``; its output."""
+    """Run ``machine`` (a definition or a Map's ItemProcessor) on ``data``; its output.
+    ``read_object`` gives a Map's ItemReader the S3 objects it reads."""
     context = context or {}
     name: str | None = machine["StartAt"]
     while name is not None:
@@ -176,10 +201,11 @@ def run_machine(
             assert name is not None, "no Choice rule matched and no Default"
         elif kind == "Map":
             outputs = []
-            for index, item in enumerate(get_path(data, state["ItemsPath"])):
+            for index, item in enumerate(_map_items(state, data, context, read_object)):
                 item_context = {**context, "Map": {"Item": {"Index": index, "Value": item}}}
                 item_input = render(state["ItemSelector"], data, item_context)
-                outputs.append(run_machine(state["ItemProcessor"], item_input, tasks, item_context))
+                outputs.append(run_machine(state["ItemProcessor"], item_input, tasks, item_context,
+                                           read_object))
             data = put_result(data, state.get("ResultPath", "$"), outputs)
             name = state.get("Next")
         elif kind in ("Succeed", "Fail"):

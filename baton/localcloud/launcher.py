@@ -123,6 +123,7 @@ EXECUTE_WARM = Target(LAMBDA, "_execute_function_warm")
 ASYNC_INVOKE = Target(LAMBDA, "invoke_async_with_retry")
 ASYNC_FAILURE = Target(LAMBDA, "_route_async_failure")
 RUN_MAP = Target("ministack.services.stepfunctions", "_run_map_items")
+RUN_DISTRIBUTED_MAP = Target("ministack.services.stepfunctions", "_run_distributed_map")
 DISPATCH_EVENT = Target("ministack.services.eventbridge", "_dispatch_to_lambda")
 ASGI_APP = Target("ministack.app", "app")
 LIFESPAN = Target("ministack.app", "_handle_lifespan")
@@ -916,14 +917,22 @@ PATCHES: tuple[Patch, ...] = (
     ),
     Patch(
         name="map-max-concurrency-path",
-        stock="ignores an inline Map's MaxConcurrencyPath, so every item runs at once",
+        stock="ignores a Map's MaxConcurrencyPath (inline or distributed), so every item runs at "
+              "once (a Distributed Map's 64 at most)",
         baton="reads the Map's concurrency limit from MaxConcurrencyPath",
         edits=(Edit(RUN_MAP, '    max_conc = state_def.get("MaxConcurrency", 0)\n',
                     '    max_conc = state_def.get("MaxConcurrency", 0)\n'
                     '    if "MaxConcurrencyPath" in state_def:\n'
                     '        max_conc = int(\n'
                     '            _resolve_path_or_ctx(state_def["MaxConcurrencyPath"], effective, ctx)'
-                    ' or 0)\n'),),
+                    ' or 0)\n'),
+               Edit(RUN_DISTRIBUTED_MAP,
+                    '    max_conc = int(state_def.get("MaxConcurrency") or 0)\n',
+                    '    max_conc = int(state_def.get("MaxConcurrency") or 0)\n'
+                    '    if "MaxConcurrencyPath" in state_def:\n'
+                    '        max_conc = int(\n'
+                    '            _resolve_path_or_ctx(state_def["MaxConcurrencyPath"], effective, ctx)'
+                    ' or 0)\n')),
     ),
     Patch(
         name="eventbridge-target-is-an-async-invoke",

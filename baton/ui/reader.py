@@ -167,11 +167,13 @@ class Reader:
         status = described["status"].lower()
         if status == "succeeded" and any(not item.succeeded for item in items):
             status = "failed-items"
-        urls = json.loads(described.get("input") or "{}").get("urls", [])
-        bars = sfn_bars(history)
+        # The input points to the items (a Distributed Map reads them from S3) and says how many.
+        state_input = json.loads(described.get("input") or "{}")
+        total = int(state_input.get("total", len(state_input.get("urls", []))))
+        bars = sfn_bars(history, [item.url for item in items])
         return RunView(
             run_id, "stepfunctions", status, described.get("startDate"), described.get("stopDate"),
-            len(urls), sum(item.succeeded for item in items), sum(not item.succeeded for item in items),
+            total, sum(item.succeeded for item in items), sum(not item.succeeded for item in items),
             sum(bool(item.record and item.record.verdict in FLAGGED) for item in items),
             items, bars, state_transitions=state_transitions(history, items),
             notes=["the history does not link a task to its Map iteration: attempts are paired "
@@ -319,8 +321,9 @@ def _url_of(event: dict[str, Any], urls: list[str]) -> str | None:
     return max(named, key=len) if named else None
 
 
-def sfn_bars(history: list[dict[str, Any]]) -> list[Bar]:
-    """One bar per task attempt of an execution's history.
+def sfn_bars(history: list[dict[str, Any]], known: list[str] | None = None) -> list[Bar]:
+    """One bar per task attempt of an execution's history (``known``: the run's URLs, which a
+    failure's error names, when the execution's input does not list them).
 
     Each Map iteration runs its tasks one after the other, so a task scheduled right after an
     iteration's success belongs to that iteration; other scheduled tasks start an iteration (paired
@@ -330,6 +333,7 @@ def sfn_bars(history: list[dict[str, Any]]) -> list[Bar]:
     urls: list[str] = []
     if started:
         urls = json.loads(started["executionStartedEventDetails"].get("input") or "{}").get("urls", [])
+    urls = urls or list(known or [])
     owner: dict[int, str] = {}  # a TaskScheduled's id → its URL, when known from its predecessor
     step_of: dict[str, int] = {}  # URL → index of its current step
     last: dict[str, dict[str, Any]] = {}  # URL → its last terminal event

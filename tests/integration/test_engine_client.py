@@ -14,7 +14,6 @@ import boto3
 import pytest
 
 from engines.client import (
-    STATE_LIMIT_BYTES,
     Deployment,
     EngineFailed,
     RunIncomplete,
@@ -69,11 +68,23 @@ class FakeStepFunctions:
     def get_execution_history(self, **_: Any) -> dict[str, Any]:
         return {"events": self.history}
 
+    def list_map_runs(self, **_: Any) -> dict[str, Any]:
+        return {"mapRuns": []}  # the attempts of this fake's items are in its own history
+
     def run_items(self, _seconds: float) -> None:
-        """The execution's work, done while the client sleeps between polls."""
+        """The execution's work, done while the client sleeps between polls: the items its
+        Distributed Map reads from the data bucket."""
         run_id = self.started[-1]["name"]
-        for url in json.loads(self.started[-1]["input"])["urls"]:
-            self.runs.record(ItemOutcome(run_id=run_id, url=url, succeeded=True), NOW)
+        for item in items_of(self.started[-1]):
+            self.runs.record(ItemOutcome(run_id=run_id, url=item["url"], succeeded=True), NOW)
+
+
+def items_of(started: dict[str, Any]) -> list[dict[str, Any]]:
+    """The items an execution's input points to, as its ItemReader reads them."""
+    where = json.loads(started["input"])["items"]
+    body = boto3.client("s3").get_object(Bucket=where["bucket"], Key=where["key"])["Body"]
+    items: list[dict[str, Any]] = json.loads(body.read())
+    return items
 
 
 def client_over(runs_table: str, sfn: FakeStepFunctions) -> StepFunctionsClient:
@@ -96,8 +107,9 @@ def test_a_run_is_opened_started_and_followed_in_the_runs_table(runs_table: str)
     (start,) = sfn.started
     sent = json.loads(start["input"])
     assert start["name"] == "sfn-1" and not sent["alert_flagged"]
-    assert sent["validators"] == [{"etag": '"v1"', "last_modified": None},
-                                  {"etag": None, "last_modified": None}]
+    assert sent["items"] == {"bucket": runs_table, "key": "runs/sfn-1/items/sfn-1.json"}
+    assert [item["previous"] for item in items_of(start)] == [
+        {"etag": '"v1"', "last_modified": None}, {"etag": None, "last_modified": None}]
     assert runs.summary("sfn-1") is not None
 
 
@@ -117,12 +129,27 @@ def test_an_execution_still_running_at_the_deadline_is_incomplete(runs_table: st
             request("sfn-3"), expired=lambda: True)
 
 
-def test_a_run_over_the_state_machine_input_limit_is_refused_before_it_starts(
+def test_a_run_of_any_size_starts_with_a_small_input_its_items_in_the_data_bucket(
         runs_table: str) -> None:
     sfn = FakeStepFunctions(RunsTable(runs_table), ["RUNNING"])
-    many = [f"http://site.example/articles/{n:05d}-with-a-longer-path" for n in range(6_000)]
-    assert len(json.dumps(request("sfn-4", many).state_machine_input())) > STATE_LIMIT_BYTES
+    many = [f"http://site.example/articles/{n:05d}-with-a-longer-path" for n in range(10_000)]
 
-    with pytest.raises(EngineFailed, match="over Step Functions' 262144-byte limit"):
-        client_over(runs_table, sfn).start(request("sfn-4", many))
-    assert sfn.started == [] and RunsTable(runs_table).summary("sfn-4") is None
+    client_over(runs_table, sfn).start(request("sfn-4", many))
+
+    (start,) = sfn.started
+    assert len(start["input"]) < 512  # Step Functions takes 256 KiB; the URLs alone are ~490 KB
+    assert [item["url"] for item in items_of(start)] == many
+    assert RunsTable(runs_table).summary("sfn-4") is not None
+
+
+def test_a_redrive_maps_over_its_own_items(runs_table: str) -> None:
+    sfn = FakeStepFunctions(RunsTable(runs_table), ["RUNNING"])
+    client = client_over(runs_table, sfn)
+    client.start(request("sfn-5"))
+
+    client.restart(request("sfn-5"), [B], 1)
+
+    first, redrive = sfn.started
+    assert redrive["name"] == "sfn-5-redrive-1"
+    assert [item["url"] for item in items_of(first)] == [A, B]
+    assert [item["url"] for item in items_of(redrive)] == [B]

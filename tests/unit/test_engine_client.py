@@ -15,6 +15,8 @@ from engines.client import (
     EngineFailed,
     OrchestratorClient,
     engine_client,
+    execution_history,
+    item_histories,
     items_to_redrive,
     with_attempts,
 )
@@ -129,6 +131,70 @@ def test_a_final_retryable_failure_is_not_counted_twice():
     history = [failed_event("http://s/down")] * 4  # the first try and three retries
 
     assert with_attempts(item, history).attempts == 4
+
+
+def scheduled(url: str) -> dict:
+    """A scraper task scheduled for ``url`` (the local cloud's event names no parameters)."""
+    return {"type": "TaskScheduled", "taskScheduledEventDetails": {"resource": url}}
+
+
+def started(url: str) -> dict:
+    """A child execution's start, as AWS records it: its input names the item's URL."""
+    return {"type": "ExecutionStarted",
+            "executionStartedEventDetails": {"input": f'{{"url": "{url}"}}'}}
+
+
+@dataclass
+class FakeDistributedMap:
+    """An execution whose Distributed Map ran each item as a child execution (listed out of
+    order, newest first, and in pages, as ListExecutions does)."""
+
+    children: dict[str, list[dict]]  # child execution ARN -> its history
+    inputs: dict[str, str] = field(default_factory=dict)  # child ARN -> its URL, if described
+    own: list[dict] = field(default_factory=lambda: [{"type": "MapStateEntered"}])
+
+    def get_execution_history(self, executionArn: str, **_: Any) -> dict[str, Any]:
+        return {"events": self.own if executionArn == "arn:run" else self.children[executionArn]}
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        return {"input": f'{{"run_id": "r", "url": "{self.inputs[executionArn]}"}}'}
+
+    def list_map_runs(self, executionArn: str) -> dict[str, Any]:
+        assert executionArn == "arn:run"
+        return {"mapRuns": [{"mapRunArn": "arn:maprun"}]}
+
+    def list_executions(self, mapRunArn: str, maxResults: int,
+                        nextToken: str | None = None) -> dict[str, Any]:
+        listed = [{"executionArn": arn, "startDate": f"2026-11-22T10:00:0{n}"}
+                  for n, arn in enumerate(self.children)][::-1]
+        return ({"executions": listed[:1], "nextToken": "more"} if nextToken is None
+                else {"executions": listed[1:]})
+
+
+def test_each_item_s_attempts_come_from_its_own_child_execution() -> None:
+    sfn = FakeDistributedMap(
+        {"arn:child-a": [scheduled(A), failed_event(A), scheduled(A), failed_event(A)],
+         "arn:child-b": [started(B), scheduled(B), {"type": "TaskSucceeded"}]},
+        inputs={"arn:child-a": A})  # B's URL is in its history: it is not described
+
+    histories = item_histories(sfn, "arn:run")
+
+    assert set(histories) == {None, A, B}
+    item = ItemOutcome(run_id="r", url=A, succeeded=True)
+    assert with_attempts(item, histories[A]).attempts == 3
+    assert with_attempts(item.model_copy(update={"url": B}), histories[B]).attempts == 1
+
+
+def test_an_execution_s_history_includes_its_children_s_in_the_order_they_started() -> None:
+    sfn = FakeDistributedMap({"arn:child-a": [scheduled(A), failed_event(A)],
+                              "arn:child-b": [scheduled(B)]})
+
+    history = execution_history(sfn, "arn:run")
+
+    assert [event["type"] for event in history] == [
+        "MapStateEntered", "TaskScheduled", "TaskFailed", "TaskScheduled"]
+    assert [event["id"] for event in history] == [1, 2, 3, 4]  # unique across the children
+    assert history[3]["taskScheduledEventDetails"]["resource"] == B
 
 
 # ---- which items a redrive runs again ------------------------------------------------------------

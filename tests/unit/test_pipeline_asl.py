@@ -164,11 +164,35 @@ def test_step_tasks_keep_only_the_function_payload(definition: dict[str, Any]) -
             assert state["Parameters"]["FunctionName"].startswith("${"), name
 
 
-def test_the_map_takes_urls_and_concurrency_from_the_input(definition: dict[str, Any]) -> None:
+def test_the_map_reads_its_items_from_s3_and_takes_its_concurrency_from_the_input(
+    definition: dict[str, Any],
+) -> None:
     [the_map] = [state for _, state in all_states(definition) if state["Type"] == "Map"]
-    assert the_map["ItemsPath"] == "$.urls"
+    # A Distributed Map reading the items the input points to: no state holds the URL list.
+    assert the_map["ItemReader"] == {
+        "Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+        "Parameters": {"Bucket.$": "$.items.bucket", "Key.$": "$.items.key"}}
+    assert "ItemsPath" not in the_map
+    # Standard children: their histories (each item's attempts) can be read; Express ones cannot.
+    assert the_map["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED",
+                                                           "ExecutionType": "STANDARD"}
     assert the_map["MaxConcurrencyPath"] == "$.max_concurrency"
     assert "MaxConcurrency" not in the_map  # one or the other, never both
+    assert "ResultWriter" not in the_map  # each child's output is one boolean, discarded
+
+
+def test_the_input_is_a_pointer_whatever_the_number_of_urls() -> None:
+    many = [f"http://site.example/articles/{n:05d}-with-a-longer-path" for n in range(9_999)]
+    request = RunRequest(run_id=RUN, urls=[*many, many[0]],
+                         previous={many[1]: Validators(etag='"v1"')})
+
+    state_input = request.state_machine_input("bucket", "runs/run-0001/items/run-0001.json")
+    items = request.state_machine_items()
+
+    assert len(json.dumps(state_input)) < 512
+    assert state_input["total"] == len(items) == 9_999  # one item per distinct URL
+    assert items[1] == {"url": many[1], "previous": {"etag": '"v1"', "last_modified": None}}
+    assert items[0]["previous"] == {"etag": None, "last_modified": None}
 
 
 def test_the_state_machine_leaves_alerts_to_the_tracker(definition: dict[str, Any]) -> None:
@@ -230,8 +254,10 @@ def run_state_machine(
     for placeholder in SUBSTITUTIONS:  # DefinitionSubstitutions, as CloudFormation applies them
         assert f"${{{placeholder}}}" in json.dumps(definition)
     request = request or RunRequest(run_id=RUN, urls=urls, max_concurrency=2)
-    # The input every caller sends (baton run, the monitor): RunRequest.state_machine_input().
-    output = run_machine(definition, request.state_machine_input(), cloud)
+    # What every caller (baton run, the monitor) puts in S3 and sends: the items, and a pointer.
+    objects = {("data", "runs/items.json"): json.dumps(request.state_machine_items())}
+    output = run_machine(definition, request.state_machine_input("data", "runs/items.json"), cloud,
+                         read_object=lambda bucket, key: objects[(bucket, key)])
     return output, cloud
 
 

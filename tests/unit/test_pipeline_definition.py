@@ -68,6 +68,20 @@ def test_an_adapter_without_the_engines_layer_is_reported(template: dict[str, An
         "runtime)"]
 
 
+def test_what_the_distributed_map_needs_on_aws_is_named(template: dict[str, Any]):
+    bare = copy.deepcopy(template)
+    machine = bare["Resources"]["PipelineStateMachine"]["Properties"]
+    machine["Policies"] = [policy for policy in machine["Policies"] if "Statement" not in policy]
+
+    found = wiring.problems(bare)
+
+    assert [problem.split(" allowing ")[1].split(" ")[0] for problem in found] == [
+        "states:StartExecution", "states:StopExecution", "s3:GetObject"]
+    del machine["Name"]
+    assert wiring.problems(bare)[0] == ("PipelineStateMachine: Name !Sub <name> (its policy "
+                                        "names the machine itself)")
+
+
 def test_a_changed_timeout_is_reported(template: dict[str, Any]):
     slower = tuple(replace(step, timeout_seconds=90) if step.name == "store" else step
                    for step in STEPS)

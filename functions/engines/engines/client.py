@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Protocol
 
 from engines.handoff import RequestStore
 from engines.runs import RunsTable
+from pipeline.keys import execution_items_key
 from pipeline.models import ItemOutcome, RunRequest, RunStatus, RunSummary
 from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, STEPS
 
@@ -37,9 +38,6 @@ Expired = Callable[[], bool]
 
 # The error names some step's policy retries: a Task failure under one of them was retried.
 RETRIED_ERRORS = frozenset(name for step in STEPS for name in step.policy.retry_on)
-
-# Step Functions refuses a state (its input included) over 256 KiB.
-STATE_LIMIT_BYTES = 256 * 1024
 
 # A run the orchestrator has not opened by then never started (the function cannot run, the
 # asynchronous invoke was lost): said instead of waiting for ever.
@@ -235,29 +233,26 @@ class ChoreographyClient(_RunsTableClient):
 class StepFunctionsClient(_RunsTableClient):
     """The Step Functions engine: an execution named after the run. The run is opened in the runs
     table first; the state machine hands each item's end to the run tracker, which records it
-    there, so the run is followed like the others and the execution's own state stays small."""
+    there, so the run is followed like the others and the execution's own state stays small.
+
+    The execution's input is a pointer: its items (URLs and validators) are put in the data
+    bucket, where the state machine's Distributed Map reads them, so no state holds the URL list
+    and a run of any size stays under Step Functions' 256 KiB per state."""
 
     engine = STEPFUNCTIONS
 
     def start(self, request: RunRequest) -> str:
-        state_input = json.dumps(request.state_machine_input())
-        if len(state_input.encode()) > STATE_LIMIT_BYTES:
-            raise EngineFailed(
-                f"run {request.run_id} is {len(state_input.encode())} bytes as a state machine "
-                f"input, over Step Functions' {STATE_LIMIT_BYTES}-byte limit: run fewer URLs at "
-                "once with this engine, or use the orchestrator or choreography engine")
         self.requests().keep(request)
         self.runs().open_run(request.run_id, engine=self.engine,
                              total=len(dict.fromkeys(request.urls)),
                              started_at=datetime.now(UTC), continuation=0)
-        return self._execute(request.run_id, state_input)
+        return self._execute(request.run_id, request)
 
     def restart(self, request: RunRequest, urls: list[str], redrive: int) -> str:
         # A new execution over the reopened items only, linked to the run by its name and by
         # the run id its items are recorded under (neither emulator offers RedriveExecution).
-        only = request.model_copy(update={"urls": urls})
         return self._execute(f"{request.run_id}-redrive-{redrive}",
-                             json.dumps(only.state_machine_input()))
+                             request.model_copy(update={"urls": urls}))
 
     def alive(self, meta: dict[str, Any], now: datetime) -> bool | None:
         """The run's latest execution (its first, or its latest redrive) is still running."""
@@ -272,9 +267,16 @@ class StepFunctionsClient(_RunsTableClient):
             return False
         return bool(described["status"] == "RUNNING")
 
-    def _execute(self, name: str, state_input: str) -> str:
+    def _execute(self, name: str, request: RunRequest) -> str:
+        """Put the items of ``request`` where the execution ``name`` reads them, and start it."""
+        bucket = str(self.deployment.data_bucket_name)
+        key = execution_items_key(request.run_id, name)
+        self.clients("s3").put_object(
+            Bucket=bucket, Key=key, ContentType="application/json",
+            Body=json.dumps(request.state_machine_items(), separators=(",", ":")).encode())
         response = self.clients("stepfunctions").start_execution(
-            stateMachineArn=self.deployment.state_machine_arn, name=name, input=state_input)
+            stateMachineArn=self.deployment.state_machine_arn, name=name,
+            input=json.dumps(request.state_machine_input(bucket, key)))
         self.started_at = self.clock()
         return str(response["executionArn"])
 
@@ -287,9 +289,11 @@ class StepFunctionsClient(_RunsTableClient):
         progress, summary = super().poll(request.run_id, request)
         if summary is None:
             return progress, None
-        # Attempts are what only the execution history knows (retries inside a Task).
-        history = execution_history(sfn, handle)
-        items = [with_attempts(item, history) for item in summary.items]
+        # Attempts are what only the execution history knows (retries inside a Task): each
+        # item's child execution's history, or the whole history where it names no items.
+        histories = item_histories(sfn, handle)
+        items = [with_attempts(item, histories.get(item.url, histories.get(None, [])))
+                 for item in summary.items]
         return progress, summary.model_copy(update={"items": items})
 
 
@@ -421,16 +425,69 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
 
-def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    """Every event of an execution's history, oldest first."""
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+def _pages(call: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every entry under ``key`` of a paginated Step Functions listing."""
+    found: list[dict[str, Any]] = []
     while True:
-        page = sfn.get_execution_history(**kwargs)
-        events += page["events"]
+        page = call(**kwargs)
+        found += page[key]
         if not page.get("nextToken"):
-            return events
+            return found
         kwargs["nextToken"] = page["nextToken"]
+
+
+def own_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of one execution's own history, oldest first (not its child executions')."""
+    return _pages(sfn.get_execution_history, "events", executionArn=execution_arn,
+                  maxResults=1000)
+
+
+def child_executions(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """The child executions of an execution's Map Runs (one per item of a Distributed Map),
+    in the order they started."""
+    children = [child
+                for run in _pages(sfn.list_map_runs, "mapRuns", executionArn=execution_arn)
+                for child in _pages(sfn.list_executions, "executions",
+                                    mapRunArn=run["mapRunArn"], maxResults=1000)]
+    return sorted(children, key=lambda child: (str(child["startDate"]), child["executionArn"]))
+
+
+def child_histories(sfn: Any, execution_arn: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(ARN, history) of each child execution of an execution's Map Runs, in the order they
+    started."""
+    return [(child["executionArn"], own_history(sfn, child["executionArn"]))
+            for child in child_executions(sfn, execution_arn)]
+
+
+def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution's history, oldest first, followed by those of each child
+    execution of its Distributed Map (each item's together, in the order they started): the
+    tasks run in the children. Ids are renumbered so that each stays unique."""
+    events = [*own_history(sfn, execution_arn),
+              *(event for _, child in child_histories(sfn, execution_arn) for event in child)]
+    return [{**event, "id": number} for number, event in enumerate(events, 1)]
+
+
+def item_url(sfn: Any, child_arn: str, history: list[dict[str, Any]]) -> str | None:
+    """The URL a Distributed Map's child execution ran, from its input: as its ExecutionStarted
+    event holds it (AWS records one), else as DescribeExecution gives it (the local cloud records
+    none for a child)."""
+    started = next((event["executionStartedEventDetails"] for event in history
+                    if "executionStartedEventDetails" in event), None)
+    text = (started or sfn.describe_execution(executionArn=child_arn)).get("input") or "{}"
+    url = json.loads(text).get("url")
+    return None if url is None else str(url)
+
+
+def item_histories(sfn: Any, execution_arn: str) -> dict[str | None, list[dict[str, Any]]]:
+    """Each item's history by its URL, from the Distributed Map's child executions; under
+    None, the execution's own history (where an inline Map's items' tasks are)."""
+    histories: dict[str | None, list[dict[str, Any]]] = {None: own_history(sfn, execution_arn)}
+    for child_arn, history in child_histories(sfn, execution_arn):
+        url = item_url(sfn, child_arn, history)
+        if url is not None:
+            histories[url] = histories.get(url, []) + history
+    return histories
 
 
 def last_state_entered(history: list[dict[str, Any]]) -> str:

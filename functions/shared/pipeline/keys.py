@@ -23,3 +23,9 @@ def page_text_key(url: str, content_hash: str) -> str:
 def run_request_key(run_id: str) -> str:
     """S3 key of a run request too large to travel in an invocation's payload."""
     return f"runs/{run_id}/request.json"
+
+
+def execution_items_key(run_id: str, execution: str) -> str:
+    """S3 key of the items a Step Functions execution of a run maps over (its first, or a
+    redrive's): what the state machine's Distributed Map reads."""
+    return f"runs/{run_id}/items/{execution}.json"

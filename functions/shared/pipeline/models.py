@@ -328,16 +328,22 @@ class RunRequest(Contract):
     # reference only; robots.txt opt-out), passed to the scraper the way ``previous`` is.
     options: dict[str, FetchOptions] = Field(default_factory=dict)
 
-    def state_machine_input(self) -> dict[str, Any]:
-        """The pipeline state machine's input: no ``continuation``, and ``previous`` as
-        ``validators``, a list aligned with ``urls`` (ASL can pick a list item by the Map's item
-        index, with States.ArrayGetItem, but cannot look a URL up in an object)."""
-        data = self.model_dump(mode="json", exclude={"continuation", "previous", "options"})
-        data["validators"] = [(self.previous.get(url) or Validators()).model_dump(mode="json")
-                              for url in self.urls]
-        # Aligned with ``urls`` too; null (4 bytes) for a URL fetched with the defaults.
-        data["options"] = [_dumped(self.options.get(url)) for url in self.urls]
-        return data
+    def state_machine_items(self) -> list[dict[str, Any]]:
+        """The pipeline state machine's items, one per distinct URL with its previous check's
+        validators (null: unconditional) and its fetch options (null: the defaults): the JSON
+        array its Distributed Map reads from S3, so the execution's input stays a pointer
+        whatever the number of URLs."""
+        return [{"url": url,
+                 "previous": (self.previous.get(url) or Validators()).model_dump(mode="json"),
+                 "options": _dumped(self.options.get(url))}
+                for url in dict.fromkeys(self.urls)]
+
+    def state_machine_input(self, bucket: str, items_key: str) -> dict[str, Any]:
+        """The pipeline state machine's input: the run's settings and where its items are
+        (``state_machine_items`` stored at ``bucket``/``items_key``), a few hundred bytes."""
+        return {"run_id": self.run_id, "max_concurrency": self.max_concurrency,
+                "alert_flagged": self.alert_flagged, "total": len(dict.fromkeys(self.urls)),
+                "items": {"bucket": bucket, "key": items_key}}
 
 
 def _dumped(options: FetchOptions | None) -> dict[str, Any] | None:
