@@ -191,7 +191,8 @@ def test_the_input_is_a_pointer_whatever_the_number_of_urls() -> None:
 
     assert len(json.dumps(state_input)) < 512
     assert state_input["total"] == len(items) == 9_999  # one item per distinct URL
-    assert items[1] == {"url": many[1], "previous": {"etag": '"v1"', "last_modified": None}}
+    assert items[1] == {"url": many[1], "previous": {"etag": '"v1"', "last_modified": None},
+                        "options": None}
     assert items[0]["previous"] == {"etag": None, "last_modified": None}
 
 

@@ -428,12 +428,12 @@ def test_references_travel_as_references_in_every_engines_input() -> None:
     request = RunRequest(run_id="r1", urls=["http://a.test/", "http://b.test/"],
                          options={"http://b.test/": options})
 
-    state = request.state_machine_input()
+    items = request.state_machine_items()  # what the state machine's Map reads from S3
 
-    assert state["options"] == [None, {"headers": {"X-Token": {"ssm": "/baton/site-token"}},
-                                       "cookies": {}, "robots": True}]
+    assert [item["options"] for item in items] == [
+        None, {"headers": {"X-Token": {"ssm": "/baton/site-token"}}, "cookies": {}, "robots": True}]
     scrape_request = ScrapeRequest.model_validate(
-        {"run_id": "r1", "url": "http://b.test/", "options": state["options"][1]})
+        {"run_id": "r1", "url": "http://b.test/", "options": items[1]["options"]})
     assert scrape_request.options == options
     assert ScrapeRequest.model_validate(
         {"run_id": "r1", "url": "http://a.test/", "options": None}).options is None
