@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from baton.site_pages import MEMBER_COOKIE, MEMBER_COOKIE_VALUE, MEMBER_HEADER, MEMBER_TOKEN
 from baton.watch import Watch, entries_table
@@ -67,6 +68,25 @@ def test_an_expired_lease_is_taken_over_and_its_late_release_frees_nothing(
     slots.give_back(crashed)  # the old holder wakes up: its delete must not free the new lease
 
     assert slots.take("example.com:80", 1, later + 30, later) is None
+
+
+def test_a_take_dynamodb_refuses_counts_as_busy_and_the_next_poll_takes_the_slot(
+        slots: HostSlotsTable) -> None:
+    refusals = ["TransactionConflictException", "ProvisionedThroughputExceededException"]
+
+    def refuse(**_: object) -> None:
+        if refusals:
+            raise ClientError({"Error": {"Code": refusals.pop(0), "Message": "refused"}}, "PutItem")
+
+    slots.client.meta.events.register("before-call.dynamodb.PutItem", refuse)
+    now = time.time()
+    gate = HostGate(slots, 1, max_wait=5, sleep=lambda _: None)
+
+    with gate.slot("example.com:80", deadline=time.monotonic() + 10) as lease:
+        assert lease.key == "example.com:80#0"
+
+    assert refusals == [] and slots.refused == "ProvisionedThroughputExceededException"
+    assert slots.take("example.com:80", 1, now + 30, now) is not None  # given back after
 
 
 def test_concurrent_fetches_of_one_host_never_exceed_the_limit(slots: HostSlotsTable) -> None:

@@ -262,6 +262,7 @@ class FakeSlots:
     taken: list[tuple[str, float]] = field(default_factory=list)
     given_back: list[Lease] = field(default_factory=list)
     attempts: int = 0
+    refused: str | None = None
 
     def take(self, host: str, slots: int, expires_at: float, now: float) -> Lease | None:
         self.attempts += 1

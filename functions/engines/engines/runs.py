@@ -46,7 +46,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.aws import error_code
-from pipeline.dynamodb import Table, from_item, pk_sk_schema, to_item
+from pipeline.dynamodb import REFUSED, Table, from_item, pk_sk_schema, to_item
 from pipeline.errors import TransientError
 from pipeline.keys import url_id
 from pipeline.models import FLAGGED, ItemOutcome, RunStatus, RunSummary, StepRecord
@@ -79,11 +79,8 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-# Refusals DynamoDB answers before applying anything, so a call may simply be made again; botocore
-# retries the throttles a few times but never a conflict with a transaction in progress on the
-# item (the tracker's transactions on META make that ordinary here).
-REFUSED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException",
-                     "RequestLimitExceeded", "TransactionConflictException"})
+# A call DynamoDB refused before applying it (pipeline.dynamodb.REFUSED) is made again; the
+# tracker's transactions on META make conflicts ordinary here.
 REFUSED_TRIES = 6
 
 

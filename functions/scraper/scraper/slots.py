@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import aws
-from pipeline.dynamodb import Table
+from pipeline.dynamodb import REFUSED, Table
 from pipeline.errors import PipelineError, TransientError
 from pipeline.observability import logger
 
@@ -56,6 +56,8 @@ class Lease:
 class SlotStore(Protocol):
     """Where slots are taken and given back."""
 
+    refused: str | None  # the last refusal (throttle, conflict) a take met, for the message
+
     def take(self, host: str, slots: int, expires_at: float, now: float) -> Lease | None: ...
 
     def give_back(self, lease: Lease) -> None: ...
@@ -63,6 +65,8 @@ class SlotStore(Protocol):
 
 class HostSlotsTable(Table):
     """SlotStore over the host slots table."""
+
+    refused: str | None = None  # the last refusal DynamoDB answered a take with, if any
 
     @property
     def client(self) -> Any:
@@ -86,6 +90,11 @@ class HostSlotsTable(Table):
             except ClientError as error:
                 if aws.error_code(error) == "ConditionalCheckFailedException":
                     continue  # held by someone else
+                if aws.error_code(error) in REFUSED:
+                    # Throttled or conflicting: nothing was written, so this slot counts as busy
+                    # for this round and the wait polls again, within the attempt's budget.
+                    self.refused = aws.error_code(error)
+                    continue
                 raise aws.translate(error, f"taking a fetch slot of {host}") from error
             except BotoCoreError as error:
                 raise aws.translate(error, f"taking a fetch slot of {host}") from error
@@ -165,10 +174,12 @@ class HostGate:
                 return lease
             left = give_up - self.clock()
             if left <= 0:
+                refused = self.store.refused
                 raise TransientError(
                     f"host busy: {self.slots} fetch(es) of {host} stayed in flight for the "
                     f"{self.clock() - began:.1f} s this attempt could wait (per-host limit "
                     f"{self.slots}, SCRAPER_HOST_CONCURRENCY)"
+                    + (f"; the host slots table also refused takes ({refused})" if refused else "")
                 )
             # Full jitter: waiters woken together would otherwise race for the same free slot.
             self.sleep(min(left, self.rng.uniform(poll / 2, poll)))

@@ -15,6 +15,12 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+# Refusals DynamoDB answers before applying anything, so a call may simply be made again; botocore
+# retries the throttles a few times but never a conflict with a transaction in progress on the
+# item.
+REFUSED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException",
+                     "RequestLimitExceeded", "TransactionConflictException"})
+
 BATCH_WRITE_MAX = 25  # DynamoDB's limit per BatchWriteItem
 
 
