@@ -75,8 +75,8 @@ def test_every_url_goes_through_the_four_steps_in_order(world: World) -> None:
 def test_the_run_and_each_step_are_recorded(world: World) -> None:
     world.run(A)
 
-    assert world.runs.meta[RUN]["status"] == "succeeded"
-    assert world.runs.meta[RUN]["succeeded"] == 1
+    assert world.runs.runs[RUN]["status"] == "succeeded"
+    assert world.runs.runs[RUN]["succeeded"] == 1
     assert [step.step for step in world.runs.steps(RUN, A)] == [
         "scraper", "transformer", "moderator", "store"
     ]
@@ -273,7 +273,7 @@ def test_a_run_out_of_time_checkpoints_and_reinvokes_itself_once() -> None:
     assert summary.status is RunStatus.RUNNING
     assert (summary.succeeded, summary.pending) == (6, 2)
     assert world.steps.count("scraper") == 6
-    assert world.runs.meta[RUN]["status"] == "running"
+    assert world.runs.runs[RUN]["status"] == "running"
     assert len(world.continued) == 1
     assert world.continued[0].run_id == RUN and world.continued[0].continuation == 1
     assert world.continued[0].urls == urls
@@ -296,7 +296,7 @@ def test_a_continued_run_skips_the_items_already_finished() -> None:
     assert summary.status is RunStatus.SUCCEEDED
     assert summary.succeeded == 8 and [item.url for item in summary.items] == urls
     assert world.continued == []  # done: no further invocation
-    assert world.runs.meta[RUN]["status"] == "succeeded"
+    assert world.runs.runs[RUN]["status"] == "succeeded"
 
 
 def test_each_invocation_starts_at_least_one_item_even_when_short_of_time(world: World) -> None:
