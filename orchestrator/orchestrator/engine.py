@@ -42,6 +42,7 @@ from pydantic import BaseModel, ValidationError
 
 from engines.alerts import Alerts, alert_once
 from engines.choreography import PreviousCheck, no_previous_check
+from orchestrator.lease import LEASE_S, Lease
 from pipeline.keys import url_id
 from pipeline.models import (
     FLAGGED,
@@ -54,7 +55,6 @@ from pipeline.models import (
     StepRecord,
     StoredRecord,
 )
-from orchestrator.lease import LEASE_S, Lease
 from pipeline.observability import logger
 from pipeline.policy import GaveUp, RetryPolicy, call_with_retries, error_name
 from pipeline.steps import FIRST, ORCHESTRATOR, STEPS, Step
