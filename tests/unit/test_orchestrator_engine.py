@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -400,3 +401,24 @@ def test_a_failed_alert_is_given_back_so_the_next_attempt_sends_it(world: World)
 
     assert engine.run_item(RUN, A).succeeded
     assert len(world.alerts.sent) == 1
+
+
+def test_a_holder_that_lost_its_lease_starts_nothing_more_and_hands_nothing_off() -> None:
+    world = World()
+    engine = world.engine()
+    engine.lease_s = 0.06  # renewed every 0.02 s (real time: the heartbeat is a thread)
+
+    def taken_over(step: str, url: str) -> None:
+        if (step, url) == ("scraper", A):
+            world.runs.runs[RUN]["claimed"] = 1  # a later continuation holds the run now
+            time.sleep(0.3)  # long enough for several renewals to find it
+
+    world.steps.before = taken_over
+    summary = engine.run(RunRequest(run_id=RUN, urls=[A, B, C], max_concurrency=1),
+                         budget=PLENTY, continue_run=world.continued.append)
+
+    assert world.steps.count("scraper", B) == 0 and world.steps.count("scraper", C) == 0
+    assert world.continued == []  # the new holder carries the run on, not this one
+    assert summary.status is RunStatus.RUNNING and summary.pending == 2
+    assert world.runs.runs[RUN]["status"] == "running"  # no summary saved over the new holder's
+    assert "released" not in world.runs.runs[RUN]
