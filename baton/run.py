@@ -16,7 +16,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from baton import deploy, faults, targets
+from baton import deploy, faults, targets, wiring
 from baton.check import faults_key
 from baton.errors import BatonError
 from baton.targets import client
@@ -119,9 +119,10 @@ def refuse_faults_off_local(target: str) -> None:
 
 
 def step_functions(target: str, stack: str) -> list[str]:
-    """The deployed names of the pipeline steps' functions (both the engines' and the
-    choreography's): the functions Lambda faults may strike."""
+    """The deployed names of the functions Lambda faults may strike: the pipeline steps' (both
+    the engines' and the choreography's) and the coordinators' (the orchestrator, the tracker)."""
     logical = {name for step in STEPS for name in (step.resource, step.events_resource)}
+    logical |= {wiring.ORCHESTRATOR, wiring.TRACKER}
     try:
         resources = client("cloudformation", target).describe_stack_resources(
             StackName=stack)["StackResources"]

@@ -128,7 +128,7 @@ class FakeSteps:
 class MemoryRunLog:
     """The RunsTable's semantics in dicts."""
 
-    meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # each run's META
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -137,15 +137,38 @@ class MemoryRunLog:
         lease_until: datetime | None = None,
     ) -> datetime:
         with self._lock:
-            meta = self.meta.setdefault(run_id, {"started_at": started_at})
+            meta = self.runs.setdefault(run_id, {"started_at": started_at})
             if lease_until is not None:
                 held = "claimed" in meta and (meta["claimed"] > continuation or (
                     meta["claimed"] == continuation and meta["lease_until"] >= started_at))
-                if held or meta.get("ended"):
+                released = meta.get("released", -1) >= continuation
+                if held or released or meta.get("ended"):
                     raise RunClaimed(f"run {run_id}: continuation {continuation} is held")
                 meta.update(claimed=continuation, lease_until=lease_until)
             meta.update(engine=engine, total=total, status="running", continuations=continuation)
             return meta["started_at"]
+
+    def meta(self, run_id: str) -> dict[str, Any] | None:
+        """The run's record as RunsTable.meta reads it (``ended_at`` once it ended)."""
+        with self._lock:
+            meta = self.runs.get(run_id)
+            if meta is None:
+                return None
+            return {**meta, **({"ended_at": True} if meta.get("ended") else {})}
+
+    def renew_lease(self, run_id: str, continuation: int, until: datetime) -> bool:
+        with self._lock:
+            meta = self.runs[run_id]
+            if meta.get("claimed") != continuation or meta.get("ended"):
+                return False
+            meta["lease_until"] = until
+            return True
+
+    def release(self, run_id: str, continuation: int) -> None:
+        with self._lock:
+            meta = self.runs[run_id]
+            if meta.get("claimed") == continuation:
+                meta["released"] = continuation
 
     def finished_items(self, run_id: str) -> dict[str, ItemOutcome]:
         with self._lock:
@@ -179,16 +202,19 @@ class MemoryRunLog:
         with self._lock:
             self.items[(run_id, url_id(url))]["steps"].append(step)
 
-    def item_finished(self, outcome: ItemOutcome, at: datetime) -> None:
+    def item_finished(self, outcome: ItemOutcome, at: datetime) -> bool:
         with self._lock:
             item = self.items.setdefault(
                 (outcome.run_id, url_id(outcome.url)), {"url": outcome.url, "steps": []}
             )
+            if "outcome" in item:
+                return False
             item.update(status="succeeded" if outcome.succeeded else "failed", outcome=outcome)
+            return True
 
     def save_summary(self, summary: RunSummary) -> None:
         with self._lock:
-            self.meta[summary.run_id].update(
+            self.runs[summary.run_id].update(
                 status=summary.status.value, succeeded=summary.succeeded, failed=summary.failed,
                 flagged=summary.flagged, pending=summary.pending,
                 ended=summary.ended_at is not None,

@@ -18,6 +18,9 @@ Behaviour shared with the state machine (statemachines/pipeline.asl.json):
 An item's ``attempts`` is the attempts of its step that was tried most (the scraper's 3 for a page
 that answered 500 twice, then 200): the figure the CLI also derives from Step Functions history.
 
+A continuation is claimed before anything runs and held by a lease renewed while it works
+(``orchestrator.lease``): a duplicated delivery does nothing, a retry after a crash takes over.
+
 Runs longer than one invocation: before starting an item, the engine checks its ``Budget``; when
 too little time is left it stops starting items, lets those in flight finish (each is recorded as
 it ends), and hands the run to ``continue_run`` (the handler re-invokes the function
@@ -32,14 +35,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from engines.alerts import Alerts, alert_once
 from engines.choreography import PreviousCheck, no_previous_check
-from engines.runs import RunClaimed
+from orchestrator.lease import LEASE_S, Lease
 from pipeline.keys import url_id
 from pipeline.models import (
     FLAGGED,
@@ -77,6 +80,12 @@ class RunLog(Protocol):
         lease_until: datetime | None = None,
     ) -> datetime: ...
 
+    def meta(self, run_id: str) -> dict[str, Any] | None: ...
+
+    def renew_lease(self, run_id: str, continuation: int, until: datetime) -> bool: ...
+
+    def release(self, run_id: str, continuation: int) -> None: ...
+
     def finished_items(self, run_id: str) -> dict[str, ItemOutcome]: ...
 
     def item_started(self, run_id: str, url: str, at: datetime) -> bool: ...
@@ -87,7 +96,7 @@ class RunLog(Protocol):
 
     def step_finished(self, run_id: str, url: str, step: StepRecord) -> None: ...
 
-    def item_finished(self, outcome: ItemOutcome, at: datetime) -> None: ...
+    def item_finished(self, outcome: ItemOutcome, at: datetime) -> bool: ...
 
     def save_summary(self, summary: RunSummary) -> None: ...
 
@@ -133,26 +142,20 @@ class Engine:
     max_continuations: int = 20
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    lease_s: float = LEASE_S
 
     def run(self, request: RunRequest, *, budget: Budget, continue_run: ContinueRun) -> RunSummary:
         """Run (or continue) ``request``; the summary is final unless its status is running."""
         run_id = request.run_id
         # One item per URL: the runs table keys items by url_id, so a duplicate would collide.
         urls = list(dict.fromkeys(request.urls))
-        now = self.now()
-        try:
-            # The invocation claims its continuation for as long as it may run: a redelivered
-            # or duplicated invocation of it finds the claim and does nothing.
-            started_at = self.runs.open_run(
-                run_id,
-                engine=ENGINE,
-                total=len(urls),
-                started_at=now,
-                continuation=request.continuation,
-                lease_until=now + timedelta(milliseconds=budget.remaining_ms()),
-            )
-        except RunClaimed as claimed:
-            logger.warning("duplicate invocation; nothing to do", run_id=run_id, reason=str(claimed))
+        # The invocation claims its continuation: a duplicated delivery of it finds the claim
+        # alive and does nothing; a retry after its holder died takes it over.
+        lease = Lease(self.runs, run_id, request.continuation, now=self.now, sleep=self.sleep,
+                      lease_s=self.lease_s)
+        started_at = lease.claim(engine=ENGINE, total=len(urls),
+                                 time_left_s=lambda: budget.remaining_ms() / 1000)
+        if started_at is None:
             done = list(self.runs.finished_items(run_id).values())
             return RunSummary.from_outcomes(run_id, ENGINE, done, total=max(len(urls), len(done)))
         outcomes = self.runs.finished_items(run_id)  # from earlier invocations of this run
@@ -160,7 +163,14 @@ class Engine:
         if outcomes:
             logger.info("continuing run", run_id=run_id, finished=len(outcomes), pending=len(pending))
 
-        done, left = self._run_items(request, pending, budget)
+        with lease.kept():
+            done, left = self._run_items(request, pending, budget, stop=lambda: lease.lost)
+        if lease.lost:  # another invocation took the run over: it records the rest
+            done_ids = {url_id(outcome.url) for outcome in done}
+            ended = list(outcomes.values()) + done
+            logger.warning("lease lost; leaving the run to its new holder", run_id=run_id,
+                           left=len([url for url in pending if url_id(url) not in done_ids]))
+            return RunSummary.from_outcomes(run_id, ENGINE, ended, total=len(urls))
         outcomes.update((url_id(outcome.url), outcome) for outcome in done)
 
         if left and request.continuation >= self.max_continuations:
@@ -180,12 +190,15 @@ class Engine:
             logger.info("out of time; continuing in a new invocation", run_id=run_id,
                         pending=len(left), continuation=following.continuation)
             continue_run(following)
+        lease.release()  # after the hand-off: a crash before it lets a retry hand off again
         return summary
 
     def _run_items(
-        self, request: RunRequest, urls: Sequence[str], budget: Budget
+        self, request: RunRequest, urls: Sequence[str], budget: Budget,
+        stop: Callable[[], bool] = lambda: False,
     ) -> tuple[list[ItemOutcome], list[str]]:
-        """Run items, at most max_concurrency at once, while the budget allows; (done, left)."""
+        """Run items, at most max_concurrency at once, while the budget allows and ``stop``
+        does not say so; (done, left)."""
         run_id, limit = request.run_id, request.max_concurrency
         queue = deque(urls)
         done: list[ItemOutcome] = []
@@ -193,7 +206,7 @@ class Engine:
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="item") as pool:
             in_flight: set[Future[ItemOutcome]] = set()
             while queue or in_flight:
-                while queue and len(in_flight) < limit:
+                while queue and len(in_flight) < limit and not stop():
                     # Progress first: each invocation starts at least one item whatever the
                     # budget, so a run always advances and cannot re-invoke itself in a loop.
                     if (done or in_flight) and not budget.allows_new_item(slowest_s):
@@ -233,7 +246,9 @@ class Engine:
             )
             logger.warning("item failed", run_id=run_id, url=url, step=failure.step,
                            error_type=failure.error_type, attempts=attempts.value)
-        self.runs.item_finished(outcome, self.now())
+        if not self.runs.item_finished(outcome, self.now()):
+            # Another invocation ran it at the same moment and recorded it first: one outcome.
+            return self.runs.finished_items(run_id)[url_id(url)]
         return outcome
 
     def _steps(

@@ -118,3 +118,35 @@ def test_nothing_is_lost_nor_doubled_under_every_fault(pipeline_stack, sample_si
             "failed": failed_by, "lost": report["lost"],
             "duplicated": report["duplicate_records"] + report["duplicate_alerts"],
             "redriven_stored": sum(item.succeeded for item in after.items)}) + "\n")
+
+
+# Each Lambda request's first attempt killed after its handler ran. A stored page is 4 step
+# requests; the coordinator adds its own: the orchestrator's one invocation, or one tracker
+# invocation per item. Its retry must change nothing: the orchestrator's finds the run ended,
+# the tracker's finds the item counted and alerted.
+COORDINATOR_PAGES = ("/pages/garden", "/pages/library", "/pages/flame")
+COORDINATOR_CRASHES = {ORCHESTRATOR: 4 * len(COORDINATOR_PAGES) + 1,
+                       "stepfunctions": 5 * len(COORDINATOR_PAGES)}
+
+
+@pytest.mark.parametrize("engine", sorted(COORDINATOR_CRASHES))
+def test_a_coordinator_killed_after_its_work_does_it_once(pipeline_stack, sample_site_url,
+                                                          engine, capsys, tmp_path: Path):
+    urls = [f"{sample_site_url}{page}?coordinator={engine}" for page in COORDINATOR_PAGES]
+    watchlist = tmp_path / "urls.txt"
+    watchlist.write_text("\n".join(urls) + "\n")
+    reset_site(sample_site_url)
+
+    code, out = run_json(capsys, "run", "--engine", engine, "--watchlist", str(watchlist),
+                         "--faults", "lambda.crash=@1", "--json")
+
+    report = out["check"]
+    assert code == 0, out
+    assert (report["submitted"], report["terminal"], report["stored"], report["lost"],
+            report["duplicate_records"], report["duplicate_history"],
+            report["duplicate_alerts"]) == (len(urls), len(urls), len(urls), 0, 0, 0, 0), report
+    # The coordinator was struck too: a crash for each of its requests beside the steps'. At
+    # least: a retried step whose payload differs from its first attempt's is a new request
+    # (measured: 13 for the orchestrator, 16 for Step Functions).
+    assert set(report["faults"]) == {"lambda.crash"}, report
+    assert report["faults"]["lambda.crash"] >= COORDINATOR_CRASHES[engine], report

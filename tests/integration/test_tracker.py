@@ -146,6 +146,22 @@ def test_a_flagged_page_delivered_twice_alerts_once(runs_table, run_id, alert_qu
     assert json.loads(alert["Message"])["url"] == A
 
 
+def test_a_state_machine_end_retried_after_a_crash_counts_and_alerts_once(
+        runs_table, run_id, alert_queue, lambda_context):
+    # The tracker's worker is killed after its handler ran (lambda.crash): the Task's Retry
+    # invokes it again with the same ItemEnd.
+    end = {"outcome": ItemOutcome(run_id=run_id, url=A, succeeded=True,
+                                  record=record(run_id, A, Verdict.REVIEW)).model_dump(mode="json"),
+           "alert_flagged": True}
+
+    answers = [handler.lambda_handler(end, lambda_context) for _ in range(3)]
+
+    assert [answer["recorded"] for answer in answers] == [True, False, False]
+    assert (meta(runs_table, run_id)["succeeded"], meta(runs_table, run_id)["finished"]) == (1, 1)
+    (alert,) = alerts_in(alert_queue["queue"])
+    assert json.loads(alert["Message"])["url"] == A
+
+
 def test_an_alert_that_failed_to_publish_is_sent_on_redelivery(runs_table, run_id, alert_queue,
                                                                lambda_context, monkeypatch):
     class Down:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -75,8 +76,8 @@ def test_every_url_goes_through_the_four_steps_in_order(world: World) -> None:
 def test_the_run_and_each_step_are_recorded(world: World) -> None:
     world.run(A)
 
-    assert world.runs.meta[RUN]["status"] == "succeeded"
-    assert world.runs.meta[RUN]["succeeded"] == 1
+    assert world.runs.runs[RUN]["status"] == "succeeded"
+    assert world.runs.runs[RUN]["succeeded"] == 1
     assert [step.step for step in world.runs.steps(RUN, A)] == [
         "scraper", "transformer", "moderator", "store"
     ]
@@ -273,7 +274,7 @@ def test_a_run_out_of_time_checkpoints_and_reinvokes_itself_once() -> None:
     assert summary.status is RunStatus.RUNNING
     assert (summary.succeeded, summary.pending) == (6, 2)
     assert world.steps.count("scraper") == 6
-    assert world.runs.meta[RUN]["status"] == "running"
+    assert world.runs.runs[RUN]["status"] == "running"
     assert len(world.continued) == 1
     assert world.continued[0].run_id == RUN and world.continued[0].continuation == 1
     assert world.continued[0].urls == urls
@@ -296,7 +297,7 @@ def test_a_continued_run_skips_the_items_already_finished() -> None:
     assert summary.status is RunStatus.SUCCEEDED
     assert summary.succeeded == 8 and [item.url for item in summary.items] == urls
     assert world.continued == []  # done: no further invocation
-    assert world.runs.meta[RUN]["status"] == "succeeded"
+    assert world.runs.runs[RUN]["status"] == "succeeded"
 
 
 def test_each_invocation_starts_at_least_one_item_even_when_short_of_time(world: World) -> None:
@@ -400,3 +401,24 @@ def test_a_failed_alert_is_given_back_so_the_next_attempt_sends_it(world: World)
 
     assert engine.run_item(RUN, A).succeeded
     assert len(world.alerts.sent) == 1
+
+
+def test_a_holder_that_lost_its_lease_starts_nothing_more_and_hands_nothing_off() -> None:
+    world = World()
+    engine = world.engine()
+    engine.lease_s = 0.06  # renewed every 0.02 s (real time: the heartbeat is a thread)
+
+    def taken_over(step: str, url: str) -> None:
+        if (step, url) == ("scraper", A):
+            world.runs.runs[RUN]["claimed"] = 1  # a later continuation holds the run now
+            time.sleep(0.3)  # long enough for several renewals to find it
+
+    world.steps.before = taken_over
+    summary = engine.run(RunRequest(run_id=RUN, urls=[A, B, C], max_concurrency=1),
+                         budget=PLENTY, continue_run=world.continued.append)
+
+    assert world.steps.count("scraper", B) == 0 and world.steps.count("scraper", C) == 0
+    assert world.continued == []  # the new holder carries the run on, not this one
+    assert summary.status is RunStatus.RUNNING and summary.pending == 2
+    assert world.runs.runs[RUN]["status"] == "running"  # no summary saved over the new holder's
+    assert "released" not in world.runs.runs[RUN]

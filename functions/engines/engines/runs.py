@@ -12,7 +12,9 @@ same key schema as create_table arguments):
 - **run** (META): engine, status (running | succeeded | failed-items), total, succeeded, failed,
   flagged, pending, continuations, started_at, ended_at, updated_at; a choreographed run also
   ``finished`` (the counters' sum). ``started_at`` is written once (``if_not_exists``), so a
-  continued invocation keeps the run's real start.
+  continued invocation keeps the run's real start. An orchestrated run also ``claimed`` (the
+  continuation an invocation holds), ``lease_until`` (until when; renewed while it works) and
+  ``released`` (the last continuation that ran to its end).
 - **item**: url, url_id, status (running | succeeded | failed), started_at, ended_at, ``steps``
   (one StepRecord map appended as each step ends, so a run in progress can be watched) and
   ``outcome`` (the ItemOutcome map, set when the item ends). An item with an outcome is finished:
@@ -142,10 +144,12 @@ class RunsTable(Table):
     ) -> datetime:
         """Mark the run running (creating it if new); returns when it first started.
 
-        With ``lease_until`` the caller also claims the run's ``continuation`` until then: a
-        redelivered or duplicated invocation of the same (or an earlier) continuation, or any
-        invocation once the run has ended, raises ``RunClaimed`` and must do nothing. A lease
-        that expired (its invocation died) can be taken over by a retry of the same continuation.
+        With ``lease_until`` the caller also claims the run's ``continuation`` until then (a
+        short lease its holder renews while it works, ``renew_lease``): a redelivered or
+        duplicated invocation of the same (or an earlier) continuation, of a continuation that
+        ran to its end (``release``), or any invocation once the run has ended, raises
+        ``RunClaimed``. A lease its holder stopped renewing (it died) can be taken over by a retry
+        of the same continuation.
         """
         expression = ("SET #engine = :engine, #total = :total, #status = :status, "
                       "#continuations = :cont, #updated_at = :now, "
@@ -162,7 +166,9 @@ class RunsTable(Table):
             expression += ", #claimed = :cont, #lease_until = :lease"
             values[":lease"] = timestamp(lease_until)
             extra["ConditionExpression"] = (
-                "attribute_not_exists(#ended_at) AND (attribute_not_exists(#claimed) "
+                "attribute_not_exists(#ended_at) "
+                "AND (attribute_not_exists(#released) OR #released < :cont) "
+                "AND (attribute_not_exists(#claimed) "
                 "OR #claimed < :cont OR (#claimed = :cont AND #lease_until < :now))")
         try:
             answer = self._update(run_id, META, expression, values, ReturnValues="ALL_NEW", **extra)
@@ -172,6 +178,29 @@ class RunsTable(Table):
                                  "invocation, or the run has ended") from error
             raise
         return datetime.fromisoformat(from_item(answer["Attributes"])["started_at"])
+
+    def renew_lease(self, run_id: str, continuation: int, until: datetime) -> bool:
+        """Extend the holder's claim on ``continuation`` to ``until``; False when it is no longer
+        the holder's (a retry took it over, a later continuation or the run's end came)."""
+        try:
+            self._update(run_id, META, "SET #lease_until = :lease",
+                         {":lease": timestamp(until), ":cont": continuation},
+                         ConditionExpression="#claimed = :cont AND attribute_not_exists(#ended_at)")
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release(self, run_id: str, continuation: int) -> None:
+        """Mark ``continuation`` as run to its end (its work recorded, its successor invoked):
+        a retry or a late twin of it then does nothing, whatever its lease says."""
+        try:
+            self._update(run_id, META, "SET #released = :cont", {":cont": continuation},
+                         ConditionExpression="#claimed = :cont")
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise  # else a later continuation holds the run: nothing of ours to release
 
     def save_summary(self, summary: RunSummary) -> None:
         """Write the run's status and counts (at a checkpoint or at the end)."""
@@ -238,22 +267,30 @@ class RunsTable(Table):
             {":empty": [], ":step": [step.model_dump(mode="json", exclude_none=True)]},
         )
 
-    def item_finished(self, outcome: ItemOutcome, at: datetime) -> None:
-        """Record the item's outcome: from now on the run counts it as finished."""
-        self._update(
-            outcome.run_id,
-            item_key(outcome.url),
-            "SET #status = :status, #ended_at = :at, #outcome = :outcome",
-            {
-                ":status": "succeeded" if outcome.succeeded else "failed",
-                ":at": timestamp(at),
-                ":outcome": outcome.model_dump(mode="json", exclude_none=True),
-            },
-        )
+    def item_finished(self, outcome: ItemOutcome, at: datetime) -> bool:
+        """Record the item's outcome: from now on the run counts it as finished. False when it
+        had one already (two invocations ran it at once): the first stands, counted once."""
+        try:
+            self._update(
+                outcome.run_id,
+                item_key(outcome.url),
+                "SET #status = :status, #ended_at = :at, #outcome = :outcome",
+                {
+                    ":status": "succeeded" if outcome.succeeded else "failed",
+                    ":at": timestamp(at),
+                    ":outcome": outcome.model_dump(mode="json", exclude_none=True),
+                },
+                ConditionExpression="attribute_not_exists(#outcome)",
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
         # Progress for whoever follows the run, read from META alone (``progress``): reading
         # every item at each poll would cost O(items) a poll, O(items²) a run.
         self._update(outcome.run_id, META, "ADD #progress_done :one, #progress_failed :failed",
                      {":one": 1, ":failed": int(not outcome.succeeded)})
+        return True
 
     # ---- a choreographed item ----------------------------------------------------------------
 
