@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast test-localstack demo lint bench clean
+.PHONY: setup test test-fast test-localstack test-scale demo lint bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ test-fast: setup
 test-localstack: setup
 	$(BIN)/python scripts/localstack_harness.py setup
 	BATON_TEST_LOCALSTACK=1 $(BIN)/python -m pytest tests/localstack
+
+# The at-size e2e at the issue's figure: 2,000 distinct URLs per engine (make test runs 500).
+test-scale: setup
+	BATON_SCALE_N=2000 $(BIN)/python -m pytest tests/e2e/test_scale.py -q
 
 demo: setup
 	$(BIN)/python scripts/demo.py
