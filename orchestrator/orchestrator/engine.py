@@ -42,7 +42,7 @@ from pydantic import BaseModel, ValidationError
 
 from engines.alerts import Alerts, alert_once
 from engines.choreography import PreviousCheck, no_previous_check
-from orchestrator.lease import LEASE_S, Lease
+from orchestrator.lease import LEASE_S, Lease, LeaseLog
 from pipeline.keys import url_id
 from pipeline.models import (
     FLAGGED,
@@ -72,19 +72,9 @@ class StepError(Exception):
         self.error_type = error_type
 
 
-class RunLog(Protocol):
-    """Where the run is recorded (engines.runs.RunsTable in production)."""
-
-    def open_run(
-        self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int,
-        lease_until: datetime | None = None,
-    ) -> datetime: ...
-
-    def meta(self, run_id: str) -> dict[str, Any] | None: ...
-
-    def renew_lease(self, run_id: str, continuation: int, until: datetime) -> bool: ...
-
-    def release(self, run_id: str, continuation: int) -> None: ...
+class RunLog(LeaseLog, Protocol):
+    """Where the run is recorded (engines.runs.RunsTable in production): its claim operations
+    (the lease's) and its items'."""
 
     def finished_items(self, run_id: str) -> dict[str, ItemOutcome]: ...
 
