@@ -375,7 +375,7 @@ def bench_scale(instance: Running, sizes: tuple[int, ...] = (1_000, 5_000),
                         started = time.perf_counter()
                         summary = run.run(engine, "local", "bench", request, timeout_s=3600)
                         walls[n] = time.perf_counter() - started
-                except BatonError as error:  # e.g. over Step Functions' input limit
+                except BatonError as error:  # a run the engine refuses at its start
                     print(f"{f'{engine}, {n} URLs':<58} refused: {str(error).splitlines()[0]}")
                     continue
                 assert not isinstance(summary, str)
