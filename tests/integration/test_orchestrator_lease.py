@@ -23,6 +23,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 runs_table = orchestrated.runs_table  # the fixture: a fresh runs table
 LEASE_S = 0.3
+# A live holder must be seen renewing: its heartbeat may be late by a loaded machine's scheduling,
+# so that test's lease is long enough that only a dead holder's lease can lapse.
+LIVE_LEASE_S = 3.0
 PLENTY = Budget(lambda: 900_000)
 
 
@@ -30,9 +33,10 @@ class Killed(BaseException):
     """The invocation's process dies: nothing catches it, nothing after it runs."""
 
 
-def orchestrator(steps: FakeSteps, runs_table: str, topic: str) -> Engine:
+def orchestrator(steps: FakeSteps, runs_table: str, topic: str,
+                 lease_s: float = LEASE_S) -> Engine:
     engine = engine_with(steps, runs_table, topic)
-    engine.lease_s = LEASE_S
+    engine.lease_s = lease_s
     engine.sleep = time.sleep  # the lease's waits are real (and short)
     return engine
 
@@ -84,12 +88,12 @@ def test_a_twin_of_a_live_holder_does_nothing(runs_table: str,
     run = request(A, B)
     holder: dict[str, RunSummary] = {}
     thread = threading.Thread(target=lambda: holder.update(summary=orchestrator(
-        steps, runs_table, alert_queue["topic"]).run(run, budget=PLENTY,
-                                                     continue_run=lambda _: None)))
+        steps, runs_table, alert_queue["topic"], LIVE_LEASE_S).run(
+            run, budget=PLENTY, continue_run=lambda _: None)))
     thread.start()
     assert holder_working.wait(30)
 
-    twin = orchestrator(steps, runs_table, alert_queue["topic"]).run(
+    twin = orchestrator(steps, runs_table, alert_queue["topic"], LIVE_LEASE_S).run(
         run, budget=PLENTY, continue_run=lambda _: None)
     calls_by_then = list(steps.calls)
     twin_done.set()
