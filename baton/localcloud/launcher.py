@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 try:  # imported as part of baton (the tests)
-    from baton.localcloud import asyncqueue, warmpool
+    from baton.localcloud import asyncqueue, faults, warmpool
 except ImportError:  # run as a script on MiniStack's interpreter, whose sys.path[0] is this folder
     import asyncqueue  # type: ignore[no-redef]
+    import faults  # type: ignore[no-redef]
     import warmpool  # type: ignore[no-redef]
 
 REQUIREMENTS = Path(__file__).with_name("ministack-requirements.txt")
@@ -210,19 +211,6 @@ def extract_published_layer(layer_data: bytes | None, name: str) -> None:
         extract_layer(layer_data, name)
     except RuntimeError as error:  # publishing succeeds as before; the first cold start reports it
         print(f"baton launcher: {error}", file=sys.stderr)
-
-
-@cache
-def injected_faults() -> Any:
-    """The fault injector of baton/localcloud/faults.py (beside this file), loaded from its file."""
-    path = Path(__file__).resolve().with_name("faults.py")
-    spec = importlib.util.spec_from_file_location("baton_localcloud_faults", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"baton launcher: cannot load the fault injector {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module.FAULTS
 
 
 @cache
@@ -1144,7 +1132,7 @@ PATCHES: tuple[Patch, ...] = (
             Edit(DISPATCH_EVENT, "    lambda_svc.invoke_async_with_retry(exec_record, event)\n",
                  "    baton_faults.deliver_event(exec_record, event, lambda_svc.invoke_async_with_retry)\n"),
         ),
-        provides={"baton_faults": injected_faults()},
+        provides={"baton_faults": faults.FAULTS},
     ),
     Patch(
         name="lambda-task-throttle-is-named",
