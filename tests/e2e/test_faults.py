@@ -99,7 +99,8 @@ def test_nothing_is_lost_nor_doubled_under_every_fault(pipeline_stack, sample_si
     # Nothing to redrive when no item ran out of retries: only the permanent failures failed.
     after = summary if redriven == {"run_id": summary.run_id, "redriven": []} else (
         RunSummary.model_validate(redriven))
-    assert {item.url for item in after.items if not item.succeeded} == set(permanent)
+    assert {item.url for item in after.items if not item.succeeded} == set(permanent), [
+        item for item in after.items if not item.succeeded and item.url not in permanent]
     code, again = run_json(capsys, "redrive", summary.run_id, "--json")
     assert (code, again) == (0, {"run_id": summary.run_id, "redriven": []})
     code, final = run_json(capsys, "check", summary.run_id, "--json")
