@@ -77,8 +77,9 @@ def item_key(url: str) -> str:
 
 
 def timestamp(moment: datetime) -> str:
-    """ISO 8601 UTC."""
-    return moment.astimezone(UTC).isoformat()
+    """ISO 8601 UTC, always with microseconds: conditions compare these strings, and
+    ``isoformat()`` drops a zero fraction ("…:37+00:00" would sort before "…:37.1+00:00")."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 # A call DynamoDB refused before applying it (pipeline.dynamodb.REFUSED) is made again; the
