@@ -10,7 +10,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from baton import deploy, faults, targets, wiring
 from baton.check import faults_key
 from baton.errors import BatonError
 from baton.targets import client
+from baton.watch import WatchLine, parse_line
 from engines.client import (
     Deployment,
     EngineClient,
@@ -35,30 +36,37 @@ from pipeline.steps import ENGINES, STEPS
 POLL_S = 0.5
 
 
-def read_watchlist(path: Path) -> list[str]:
-    """URLs of a watchlist file: one per line, '#' comments and blank lines ignored.
+def read_watchlist(path: Path) -> list[WatchLine]:
+    """The URL lines of a watchlist file, in the grammar `baton watch import` reads: a URL, then
+    optional label, thresholds (the monitor's) and fetch options (headers, cookies, robots.txt
+    opt-out, which a run passes to the scraper); '#' comments and blank lines ignored; a URL
+    given twice is one item (its first line).
 
     Any bad line fails the whole file, naming every bad line, so nothing half-read is run.
     """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise BatonError(f"cannot read the watchlist: {error}") from error
-    urls, problems = [], []
-    for number, line in enumerate(lines, start=1):
-        url = line.split("#", 1)[0].strip()
-        if not url:
-            continue
-        if (why := url_problem(url)) is not None:
-            problems.append(f"  line {number}: {url!r}: {why}")
-        urls.append(url)
+    lines: dict[str, WatchLine] = {}
+    problems = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        parsed = parse_line(number, line)
+        if isinstance(parsed, str):
+            problems.append(f"  line {number}: {parsed}")
+        elif parsed is not None:
+            lines.setdefault(parsed.url, parsed)
     if problems:
         raise BatonError(f"{path} has bad lines (nothing was run):\n" + "\n".join(problems))
-    return urls
+    return list(lines.values())
 
 
-def run_request(urls: list[str], max_concurrency: int) -> RunRequest:
-    """A validated run request: at least one URL, all well formed, duplicates dropped."""
+def run_request(urls: list[str], max_concurrency: int,
+                lines: Sequence[WatchLine] = ()) -> RunRequest:
+    """A validated run request for ``urls`` then the watchlist's ``lines``: at least one URL,
+    all well formed, duplicates dropped; each line's fetch options (headers, cookies,
+    robots.txt) go with its URL."""
+    urls = [*urls, *(line.url for line in lines)]
     if not urls:
         raise BatonError("no URLs to run: give --url URL (repeatable) or --watchlist FILE")
     bad = [f"  {url!r}: {why}" for url in urls if (why := url_problem(url)) is not None]
@@ -67,7 +75,8 @@ def run_request(urls: list[str], max_concurrency: int) -> RunRequest:
     if not 1 <= max_concurrency <= MAX_CONCURRENCY:
         raise BatonError(f"--max-concurrency must be between 1 and {MAX_CONCURRENCY}")
     run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    return RunRequest(run_id=run_id, urls=list(dict.fromkeys(urls)), max_concurrency=max_concurrency)
+    return RunRequest(run_id=run_id, urls=list(dict.fromkeys(urls)), max_concurrency=max_concurrency,
+                      options={line.url: line.options for line in lines if line.options})
 
 
 def run(engine_name: str, target: str, stack: str, request: RunRequest, wait: bool = True,

@@ -36,10 +36,10 @@ def main() -> int:
     try:
         result = deploy.deploy("local", parameters=EMULATOR_PARAMETERS)
         print(f"stack {result.stack}: {'deployed' if result.changed else 'no changes'}")
-        urls = run.read_watchlist(WATCHLIST)
+        lines = run.read_watchlist(WATCHLIST)
         for engine in ENGINES:
-            print(f"\n== {engine}: {len(urls)} pages of {WATCHLIST.name}")
-            summary = run.run(engine, "local", result.stack, run.run_request(urls, 8),
+            print(f"\n== {engine}: {len(lines)} pages of {WATCHLIST.name}")
+            summary = run.run(engine, "local", result.stack, run.run_request([], 8, lines),
                               show=run.show_progress)
             assert not isinstance(summary, str)
             print("\n" + run.summary_table(summary))

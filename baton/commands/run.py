@@ -37,7 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="who coordinates (default %(default)s)")
     parser.add_argument("--url", type=http_url, action="append", default=[],
                         help="a URL (repeatable)")
-    parser.add_argument("--watchlist", type=existing_file, help="a file of URLs, one per line")
+    parser.add_argument("--watchlist", type=existing_file,
+                        help="a watchlist file: a URL per line, with the columns `baton watch "
+                             "import` reads (fetch options are used, labels and thresholds are "
+                             "the monitor's)")
     parser.add_argument("--max-concurrency", type=int_between(1, MAX_CONCURRENCY), default=8,
                         help=f"URLs in flight at once, 1 to {MAX_CONCURRENCY} "
                              "(default %(default)s)")
@@ -63,11 +66,9 @@ def run(args: argparse.Namespace) -> int:
         runs.refuse_faults_off_local(args.target)
         if args.no_wait:
             raise runs.usage_error("--faults follows the run to clear its faults: drop --no-wait")
-    urls = list(args.url)
-    if args.watchlist:
-        urls += runs.read_watchlist(args.watchlist)
+    lines = runs.read_watchlist(args.watchlist) if args.watchlist else []
     try:
-        request = runs.run_request(urls, args.max_concurrency)
+        request = runs.run_request(list(args.url), args.max_concurrency, lines)
     except ValidationError as error:  # the run's contract, e.g. more URLs than a run may have
         raise BatonError("cannot run this: " + "; ".join(
             f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}"

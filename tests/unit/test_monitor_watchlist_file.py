@@ -57,7 +57,7 @@ def watch(table: MemoryWatchlist) -> Watch:
 def test_the_sample_watchlist_parses_with_comments_ignored() -> None:
     lines = read_watchlist_file(SAMPLE)
 
-    assert [line.url for line in lines] == read_watchlist(SAMPLE)  # the URLs `baton run` reads
+    assert lines == read_watchlist(SAMPLE)  # what `baton run` reads
     assert lines[0] == WatchLine(7, "http://127.0.0.1:8765/pages/garden")
     moved = next(line for line in lines if line.url.endswith("/faults/moved"))
     assert moved.label is None  # the trailing "# 301 to ..." is a comment, not a label
