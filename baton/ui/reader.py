@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -401,14 +401,12 @@ def _pair(pending: list[dict[str, Any]], owner: dict[int, str], url: str,
 
 def _mark_retried(bars: list[Bar]) -> list[Bar]:
     """A failed attempt followed by another attempt of the same step was retried."""
-    marked = []
+    latest: dict[tuple[str, str], int] = {}  # (URL, step) → its last attempt: one pass, not n²
     for bar in bars:
-        again = any(o.url == bar.url and o.step == bar.step and o.attempt > bar.attempt for o in bars)
-        marked.append(Bar(bar.url, bar.step, bar.attempt, 1, bar.started_at, bar.ended_at,
-                          "retried" if bar.outcome == "failed" and again else bar.outcome,
-                          bar.error_type, bar.error, bar.input, bar.output)
-                      if again and bar.outcome == "failed" else bar)
-    return marked
+        latest[(bar.url, bar.step)] = max(bar.attempt, latest.get((bar.url, bar.step), 0))
+    return [replace(bar, attempts=1, outcome="retried")
+            if bar.outcome == "failed" and latest[(bar.url, bar.step)] > bar.attempt else bar
+            for bar in bars]
 
 
 def _cause(cause: str | None) -> str | None:
