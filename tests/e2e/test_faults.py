@@ -90,7 +90,12 @@ def test_nothing_is_lost_nor_doubled_under_every_fault(pipeline_stack, sample_si
     failed_by: dict[str, int] = {}
     for item in summary.items:
         if item.url in permanent:
-            assert not item.succeeded and item.error_type == "PermanentError", item
+            assert not item.succeeded, item
+            # Choreography's adapters have no Lambda retries (MaximumRetryAttempts 0: the
+            # adapter retries per the policy itself), so a crash or a timeout can end a page
+            # before its verdict; the redrive below gives it.
+            assert item.error_type == "PermanentError" or (
+                engine == CHOREOGRAPHY and fault_of(item.error_type, item.error)), item
         elif not item.succeeded:
             kind = fault_of(item.error_type, item.error)
             failed_by[kind] = failed_by.get(kind, 0) + 1
@@ -107,6 +112,7 @@ def test_nothing_is_lost_nor_doubled_under_every_fault(pipeline_stack, sample_si
     assert after is not None
     assert {item.url for item in after.items if not item.succeeded} == set(permanent), [
         item for item in after.items if not item.succeeded and item.url not in permanent]
+    assert {item.error_type for item in after.items if not item.succeeded} == {"PermanentError"}
     code, again = run_json(capsys, "redrive", summary.run_id, "--json")
     assert (code, again) == (0, {"run_id": summary.run_id, "redriven": []})
     code, final = run_json(capsys, "check", summary.run_id, "--json")
