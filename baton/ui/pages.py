@@ -11,6 +11,7 @@ from baton.cost import Cost
 from baton.ui.charts import COLOURS, distribution_svg, gantt_svg, graph_svg, item_latencies, percentile
 from baton.ui.model import RunView
 from baton.ui.reader import RunRow
+from pipeline.monitor_models import MonitorRunStatus
 
 ENGINES = ("orchestrator", "stepfunctions", "choreography")
 STATUSES = ("running", "succeeded", "failed-items", "failed")
@@ -167,12 +168,20 @@ def monitor_page(entries: list[Any], runs: list[Any], checks: dict[str, list[Any
                                *(c.url for run in runs for c in checks.get(run.run_id, []))]))
     oldest_first = list(reversed(runs))
     heads = "".join(f'<th title="{escape(r.run_id)}"><a href="/runs/{quote(r.run_id)}">'
-                    f'{r.started_at:%m-%d %H:%M}</a><br>{r.engine}</th>' for r in oldest_first)
+                    f'{r.started_at:%m-%d %H:%M}</a><br>'
+                    f'{"skipped" if r.status == MonitorRunStatus.SKIPPED else r.engine}</th>'
+                    for r in oldest_first)
+    # Each run's checks by URL, looked up once per cell (not scanned: URLs x runs x checks).
+    by_url = {run.run_id: {c.url: c for c in checks.get(run.run_id, [])} for run in oldest_first}
     history = ""
     for url in urls:
         cells = ""
         for run in oldest_first:
-            check = next((c for c in checks.get(run.run_id, []) if c.url == url), None)
+            check = by_url[run.run_id].get(url)
+            if check is None and run.status == MonitorRunStatus.SKIPPED:
+                # The firing started nothing: the previous run was still going (it followed it).
+                cells += '<td class="check skipped" title="the previous run was still going">—</td>'
+                continue
             state = check.state.value if check else ""
             alert = " ⚑" if check and check.transition else ""
             cells += f'<td class="check {state}">{state}{alert}</td>'

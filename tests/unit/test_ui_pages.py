@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from baton.cost import Trace, cost
+from baton.ui import pages
 from baton.ui.charts import gantt_svg, percentile, step_stats
 from baton.ui.model import Bar, RunView
 from baton.ui.pages import compare_page, runs_page
 from baton.ui.reader import RunRow
+from pipeline.monitor_models import Check, CheckState, MonitorRun, MonitorRunStatus
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -79,3 +82,19 @@ def test_the_compare_page_puts_both_runs_side_by_side():
     assert 'href="/runs/run-1"' in html and 'href="/runs/run-2"' in html
     assert html.count('<svg class="dist"') == 2
     assert "<td>wall time</td><td>1.3 s</td><td>1.3 s</td>" in html
+
+
+def test_the_monitor_page_styles_each_check_and_marks_a_skipped_firing():
+    watched = "http://a.test/"
+    firings = [MonitorRun(run_id=f"mon-{n}", engine="orchestrator", trigger="schedule",
+                          status=status, started_at=at(n * 60_000))
+               for n, status in enumerate([MonitorRunStatus.DONE, MonitorRunStatus.SKIPPED,
+                                           MonitorRunStatus.DONE])]
+    checks = {"mon-0": [Check(url=watched, state=CheckState.UNCHANGED, transition=False)],
+              "mon-2": [Check(url=watched, state=CheckState.FAILING, transition=True)]}
+
+    html = pages.monitor_page([], list(reversed(firings)), checks, [])
+
+    assert re.findall(r'<td class="check (\w*)"', html) == ["unchanged", "skipped", "failing"]
+    assert "failing ⚑" in html and html.count("<br>skipped</th>") == 1
+    assert "td.check.failing" in (Path(pages.__file__).parent / "assets" / "style.css").read_text()
