@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,13 +16,14 @@ import pytest
 
 from engines.client import (
     Deployment,
+    EngineClient,
     EngineFailed,
     RunIncomplete,
-    Runner,
     StepFunctionsClient,
+    follow,
 )
 from engines.runs import RunsTable
-from pipeline.models import ItemOutcome, RunRequest, Validators
+from pipeline.models import ItemOutcome, RunRequest, RunSummary, Validators
 from tests.integration.conftest import table_properties
 
 A, B = "http://site.test/pages/a", "http://site.test/pages/b"
@@ -94,12 +96,19 @@ def client_over(runs_table: str, sfn: FakeStepFunctions) -> StepFunctionsClient:
     return StepFunctionsClient(deployment, clients.__getitem__)
 
 
+def run_to_end(client: EngineClient, run: RunRequest, *, expired: Callable[[], bool],
+               poll_seconds: float = 2.0, sleep: Callable[[float], None]) -> RunSummary:
+    """Start ``run`` and follow it to its summary, as `baton run` and the monitor do."""
+    return follow(client, client.start(run), run, expired=expired, poll_seconds=poll_seconds,
+                  sleep=sleep)
+
+
 def test_a_run_is_opened_started_and_followed_in_the_runs_table(runs_table: str) -> None:
     runs = RunsTable(runs_table)
     sfn = FakeStepFunctions(runs, ["RUNNING", "SUCCEEDED"], history=[failed_task(B)])
 
-    summary = Runner(client_over(runs_table, sfn), poll_seconds=0.5, sleep=sfn.run_items).run(
-        request(), expired=lambda: False)
+    summary = run_to_end(client_over(runs_table, sfn), request(), expired=lambda: False,
+                         poll_seconds=0.5, sleep=sfn.run_items)
 
     assert (summary.engine, summary.total, summary.succeeded, summary.pending) == (
         "stepfunctions", 2, 2, 0)
@@ -117,16 +126,16 @@ def test_a_failed_execution_fails_the_run(runs_table: str) -> None:
     sfn = FakeStepFunctions(RunsTable(runs_table), ["FAILED"])
 
     with pytest.raises(EngineFailed, match=r"FAILED: States\.Runtime boom"):
-        Runner(client_over(runs_table, sfn), sleep=lambda _: None).run(
-            request("sfn-2"), expired=lambda: False)
+        run_to_end(client_over(runs_table, sfn), request("sfn-2"), expired=lambda: False,
+                   sleep=lambda _: None)
 
 
 def test_an_execution_still_running_at_the_deadline_is_incomplete(runs_table: str) -> None:
     sfn = FakeStepFunctions(RunsTable(runs_table), ["RUNNING"])
 
     with pytest.raises(RunIncomplete, match="sfn-3 is still running"):
-        Runner(client_over(runs_table, sfn), sleep=lambda _: None).run(
-            request("sfn-3"), expired=lambda: True)
+        run_to_end(client_over(runs_table, sfn), request("sfn-3"), expired=lambda: True,
+                   sleep=lambda _: None)
 
 
 def test_a_run_of_any_size_starts_with_a_small_input_its_items_in_the_data_bucket(

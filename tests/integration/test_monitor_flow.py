@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from baton.watch import Watch
-from engines.client import START_TIMEOUT_S, Deployment, EngineFailed, OrchestratorClient, Runner
+from engines.client import START_TIMEOUT_S, Deployment, EngineFailed, OrchestratorClient
 from engines.runs import RUNS_TABLE_SCHEMA, RunsTable
 from monitor import handler
 from monitor.check import SUBJECT_MAX
@@ -369,9 +369,12 @@ def test_a_continued_orchestrator_run_is_followed_in_the_runs_table(aws: None) -
                "s3": boto3.client("s3")}
     deployment = Deployment(orchestrator_function=name, runs_table_name=name,
                             data_bucket_name=name)
-    runner = Runner(OrchestratorClient(deployment, clients.__getitem__), sleep=orchestrator.finish)
+    runner = EnginePipelineRunner(OrchestratorClient(deployment, clients.__getitem__),
+                                  sleep=orchestrator.finish)
 
-    summary = runner.run(request, expired=lambda: False)
+    summary = runner.wait(runner.start(request), request, started_at=datetime.now(UTC),
+                          expired=lambda: False)
+    assert summary is not None
 
     (call,) = orchestrator.calls  # one asynchronous start; the run is followed in the table
     assert call["InvocationType"] == "Event"

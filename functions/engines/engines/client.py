@@ -333,25 +333,6 @@ def follow(
         sleep(poll_seconds)
 
 
-@dataclass
-class Runner:
-    """Runs a whole run on one engine and returns its final summary (the monitor's view)."""
-
-    client: EngineClient
-    poll_seconds: float = 2.0
-    sleep: Callable[[float], None] = time.sleep
-
-    @property
-    def engine(self) -> str:
-        return self.client.engine
-
-    def run(self, request: RunRequest, *, expired: Expired) -> RunSummary:
-        """Start ``request`` and follow it to its summary."""
-        handle = self.client.start(request)
-        return follow(self.client, handle, request, expired=expired,
-                      poll_seconds=self.poll_seconds, sleep=self.sleep)
-
-
 # ---- redrive --------------------------------------------------------------------------------------
 
 
