@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -169,3 +170,55 @@ def test_a_stale_end_of_an_item_before_its_redrive_does_not_end_the_redone_item(
     assert runs.record(ItemOutcome(run_id=request.run_id, url=NEVER, succeeded=True), redriven_at,
                        requested_at=redriven_at + timedelta(seconds=1))
     assert runs.finished_items(request.run_id)[url_id(NEVER)].succeeded
+
+
+@dataclass
+class Events:
+    """An EventBridge client that keeps the entries put."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.entries += Entries
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": "e"} for _ in Entries]}
+
+    def urls(self) -> list[str]:
+        return [json.loads(entry["Detail"])["metadata"]["url"] for entry in self.entries]
+
+
+class TwinStoresFirst:
+    """A DynamoDB client on which, just before the redrive's first take-back, a duplicated
+    event's twin stores the flaky item (its success replacing the failure the redrive read)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.client, self.run_id, self.raced = boto3.client("dynamodb"), run_id, False
+
+    def transact_write_items(self, **request: Any) -> Any:
+        if not self.raced:
+            self.raced = True
+            runs = RunsTable(str(request["TransactItems"][0]["Update"]["TableName"]), self.client)
+            assert runs.record(ItemOutcome(run_id=self.run_id, url=FLAKY, succeeded=True), NOW)
+        return self.client.transact_write_items(**request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_an_item_stored_while_the_redrive_takes_it_back_is_left_stored(
+        deployment: Deployment) -> None:
+    request = ended_run(deployment, "choreography", counted=True)
+    events = Events()
+    clients = {"events": events, "dynamodb": TwinStoresFirst(request.run_id),
+               "s3": boto3.client("s3")}.__getitem__
+
+    started = redrive(request.run_id, deployment, clients, force=True)  # NEVER's carrier died
+
+    assert started is not None and started.urls == [NEVER]
+    assert events.urls() == [NEVER]
+    runs = RunsTable(str(deployment.runs_table_name))
+    ended = runs.finished_items(request.run_id)
+    assert ended[url_id(FLAKY)].succeeded and url_id(NEVER) not in ended
+    meta = runs.meta(request.run_id)
+    assert meta is not None
+    assert (meta["succeeded"], meta["failed"], meta["finished"], meta["status"]) == (
+        2, 1, 3, RunStatus.RUNNING.value)

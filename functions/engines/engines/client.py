@@ -394,8 +394,10 @@ def redrive(run_id: str, deployment: Deployment, clients: Clients, *, force: boo
     urls = items_to_redrive(request, summary)
     if not urls:
         return None
-    number = runs.reopen(run_id, urls, now())
-    return Redrive(client, client.restart(request, urls, number), request, urls, number)
+    number, reopened = runs.reopen(run_id, urls, now())
+    if not reopened:  # every one was stored meanwhile
+        return None
+    return Redrive(client, client.restart(request, reopened, number), request, reopened, number)
 
 
 # ---- Step Functions history ---------------------------------------------------------------------

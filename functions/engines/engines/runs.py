@@ -403,14 +403,16 @@ class RunsTable(Table):
 
     # ---- a redrive ---------------------------------------------------------------------------
 
-    def reopen(self, run_id: str, urls: list[str], at: datetime) -> int:
+    def reopen(self, run_id: str, urls: list[str], at: datetime) -> tuple[int, list[str]]:
         """Take back the failed outcomes of ``urls`` and mark the run running again, so that its
-        engine runs those items once more under the same run id; the redrive's number.
+        engine runs those items once more under the same run id; the redrive's number and the
+        URLs taken back (none: the run is left as it was).
 
         An item that succeeded is never taken back (ValueError). An item with no outcome has
         nothing to take back. Where the run counts its ends (the tracker's ``record``), an
         outcome's counts are taken back with it, in one transaction. An item's ``alerted`` mark
-        stays: a redriven item does not alert twice.
+        stays: a redriven item does not alert twice. An item whose end changes meanwhile (a
+        duplicated event's twin storing it, say) is read again: stored now, it is left alone.
         """
         meta = self.meta(run_id)
         if meta is None:
@@ -421,6 +423,23 @@ class RunsTable(Table):
             outcome = ended.get(url_id(url))
             if outcome is not None and outcome.succeeded:
                 raise ValueError(f"{url} succeeded in run {run_id}: it is not redriven")
+        reopened = [url for url in urls if self._take_back(run_id, url, ended.get(url_id(url)),
+                                                            counted, at)]
+        if not reopened:
+            return int(meta.get("redrives", 0)), []
+        answer = self._update(
+            run_id, META,
+            "REMOVE #ended_at SET #status = :running, #updated_at = :at ADD #redrives :one",
+            {":running": RunStatus.RUNNING.value, ":at": timestamp(at), ":one": 1},
+            ReturnValues="ALL_NEW")
+        return int(from_item(answer["Attributes"])["redrives"]), reopened
+
+    def _take_back(self, run_id: str, url: str, outcome: ItemOutcome | None, counted: bool,
+                   at: datetime, tries: int = 3) -> bool:
+        """Take back ``url``'s end as read (``outcome``), its count with it; False if the item
+        was stored meanwhile. Its condition fails when the end changed since it was read: the
+        item is read again and, unless stored now, taken back as it is then."""
+        for _ in range(tries):
             item = self._update_request(
                 run_id, item_key(url),
                 "SET #url = :url, #url_id = :url_id, #status = :status, #reopened_at = :at "
@@ -435,20 +454,29 @@ class RunsTable(Table):
                           else "ADD #progress_failed :minus, #progress_done :minus")
                 writes.append({"Update": self._update_request(
                     run_id, META, counts, {":minus": -1})})
+
             def take_back(writes: list[dict[str, Any]] = writes) -> Any:
                 return self.client.transact_write_items(TransactItems=writes)
 
             try:
                 self._retry_conflicts(take_back)
-            except ClientError as error:  # its condition: the item changed since it was read
-                raise ValueError(f"{url} changed in run {run_id} while it was being redriven "
-                                 f"({error_code(error)}); try again") from error
-        answer = self._update(
-            run_id, META,
-            "REMOVE #ended_at SET #status = :running, #updated_at = :at ADD #redrives :one",
-            {":running": RunStatus.RUNNING.value, ":at": timestamp(at), ":one": 1},
-            ReturnValues="ALL_NEW")
-        return int(from_item(answer["Attributes"])["redrives"])
+                return True
+            except ClientError as error:
+                if error_code(error) != "TransactionCanceledException":
+                    raise
+            outcome = self._outcome(run_id, url)
+            if outcome is not None and outcome.succeeded:
+                return False
+        raise ValueError(f"{url} kept changing in run {run_id} while it was being redriven; "
+                         "try again")
+
+    def _outcome(self, run_id: str, url: str) -> ItemOutcome | None:
+        """The item's recorded end, read consistently; None if it has none."""
+        answer = self.client.get_item(TableName=self.table_name,
+                                      Key={"pk": {"S": run_key(run_id)}, "sk": {"S": item_key(url)}},
+                                      ConsistentRead=True)
+        recorded = from_item(answer.get("Item", {})).get("outcome")
+        return None if recorded is None else ItemOutcome.model_validate(recorded)
 
     def progress(self, run_id: str) -> tuple[dict[str, Any], int, int] | None:
         """(META, items ended, items failed) from the run's own record alone, without reading
