@@ -127,6 +127,10 @@ class Layout:
     def log(self) -> Path:
         return self.home / "localstack.log"
 
+    @property
+    def function_logs(self) -> Path:
+        return self.home / "function-logs"
+
 
 def default_home() -> Path:
     return Path(os.environ.get("BATON_LOCALSTACK_HOME", Path.home() / ".baton" / "localstack"))
@@ -362,7 +366,8 @@ def environment(layout: Layout, port: int, stand_in_docker: bool,
         env["DOCKER_CMD"] = str(layout.stand_in_bin / "docker")
     if functions_python is not None:
         env |= {"LAMBDA_RUNTIME_EXECUTOR": HOST_EXECUTOR_NAME,
-                "BATON_LAMBDA_PYTHON": str(functions_python)}
+                "BATON_LAMBDA_PYTHON": str(functions_python),
+                "BATON_LAMBDA_LOG_DIR": str(layout.function_logs)}
     return env
 
 
@@ -385,6 +390,7 @@ def start(layout: Layout, port: int, stand_in_docker: bool, host_functions: bool
         setup_host_executor(layout)
         functions_python = lambda_python()
     shutil.rmtree(layout.filesystem / "tmp" / "localstack", ignore_errors=True)  # fresh state
+    shutil.rmtree(layout.function_logs, ignore_errors=True)
     with layout.log.open("w") as log:
         process = subprocess.Popen([str(layout.python), "-m", "localstack.runtime.main"],
                                    env=environment(layout, port, stand_in_docker, functions_python),

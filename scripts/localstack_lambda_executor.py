@@ -11,6 +11,7 @@ layers come from LocalStack's own unzipped copies (layers are applied here, as t
 would: community LocalStack keeps them but never mounts them).
 
     BATON_LAMBDA_PYTHON   the interpreter functions run on (required)
+    BATON_LAMBDA_LOG_DIR  where each environment's own output goes (default: a temporary folder)
 
 It is no sandbox: the function runs as the user, on 127.0.0.1, like baton's embedded cloud.
 """
@@ -34,7 +35,8 @@ from localstack.services.lambda_.invocation.runtime_executor import (
 from localstack.utils.net import get_free_tcp_port
 
 RUNTIME = Path(__file__).with_name("baton_localstack_lambda_runtime.py")
-LOGS = Path(tempfile.gettempdir()) / "baton-localstack-lambda"
+# Each environment's own log (what a container's `docker logs` would show), for get_logs.
+LOGS = Path(os.environ.get("BATON_LAMBDA_LOG_DIR") or Path(tempfile.gettempdir()) / "baton-lambda")
 # What a host process needs from LocalStack's own environment; the rest is the function's.
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE")
 
@@ -123,7 +125,7 @@ class HostRuntimeExecutor(RuntimeExecutor):
         return bool(os.environ.get("BATON_LAMBDA_PYTHON"))
 
 
-class HostRuntimeExecutorPlugin(RuntimeExecutorPlugin):  # type: ignore[misc]
+class HostRuntimeExecutorPlugin(RuntimeExecutorPlugin):
     """The plugin LocalStack loads for LAMBDA_RUNTIME_EXECUTOR=baton-host."""
 
     name = "baton-host"

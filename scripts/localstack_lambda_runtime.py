@@ -13,14 +13,15 @@ by ``localstack_lambda_executor.py`` with the environment LocalStack gives a con
 One invoke at a time, as in a container: LocalStack sends the next only after the result.
 The AWS runtime's behaviours the pipeline relies on are kept: an error is reported with its
 exception class as ``errorType`` (what Step Functions' Retry and Catch match), an import failure
-as ``Runtime.ImportModuleError``, stdlib logging goes to the invocation's log with the request id,
-and ``context.get_remaining_time_in_millis()`` counts down from the function's timeout.
+as ``Runtime.ImportModuleError``, everything written to stdout and stderr goes to the
+invocation's log (stdlib logging with the runtime's format and request id, WARNING and above
+unless AWS_LAMBDA_LOG_LEVEL says otherwise), and ``context.get_remaining_time_in_millis()``
+counts down from the function's timeout.
 """
 
 from __future__ import annotations
 
 import importlib
-import io
 import json
 import logging
 import os
@@ -67,32 +68,42 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is now: the invocation's capture while one runs."""
+class Output:
+    """The process's stdout and stderr, captured at the file descriptors as the Lambda runtime
+    captures them (so a logger holding its own reference to ``sys.stdout``, as Powertools' does,
+    is captured too): each line is copied to the environment's log and kept for the invocation's
+    log, up to the end marker ``end()`` writes after the handler returns."""
 
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
+    MARK = "\x00baton-invocation-end\x00\n"
 
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        """Ignored: the stream is always the current ``sys.stderr``."""
-
-
-class Capture(io.TextIOBase):
-    """The invocation's output: kept for its log and copied to the process's own stream."""
-
-    def __init__(self, through: Any) -> None:
-        self.through = through
+    def __init__(self) -> None:
+        self.log = os.fdopen(os.dup(1), "w", buffering=1, errors="replace")
+        read, write = os.pipe()
+        os.dup2(write, 1)
+        os.dup2(write, 2)
+        os.close(write)
+        self.reader = os.fdopen(read, "r", errors="replace")
         self.kept: list[str] = []
+        self.ended = threading.Event()
+        threading.Thread(target=self.pump, daemon=True).start()
 
-    def write(self, text: str) -> int:
-        self.kept.append(text)
-        self.through.write(text)
-        return len(text)
+    def pump(self) -> None:
+        for line in self.reader:
+            if line == self.MARK:
+                self.ended.set()
+                continue
+            self.log.write(line)
+            self.kept.append(line)
 
-    def flush(self) -> None:
-        self.through.flush()
+    def end(self) -> str:
+        """Everything written since the last end (waits until the marker has been read)."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.ended.clear()
+        os.write(1, self.MARK.encode())
+        self.ended.wait(timeout=5)
+        text, self.kept = "".join(self.kept), []
+        return text
 
 
 def post(path: str, body: bytes) -> None:
@@ -131,18 +142,15 @@ def load_handler() -> tuple[Callable[..., Any] | None, bytes | None]:
 
 
 def run_invocations(handler: Callable[..., Any] | None, init_error: bytes | None,
-                    request_ids: RequestIdFilter) -> None:
+                    request_ids: RequestIdFilter, output: Output) -> None:
     """Run each invoke in turn on the main thread; post its logs, then its result."""
     timeout_s = float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "3"))
-    real_stdout, real_stderr = sys.stdout, sys.stderr
     while True:
         invoke = INVOKES.get()
         request_id = str(invoke["invoke-id"])
         request_ids.request_id = request_id
         # The AWS runtime's per-invocation trace header (X-Ray's SDK reads it from here).
         os.environ["_X_AMZN_TRACE_ID"] = str(invoke.get("trace-id") or "")
-        capture = Capture(real_stderr)
-        sys.stdout = sys.stderr = capture
         outcome = "response"
         try:
             if handler is None:
@@ -158,9 +166,7 @@ def run_invocations(handler: Callable[..., Any] | None, init_error: bytes | None
             body = error_body(type(error).__name__, str(error),
                               traceback.format_list(traceback.extract_tb(error.__traceback__)))
             outcome = "error"
-        finally:
-            sys.stdout, sys.stderr = real_stdout, real_stderr
-        post(f"/invocations/{request_id}/logs", json.dumps({"logs": "".join(capture.kept)}).encode())
+        post(f"/invocations/{request_id}/logs", json.dumps({"logs": output.end()}).encode())
         post(f"/invocations/{request_id}/{outcome}", body)
 
 
@@ -186,8 +192,9 @@ class InvokeHandler(BaseHTTPRequestHandler):
 def main() -> None:
     """Serve invokes until LocalStack stops the environment (it terminates the process)."""
     sys.path[:0] = [path for path in os.environ["BATON_RUNTIME_PATH"].split(os.pathsep) if path]
+    output = Output()
     request_ids = RequestIdFilter()
-    handler_out = CurrentStderrHandler()
+    handler_out = logging.StreamHandler(sys.stderr)
     handler_out.setFormatter(logging.Formatter(
         "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
         "%Y-%m-%dT%H:%M:%S"))
@@ -195,12 +202,12 @@ def main() -> None:
     logging.Formatter.converter = time.gmtime
     root = logging.getLogger()
     root.addHandler(handler_out)
-    root.setLevel(logging.INFO)
+    root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())  # the runtime's default
     handler, init_error = load_handler()
     server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["BATON_RUNTIME_PORT"])), InvokeHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     post(f"/status/{os.environ['LOCALSTACK_RUNTIME_ID']}/ready", b"{}")
-    run_invocations(handler, init_error, request_ids)
+    run_invocations(handler, init_error, request_ids, output)
 
 
 if __name__ == "__main__":

@@ -212,6 +212,6 @@ def run_machine(
             return data
         else:
             raise NotImplementedError(kind)
-        if state.get("End"):
-            return data
+        # An End state's next is None, which ends the loop; a caught Task goes to its catcher's
+        # Next even when it is an End state.
     return data

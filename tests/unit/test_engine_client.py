@@ -133,6 +133,45 @@ def test_a_final_retryable_failure_is_not_counted_twice():
     assert with_attempts(item, history).attempts == 4
 
 
+def entered(state: str) -> dict:
+    return {"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": state}}
+
+
+def crashed() -> dict:
+    """A killed invoke: its error names no URL."""
+    return {"type": "TaskFailed", "taskFailedEventDetails": {
+        "error": "Runtime.ExitError", "cause": "Runtime exited with error: signal: killed"}}
+
+
+def test_in_its_own_child_execution_every_retried_failure_is_the_item_s_whatever_its_message():
+    item = ItemOutcome(run_id="r", url="http://s/page", succeeded=True)
+    history = [entered("Fetch page"), crashed(), crashed(), {"type": "TaskSucceeded"}]
+
+    assert with_attempts(item, history, own=True).attempts == 3
+    # shared by several items, a failure that names no URL cannot be told to be this one's
+    assert with_attempts(item, history).attempts == 1
+
+
+def test_an_item_s_attempts_are_those_of_its_step_tried_most_as_the_orchestrator_counts():
+    item = ItemOutcome(run_id="r", url="http://s/page", succeeded=True)
+    history = [entered("Fetch page"), crashed(), {"type": "TaskSucceeded"},
+               entered("Extract text"), crashed(), crashed(), {"type": "TaskSucceeded"},
+               entered("Store record"), crashed(), {"type": "TaskSucceeded"},
+               # the tracker's retries are the run's bookkeeping, not the item's steps
+               entered("Record outcome"), crashed(), crashed(), crashed()]
+
+    assert with_attempts(item, history, own=True).attempts == 3
+
+
+def test_the_step_that_ended_the_item_counts_its_last_failure_as_an_attempt():
+    item = ItemOutcome(run_id="r", url="http://s/page", succeeded=False, failed_step="store",
+                       error_type="Runtime.ExitError")
+    history = [entered("Fetch page"), crashed(), {"type": "TaskSucceeded"},
+               entered("Store record"), crashed(), crashed(), crashed(), crashed()]
+
+    assert with_attempts(item, history, own=True).attempts == 4
+
+
 def scheduled(url: str) -> dict:
     """A scraper task scheduled for ``url`` (the local cloud's event names no parameters)."""
     return {"type": "TaskScheduled", "taskScheduledEventDetails": {"resource": url}}
@@ -183,6 +222,25 @@ def test_each_item_s_attempts_come_from_its_own_child_execution() -> None:
     item = ItemOutcome(run_id="r", url=A, succeeded=True)
     assert with_attempts(item, histories[A]).attempts == 3
     assert with_attempts(item.model_copy(update={"url": B}), histories[B]).attempts == 1
+
+
+class FakeLocalStackMap(FakeDistributedMap):
+    """LocalStack: the Map Run is listed, but its iterations ran inside the parent execution and
+    ListExecutions by mapRunArn fails (InternalError)."""
+
+    def list_map_runs(self, executionArn: str) -> dict[str, Any]:
+        return {**super().list_map_runs(executionArn),
+                "ResponseMetadata": {"HTTPHeaders": {"x-localstack": "true"}}}
+
+    def list_executions(self, **_: Any) -> dict[str, Any]:
+        raise AssertionError("LocalStack cannot list a Map Run's child executions")
+
+
+def test_on_localstack_only_the_parent_s_history_is_read() -> None:
+    sfn = FakeLocalStackMap({"arn:child-a": [scheduled(A)]})
+
+    assert item_histories(sfn, "arn:run") == {None: [{"type": "MapStateEntered"}]}
+    assert [event["type"] for event in execution_history(sfn, "arn:run")] == ["MapStateEntered"]
 
 
 def test_an_execution_s_history_includes_its_children_s_in_the_order_they_started() -> None:

@@ -292,8 +292,8 @@ class StepFunctionsClient(_RunsTableClient):
         # Attempts are what only the execution history knows (retries inside a Task): each
         # item's child execution's history, or the whole history where it names no items.
         histories = item_histories(sfn, handle)
-        items = [with_attempts(item, histories.get(item.url, histories.get(None, [])))
-                 for item in summary.items]
+        items = [with_attempts(item, histories[item.url], own=True) if item.url in histories
+                 else with_attempts(item, histories[None]) for item in summary.items]
         return progress, summary.model_copy(update={"items": items})
 
 
@@ -442,11 +442,24 @@ def own_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
                   maxResults=1000)
 
 
+def keeps_no_child_executions(response: dict[str, Any]) -> bool:
+    """Whether the Step Functions that gave ``response`` is LocalStack's, which runs a
+    Distributed Map's iterations inside the parent execution: it lists the Map Run but keeps no
+    child execution nor any history of the iterations (ListExecutions by mapRunArn fails with an
+    InternalError), so there is nothing to read but the parent's own history."""
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return str(headers.get("x-localstack", "")).lower() == "true"
+
+
 def child_executions(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     """The child executions of an execution's Map Runs (one per item of a Distributed Map),
-    in the order they started."""
-    children = [child
-                for run in _pages(sfn.list_map_runs, "mapRuns", executionArn=execution_arn)
+    in the order they started; none where the service keeps none (LocalStack)."""
+    first = sfn.list_map_runs(executionArn=execution_arn)
+    if keeps_no_child_executions(first):
+        return []
+    runs = first["mapRuns"] + (_pages(sfn.list_map_runs, "mapRuns", executionArn=execution_arn,
+                                      nextToken=first["nextToken"]) if first.get("nextToken") else [])
+    children = [child for run in runs
                 for child in _pages(sfn.list_executions, "executions",
                                     mapRunArn=run["mapRunArn"], maxResults=1000)]
     return sorted(children, key=lambda child: (str(child["startDate"]), child["executionArn"]))
@@ -499,16 +512,41 @@ def last_state_entered(history: list[dict[str, Any]]) -> str:
     return ""
 
 
-def with_attempts(item: ItemOutcome, history: list[dict[str, Any]]) -> ItemOutcome:
-    """An item's attempts from the history: 1 + its retried failures.
+# Each step's Task state, by its name in the definition: the states whose attempts count.
+STEP_OF_STATE = {step.state: step.name for step in STEPS}
 
-    The history does not say which Map iteration an event belongs to, so a failure is the
-    item's when the error's message names its URL (the steps' errors do).
+
+def retried_failures(history: list[dict[str, Any]], url: str | None = None) -> dict[str, int]:
+    """How many of each step's task attempts failed under an error its policy retries, by step
+    name ("" where the history names no state). Failures in other states (the tracker's) are
+    not the item's steps'. With ``url``, only failures whose message names it count: for a
+    history shared by several items."""
+    counts: dict[str, int] = {}
+    step: str | None = ""
+    for event in history:
+        if entered := event.get("stateEnteredEventDetails"):
+            step = STEP_OF_STATE.get(str(entered.get("name")))
+            continue
+        failed = event.get("taskFailedEventDetails")
+        if (step is not None and failed and failed.get("error") in RETRIED_ERRORS
+                and (url is None or url in failed.get("cause", ""))):
+            counts[step] = counts.get(step, 0) + 1
+    return counts
+
+
+def with_attempts(item: ItemOutcome, history: list[dict[str, Any]], own: bool = False) -> ItemOutcome:
+    """An item's attempts from the history, as the orchestrator counts them: those of its step
+    tried most, each step's being 1 + its retried failures (the failure that ended the item
+    being its last attempt, not a retry).
+
+    ``own``: the history is the item's alone (its Distributed Map child execution), so every
+    failure in it is the item's, whatever its message (a crashed or throttled invoke does not
+    name the URL). Otherwise (an inline Map's, shared by every item) a failure is the item's
+    when its message names the item's URL, as the steps' errors do.
     """
-    retry_on = RETRIED_ERRORS
-    retried = sum(
-        1 for event in history
-        if (failed := event.get("taskFailedEventDetails"))
-        and failed.get("error") in retry_on and item.url in failed.get("cause", ""))
-    final_failure = 0 if item.succeeded or item.error_type not in retry_on else 1
-    return item.model_copy(update={"attempts": max(item.attempts, 1 + retried - final_failure)})
+    final = (item.failed_step if not item.succeeded and item.error_type in RETRIED_ERRORS
+             else None)
+    counts = retried_failures(history, None if own else item.url)
+    attempts = [1 + failures - (final is not None and step in ("", final))
+                for step, failures in counts.items()]
+    return item.model_copy(update={"attempts": max([item.attempts, *attempts])})
