@@ -232,7 +232,8 @@ class FakeLocalStackMap(FakeDistributedMap):
         return {**super().list_map_runs(executionArn),
                 "ResponseMetadata": {"HTTPHeaders": {"x-localstack": "true"}}}
 
-    def list_executions(self, **_: Any) -> dict[str, Any]:
+    def list_executions(self, mapRunArn: str, maxResults: int,
+                        nextToken: str | None = None) -> dict[str, Any]:
         raise AssertionError("LocalStack cannot list a Map Run's child executions")
 
 
