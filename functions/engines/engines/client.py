@@ -31,7 +31,7 @@ from engines.handoff import RequestStore
 from engines.runs import RunsTable
 from pipeline.keys import execution_items_key
 from pipeline.models import ItemOutcome, RunRequest, RunStatus, RunSummary
-from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, STEPS
+from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, STEPS, Step
 
 Clients = Callable[[str], Any]
 Expired = Callable[[], bool]
@@ -512,41 +512,66 @@ def last_state_entered(history: list[dict[str, Any]]) -> str:
     return ""
 
 
-# Each step's Task state, by its name in the definition: the states whose attempts count.
-STEP_OF_STATE = {step.state: step.name for step in STEPS}
+def retried_failures(history: list[dict[str, Any]], url: str) -> int:
+    """How many task failures in a history shared by several items (an inline Map's) were the
+    item's and retried: those under an error some step's policy retries whose message names
+    the item's URL, as the steps' errors do."""
+    return sum(1 for event in history
+               if (failed := event.get("taskFailedEventDetails"))
+               and failed.get("error") in RETRIED_ERRORS and url in failed.get("cause", ""))
 
 
-def retried_failures(history: list[dict[str, Any]], url: str | None = None) -> dict[str, int]:
-    """How many of each step's task attempts failed under an error its policy retries, by step
-    name ("" where the history names no state). Failures in other states (the tracker's) are
-    not the item's steps'. With ``url``, only failures whose message names it count: for a
-    history shared by several items."""
-    counts: dict[str, int] = {}
-    step: str | None = ""
-    for event in history:
-        if entered := event.get("stateEnteredEventDetails"):
-            step = STEP_OF_STATE.get(str(entered.get("name")))
-            continue
-        failed = event.get("taskFailedEventDetails")
-        if (step is not None and failed and failed.get("error") in RETRIED_ERRORS
-                and (url is None or url in failed.get("cause", ""))):
-            counts[step] = counts.get(step, 0) + 1
+def steps_taken(item: ItemOutcome) -> list[Step] | None:
+    """The steps an item's path ran, in order, as the state machine goes: every step for a
+    stored page, the scraper alone for an unchanged one, up to the failed step for a failed
+    one; None when its outcome does not say (a failure to record it)."""
+    if item.succeeded:
+        return list(STEPS) if item.record is not None else [STEPS[0]]
+    names = [step.name for step in STEPS]
+    if item.failed_step not in names:
+        return None
+    return list(STEPS[:names.index(item.failed_step) + 1])
+
+
+def attempts_per_step(item: ItemOutcome, history: list[dict[str, Any]]) -> list[int]:
+    """Each step's task attempts in an item's own history (its child execution), in order.
+
+    The history is read as the Retry policies run it, not by state names (the local cloud's
+    child executions record none): each step's attempts follow one another until one succeeds,
+    fails with an error its policy does not retry, or its retries are used up; then the next
+    step's begin. What follows the item's last step (the tracker's tasks) is not counted.
+    """
+    steps = steps_taken(item)
+    if steps is None:
+        return []
+    ends = [event for event in history
+            if event.get("type") in ("TaskSucceeded", "TaskFailed", "TaskTimedOut")]
+    counts, position = [], 0
+    for step in steps:
+        attempts = 0
+        while position < len(ends):
+            end, position, attempts = ends[position], position + 1, attempts + 1
+            error = (end.get("taskFailedEventDetails") or {}).get("error")
+            if (end["type"] == "TaskSucceeded" or not step.policy.is_retryable(str(error))
+                    or attempts > step.policy.max_attempts):
+                break
+        counts.append(attempts)
     return counts
 
 
 def with_attempts(item: ItemOutcome, history: list[dict[str, Any]], own: bool = False) -> ItemOutcome:
     """An item's attempts from the history, as the orchestrator counts them: those of its step
-    tried most, each step's being 1 + its retried failures (the failure that ended the item
-    being its last attempt, not a retry).
+    tried most.
 
     ``own``: the history is the item's alone (its Distributed Map child execution), so every
-    failure in it is the item's, whatever its message (a crashed or throttled invoke does not
-    name the URL). Otherwise (an inline Map's, shared by every item) a failure is the item's
-    when its message names the item's URL, as the steps' errors do.
+    task in it is the item's, whatever its error's message (a killed or throttled invoke does
+    not name the URL). Otherwise (an inline Map's history, shared by every item) the item's
+    retried failures are those whose message names its URL: 1 + those, the failure that
+    ended the item being its last attempt, not a retry.
     """
-    final = (item.failed_step if not item.succeeded and item.error_type in RETRIED_ERRORS
-             else None)
-    counts = retried_failures(history, None if own else item.url)
-    attempts = [1 + failures - (final is not None and step in ("", final))
-                for step, failures in counts.items()]
-    return item.model_copy(update={"attempts": max([item.attempts, *attempts])})
+    if own:
+        attempts = max(attempts_per_step(item, history), default=1)
+    else:
+        final = 0 if item.succeeded or item.error_type not in RETRIED_ERRORS else 1
+        attempts = 1 + retried_failures(history, item.url) - final
+    return item.model_copy(update={"attempts": max(item.attempts, attempts)})
