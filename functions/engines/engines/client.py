@@ -285,9 +285,12 @@ class StepFunctionsClient(_RunsTableClient):
         described = sfn.describe_execution(executionArn=handle)
         if described["status"] not in ("RUNNING", "SUCCEEDED"):
             raise EngineFailed(f"execution {handle} ended {described['status']}: "
-                               f"{described.get('error', '')} {described.get('cause', '')}".strip())
+                               f"{described.get('error', '')} {described.get('cause', '')}".strip()
+                               + "".join(f"\n  {failure}" for failure in failed_items(sfn, handle)))
         progress, summary = super().poll(request.run_id, request)
-        if summary is None:
+        # Every item recorded is not yet the run's end: an iteration may still fail after its
+        # outcome was recorded (its alert lost), and with it the execution.
+        if summary is None or described["status"] == "RUNNING":
             return progress, None
         # Attempts are what only the execution history knows (retries inside a Task): each
         # item's child execution's history, or the whole history where it names no items.
@@ -479,6 +482,19 @@ def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     events = [*own_history(sfn, execution_arn),
               *(event for _, child in child_histories(sfn, execution_arn) for event in child)]
     return [{**event, "id": number} for number, event in enumerate(events, 1)]
+
+
+def failed_items(sfn: Any, execution_arn: str) -> list[str]:
+    """"URL: error: cause" for each child execution of the Map that failed (its Fail state, or a
+    task it could not catch), in the order they started: what made the execution fail."""
+    found = []
+    for child in child_executions(sfn, execution_arn):
+        if child.get("status") != "FAILED":
+            continue
+        described = sfn.describe_execution(executionArn=child["executionArn"])
+        url = json.loads(described.get("input") or "{}").get("url", child["executionArn"])
+        found.append(f"{url}: {described.get('error', '')}: {described.get('cause', '')}")
+    return found
 
 
 def item_url(sfn: Any, child_arn: str, history: list[dict[str, Any]]) -> str | None:
