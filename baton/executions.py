@@ -17,7 +17,7 @@ from typing import Any
 from baton import deploy, localcloud
 from baton.errors import BatonError
 from baton.targets import client, local_port
-from engines.client import carried_by_an_earlier_cloud, execution_arn, execution_history
+from engines.client import carried_by_an_earlier_cloud, execution_arn, item_histories
 from engines.events import CHAIN_STEP_LOG, DEAD_LETTER, ChainStep
 from engines.runs import RunsTable
 from pipeline.models import ItemOutcome, RunSummary
@@ -154,13 +154,12 @@ class Executions:
                 rows = sorted(rows + chain_rows(chain_steps(self.target, self.stack, run_id)),
                               key=lambda row: row.at)
             return summary.engine, rows
-        arn = execution_arn(self.machine, run_id)
         try:
-            events = execution_history(self.sfn, arn)
+            histories = item_histories(self.sfn, execution_arn(self.machine, run_id))
         except self.sfn.exceptions.ExecutionDoesNotExist:
             raise BatonError(f"no run {run_id!r} in any engine; `baton executions` lists "
                              "them") from None
-        return "stepfunctions", [_sfn_row(event) for event in events]
+        return STEPFUNCTIONS, stepfunctions_rows(histories, self.runs.item_ends(run_id))
 
 
 def cloud_started_at(target: str) -> datetime | None:
@@ -212,13 +211,28 @@ def _end_row(at: datetime, item: ItemOutcome) -> HistoryRow:
                       f"attempts {item.attempts}; {detail}")
 
 
-def _sfn_row(event: dict[str, Any]) -> HistoryRow:
+def stepfunctions_rows(histories: dict[str | None, list[dict[str, Any]]],
+                       ends: list[tuple[datetime, ItemOutcome]]) -> list[HistoryRow]:
+    """A Step Functions run's rows: the execution's own events, then each item's (its child
+    execution's events, named by its URL, then its end as the tracker recorded it), then the
+    ends of the items with no child execution to read (LocalStack keeps none)."""
+    ended = dict((item.url, (at, item)) for at, item in ends)
+    rows = [_sfn_row(event) for event in histories.get(None, [])]
+    for url, history in histories.items():
+        if url is not None:
+            rows += [_sfn_row(event, url) for event in history]
+            if url in ended:
+                rows.append(_end_row(*ended.pop(url)))
+    return rows + [_end_row(at, item) for at, item in ends if item.url in ended]
+
+
+def _sfn_row(event: dict[str, Any], item: str = "") -> HistoryRow:
     details: dict[str, Any] = next(
         (value for key, value in event.items() if key.endswith("EventDetails")), {})
     detail = details.get("error", "")
     if details.get("cause"):
         detail += f": {details['cause'][:160]}"
-    return HistoryRow(_iso(event.get("timestamp")), "", details.get("name", ""), event["type"],
+    return HistoryRow(_iso(event.get("timestamp")), item, details.get("name", ""), event["type"],
                       detail)
 
 

@@ -94,8 +94,9 @@ def require_reachable(target: str) -> None:
                              f"Start it with: baton up --port {local_port()}")
     elif target == "localstack" and probe_url(f"{url}/_localstack/health") is None:
         raise BatonError(f"LocalStack is not reachable at {url}.\n"
-                         "Start it with: localstack start -d (it needs Docker), or point "
-                         "--endpoint-url / BATON_ENDPOINT_URL at the one you run")
+                         "Start it with: localstack start -d (it needs Docker), or without "
+                         "Docker: python scripts/localstack_harness.py start --host-functions; "
+                         "or point --endpoint-url / BATON_ENDPOINT_URL at the one you run")
 
 
 def probe_url(url: str, timeout: float = 1.0) -> dict[str, Any] | None:

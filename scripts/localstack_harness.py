@@ -20,6 +20,12 @@ What host mode needs on a machine without Docker, and why:
   ``docker`` command answers. With ``--stand-in-docker`` a stand-in ``docker`` answers ``ps`` and
   ``pull`` and refuses to run anything: functions become Active, so whole stacks deploy, but no
   invocation can run. That proves the template and the CLI, not function execution.
+  With ``--host-functions`` functions do run: a runtime executor plugin
+  (``localstack_lambda_executor.py``, installed into LocalStack's venv) runs each execution
+  environment as a host process (``localstack_lambda_runtime.py``) on the Lambda runtime's
+  interpreter baton's local cloud uses, speaking the protocol of LocalStack's container init, so
+  LocalStack's own Lambda service (invokes, retries, timeouts, logs, the Step Functions and
+  EventBridge integrations) runs the pipeline.
 """
 
 from __future__ import annotations
@@ -50,6 +56,12 @@ AGENT_JAR = "ddb-local-loader-0.1.jar"
 JAVA_DIR = Path("java/21")
 RUNTIME_INIT = Path("lambda-runtime/v0.1.41-pre/x86_64/var/rapid/init")
 STAND_IN_MARK = "baton localstack harness stand-in"
+# The host executor plugin: its module names inside LocalStack's venv, and its entry point.
+HERE = Path(__file__).resolve().parent
+HOST_EXECUTOR = "baton_localstack_lambda"
+HOST_EXECUTOR_FILES = {f"{HOST_EXECUTOR}.py": HERE / "localstack_lambda_executor.py",
+                       f"{HOST_EXECUTOR}_runtime.py": HERE / "localstack_lambda_runtime.py"}
+HOST_EXECUTOR_NAME = "baton-host"
 DEFAULT_PORT = 4599
 HEALTH_TIMEOUT_S = 120
 
@@ -114,6 +126,10 @@ class Layout:
     @property
     def log(self) -> Path:
         return self.home / "localstack.log"
+
+    @property
+    def function_logs(self) -> Path:
+        return self.home / "function-logs"
 
 
 def default_home() -> Path:
@@ -266,6 +282,33 @@ def setup_stand_in_docker(layout: Layout) -> None:
     init.chmod(0o755)
 
 
+def site_packages(layout: Layout) -> Path:
+    return next(layout.venv.glob("lib/python3.*/site-packages"))
+
+
+def setup_host_executor(layout: Layout) -> None:
+    """Install the host executor plugin into LocalStack's venv (rewritten at every start, so an
+    edit of its source takes effect), registered as an entry point the way plux finds plugins."""
+    target = site_packages(layout)
+    for name, source in HOST_EXECUTOR_FILES.items():
+        (target / name).write_text(source.read_text())
+    info = target / f"{HOST_EXECUTOR}-1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {HOST_EXECUTOR}\nVersion: 1.0\n")
+    entry_points = (f"[localstack.lambda.runtime_executor]\n"
+                    f"{HOST_EXECUTOR_NAME} = {HOST_EXECUTOR}:HostRuntimeExecutorPlugin\n")
+    if not (info / "entry_points.txt").exists() or (info / "entry_points.txt").read_text() != entry_points:
+        (info / "entry_points.txt").write_text(entry_points)  # its mtime renews plux's cache
+    (info / "RECORD").write_text("".join(f"{name},,\n" for name in HOST_EXECUTOR_FILES))
+
+
+def lambda_python() -> Path:
+    """The interpreter baton's local cloud runs functions on (created once, shared)."""
+    from baton.localcloud import baton_home, environments
+
+    return environments.ensure(environments.LAMBDA_RUNTIME, baton_home() / "venvs", say)
+
+
 def remove_stand_in_init(layout: Layout) -> None:
     """Without the stand-in, LocalStack must behave as shipped (it would download the real one)."""
     init = layout.lib / RUNTIME_INIT
@@ -305,7 +348,8 @@ def running_pid(layout: Layout) -> int | None:
         return None
 
 
-def environment(layout: Layout, port: int, stand_in_docker: bool) -> dict[str, str]:
+def environment(layout: Layout, port: int, stand_in_docker: bool,
+                functions_python: Path | None = None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("AWS_", "LOCALSTACK_", "DOCKER_"))}
     env |= {
@@ -320,11 +364,16 @@ def environment(layout: Layout, port: int, stand_in_docker: bool) -> dict[str, s
     }
     if stand_in_docker:
         env["DOCKER_CMD"] = str(layout.stand_in_bin / "docker")
+    if functions_python is not None:
+        env |= {"LAMBDA_RUNTIME_EXECUTOR": HOST_EXECUTOR_NAME,
+                "BATON_LAMBDA_PYTHON": str(functions_python),
+                "BATON_LAMBDA_LOG_DIR": str(layout.function_logs)}
     return env
 
 
-def start(layout: Layout, port: int, stand_in_docker: bool) -> int:
-    """Start LocalStack on 127.0.0.1:``port`` and wait until healthy; return its PID."""
+def start(layout: Layout, port: int, stand_in_docker: bool, host_functions: bool = False) -> int:
+    """Start LocalStack on 127.0.0.1:``port`` and wait until healthy; return its PID. With
+    ``host_functions``, its functions run as host processes (see the module's docstring)."""
     pid = running_pid(layout)
     if pid is not None:
         raise HarnessError(f"a LocalStack started by this harness runs already (PID {pid}); "
@@ -336,10 +385,16 @@ def start(layout: Layout, port: int, stand_in_docker: bool) -> int:
         setup_stand_in_docker(layout)
     else:
         remove_stand_in_init(layout)
+    functions_python = None
+    if host_functions:
+        setup_host_executor(layout)
+        functions_python = lambda_python()
     shutil.rmtree(layout.filesystem / "tmp" / "localstack", ignore_errors=True)  # fresh state
+    shutil.rmtree(layout.function_logs, ignore_errors=True)
     with layout.log.open("w") as log:
         process = subprocess.Popen([str(layout.python), "-m", "localstack.runtime.main"],
-                                   env=environment(layout, port, stand_in_docker), stdout=log,
+                                   env=environment(layout, port, stand_in_docker, functions_python),
+                                   stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
     layout.pid_file.write_text(str(process.pid))
@@ -379,8 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("setup", "start", "stop", "status"))
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default %(default)s")
-    parser.add_argument("--stand-in-docker", action="store_true",
-                        help="a docker stand-in so functions become Active (they cannot run)")
+    lambdas = parser.add_mutually_exclusive_group()
+    lambdas.add_argument("--stand-in-docker", action="store_true",
+                         help="a docker stand-in so functions become Active (they cannot run)")
+    lambdas.add_argument("--host-functions", action="store_true",
+                         help="run functions as host processes (no Docker needed)")
     args = parser.parse_args(argv)
     layout = Layout(default_home())
     try:
@@ -390,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"ready in {layout.home} ({time.monotonic() - started:.1f} s)")
         elif args.action == "start":
             started = time.monotonic()
-            pid = start(layout, args.port, args.stand_in_docker)
+            pid = start(layout, args.port, args.stand_in_docker, args.host_functions)
             say(f"LocalStack {LOCALSTACK_VERSION} healthy on http://127.0.0.1:{args.port} "
                 f"after {time.monotonic() - started:.1f} s (PID {pid}, log {layout.log})")
             print(f"BATON_ENDPOINT_URL=http://127.0.0.1:{args.port}")

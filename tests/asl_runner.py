@@ -2,7 +2,8 @@
 
 Not an emulator: it exists so unit tests can push data through the state machine's paths
 (Parameters, ResultSelector, ResultPath, Catch, Retry, Choice, Map) without a cloud, and compare
-its outcomes with the orchestrator's. Supported: Pass, Task, Choice (StringEquals, BooleanEquals,
+its outcomes with the orchestrator's. Supported: Pass, Task, Succeed, Fail (with ErrorPath and
+CausePath; it raises ExecutionFailed, as the execution fails), Choice (StringEquals, BooleanEquals,
 IsNull, And, Or, Not), Map (inline or distributed, run sequentially; a distributed Map's items
 from ItemsPath or from a JSON ItemReader on s3:getObject, read through ``read_object``);
 InputPath, a Task's OutputPath; paths ``$``, ``$.a.b``, ``$$.Map.Item.Value(.a.b)`` and
@@ -27,6 +28,15 @@ S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
 
 class TaskFailed(Exception):
     """A task failure as ASL sees it: an error name and a cause string."""
+
+    def __init__(self, error: str, cause: str) -> None:
+        super().__init__(f"{error}: {cause}")
+        self.error = error
+        self.cause = cause
+
+
+class ExecutionFailed(Exception):
+    """A Fail state reached: the execution (an iteration, and with it its Map) fails."""
 
     def __init__(self, error: str, cause: str) -> None:
         super().__init__(f"{error}: {cause}")
@@ -208,10 +218,14 @@ def run_machine(
                                            read_object))
             data = put_result(data, state.get("ResultPath", "$"), outputs)
             name = state.get("Next")
-        elif kind in ("Succeed", "Fail"):
+        elif kind == "Succeed":
             return data
+        elif kind == "Fail":
+            raise ExecutionFailed(*(
+                get_path(data, state[f"{field}Path"], context) if f"{field}Path" in state
+                else state.get(field, "") for field in ("Error", "Cause")))
         else:
             raise NotImplementedError(kind)
-        if state.get("End"):
-            return data
+        # An End state's next is None, which ends the loop; a caught Task goes to its catcher's
+        # Next even when it is an End state.
     return data

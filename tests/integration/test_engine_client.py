@@ -162,3 +162,40 @@ def test_a_redrive_maps_over_its_own_items(runs_table: str) -> None:
     assert redrive["name"] == "sfn-5-redrive-1"
     assert [item["url"] for item in items_of(first)] == [A, B]
     assert [item["url"] for item in items_of(redrive)] == [B]
+
+
+@dataclass
+class FakeMapWithAFailedItem(FakeStepFunctions):
+    """An execution whose Map's iteration for B failed after B's outcome was recorded (its
+    alert could not be sent): the Map, then the execution, fail."""
+
+    CHILD = "arn:aws:states:us-east-1:1:execution:pipeline/Pages:b"
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        if executionArn == self.CHILD:
+            return {"status": "FAILED", "input": json.dumps({"url": B}), "error": "PermanentError",
+                    "cause": json.dumps({"errorMessage": "publishing to the alert topic: NotFound"})}
+        return {**super().describe_execution(executionArn),
+                "error": "States.ExceedToleratedFailureThreshold", "cause": "threshold exceeded"}
+
+    def list_map_runs(self, **_: Any) -> dict[str, Any]:
+        return {"mapRuns": [{"mapRunArn": "arn:maprun"}]}
+
+    def list_executions(self, **_: Any) -> dict[str, Any]:
+        return {"executions": [
+            {"executionArn": self.CHILD, "status": "FAILED", "startDate": NOW},
+            {"executionArn": self.CHILD[:-1] + "a", "status": "SUCCEEDED", "startDate": NOW}]}
+
+
+def test_a_run_whose_items_are_all_recorded_ends_only_with_its_execution(runs_table: str) -> None:
+    # every item recorded at the first sleep, the execution still running, then failed
+    sfn = FakeMapWithAFailedItem(RunsTable(runs_table), ["RUNNING", "RUNNING", "FAILED"])
+
+    with pytest.raises(EngineFailed) as failure:
+        Runner(client_over(runs_table, sfn), poll_seconds=0.5, sleep=sfn.run_items).run(
+            request("sfn-5"), expired=lambda: False)
+
+    lines = str(failure.value).splitlines()
+    assert lines[0].endswith("ended FAILED: States.ExceedToleratedFailureThreshold threshold exceeded")
+    assert lines[1:] == [f"  {B}: PermanentError: "
+                         '{"errorMessage": "publishing to the alert topic: NotFound"}']

@@ -2,7 +2,8 @@
 
 They run with `make test-localstack` (BATON_TEST_LOCALSTACK=1); elsewhere they are skipped, since
 the first setup installs LocalStack (a few minutes). Each module starts its own LocalStack on a
-free port and stops it at the end; `baton` subprocesses reach it through BATON_ENDPOINT_URL.
+free port and stops it at the end; `baton` subprocesses reach it through BATON_ENDPOINT_URL, and
+its functions reach the sample site the tests serve on 127.0.0.1 directly (they run on the host).
 """
 
 from __future__ import annotations
@@ -54,12 +55,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_localstack(stand_in_docker: bool) -> Iterator[str]:
-    """Start a LocalStack, point baton at it, yield its endpoint; stop it afterwards."""
+def start_localstack(stand_in_docker: bool, host_functions: bool = False) -> Iterator[str]:
+    """Start a LocalStack, point baton at it, yield its endpoint; stop it afterwards. With
+    ``host_functions`` its functions run (as host processes: see the harness)."""
     layout = harness.Layout(harness.default_home())
     port = free_port()
     started = time.monotonic()
-    harness.start(layout, port, stand_in_docker)
+    harness.start(layout, port, stand_in_docker, host_functions)
     endpoint = f"http://127.0.0.1:{port}"
     print(f"\nLocalStack healthy on {endpoint} after {time.monotonic() - started:.1f} s",
           file=sys.stderr)

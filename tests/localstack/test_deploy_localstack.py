@@ -4,8 +4,8 @@ LocalStack runs functions only in Docker containers. Here a stand-in `docker` co
 checks made when a function is created and refuses to run anything, so every function becomes
 Active and the whole stack deploys, but no function can execute. These tests therefore prove the
 template and the CLI on LocalStack (resources, wiring, updates, no-change redeploys, destroy, the
-messages when functions cannot run), not function execution: that is proven on the embedded
-local cloud (tests/e2e), and on LocalStack only with Docker.
+messages when functions cannot run); running the pipeline there is test_engines_localstack.py's
+(functions as host processes, through the harness's runtime executor plugin).
 """
 
 from __future__ import annotations

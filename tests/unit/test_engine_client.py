@@ -20,8 +20,16 @@ from engines.client import (
     items_to_redrive,
     with_attempts,
 )
-from pipeline.models import ItemOutcome, RunRequest, RunSummary, Validators
-from pipeline.steps import ENGINES
+from pipeline.models import (
+    Change,
+    ItemOutcome,
+    RunRequest,
+    RunSummary,
+    StoredRecord,
+    Validators,
+    Verdict,
+)
+from pipeline.steps import ENGINES, STEP
 
 A, B = "http://site.test/pages/a", "http://site.test/pages/b"
 REQUEST = RunRequest(run_id="monitor-1", urls=[A, B], previous={A: Validators(etag='"v1"')},
@@ -133,6 +141,71 @@ def test_a_final_retryable_failure_is_not_counted_twice():
     assert with_attempts(item, history).attempts == 4
 
 
+def entered(state: str) -> dict:
+    return {"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": state}}
+
+
+def crashed() -> dict:
+    """A killed invoke: its error names no URL."""
+    return {"type": "TaskFailed", "taskFailedEventDetails": {
+        "error": "Runtime.ExitError", "cause": "Runtime exited with error: signal: killed"}}
+
+
+def refused(url: str) -> dict:
+    return failed_event(url, "PermanentError")
+
+
+SUCCEEDED = {"type": "TaskSucceeded"}
+STORED = StoredRecord(run_id="r", url="http://s/page", content_hash="h", text_key="t",  # type: ignore[arg-type]
+                      change=Change.NEW, verdict=Verdict.ALLOW, score=0.1,
+                      checked_at=datetime(2026, 11, 30, tzinfo=UTC))
+PAGE = ItemOutcome(run_id="r", url="http://s/page", succeeded=True, record=STORED)
+
+
+def test_in_its_own_child_execution_every_retried_failure_is_the_item_s_whatever_its_message():
+    # an unchanged page (304): the scraper, then the tracker
+    item = ItemOutcome(run_id="r", url="http://s/page", succeeded=True)
+    history = [entered("Fetch page"), crashed(), crashed(), SUCCEEDED,
+               entered("Record outcome"), SUCCEEDED]
+
+    assert with_attempts(item, history, own=True).attempts == 3
+    # shared by several items, a failure that names no URL cannot be told to be this one's
+    assert with_attempts(item, history).attempts == 1
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["states named", "tasks only"])
+def test_an_item_s_attempts_are_those_of_its_step_tried_most_as_the_orchestrator_counts(named):
+    visits = [("Fetch page", [crashed(), SUCCEEDED]),
+              ("Extract text", [crashed(), crashed(), SUCCEEDED]),
+              ("Score toxicity", [SUCCEEDED]),
+              ("Store record", [crashed(), SUCCEEDED]),
+              # the tracker's retries are the run's bookkeeping, not the item's steps
+              ("Record outcome", [crashed(), crashed(), crashed(), crashed(), SUCCEEDED])]
+    # the local cloud's child executions record the tasks only, no state entered
+    history = [event for state, events in visits
+               for event in ([entered(state)] if named else []) + events]
+
+    assert with_attempts(PAGE, history, own=True).attempts == 3
+
+
+def test_the_step_that_ended_the_item_counts_its_last_failure_as_an_attempt():
+    item = PAGE.model_copy(update={"succeeded": False, "record": None, "failed_step": "store",
+                                   "error_type": "Runtime.ExitError"})
+    retries = STEP["store"].policy.max_attempts
+    history = [crashed(), SUCCEEDED, SUCCEEDED, SUCCEEDED, *[crashed()] * (1 + retries),
+               crashed(), SUCCEEDED]  # then the tracker: a retry, and the outcome recorded
+
+    assert with_attempts(item, history, own=True).attempts == 1 + retries
+
+
+def test_a_failure_no_policy_retries_ends_its_step() -> None:
+    item = PAGE.model_copy(update={"succeeded": False, "record": None, "failed_step": "transformer",
+                                   "error_type": "PermanentError"})
+    history = [crashed(), SUCCEEDED, crashed(), refused(PAGE.url), crashed(), SUCCEEDED]
+
+    assert with_attempts(item, history, own=True).attempts == 2
+
+
 def scheduled(url: str) -> dict:
     """A scraper task scheduled for ``url`` (the local cloud's event names no parameters)."""
     return {"type": "TaskScheduled", "taskScheduledEventDetails": {"resource": url}}
@@ -183,6 +256,26 @@ def test_each_item_s_attempts_come_from_its_own_child_execution() -> None:
     item = ItemOutcome(run_id="r", url=A, succeeded=True)
     assert with_attempts(item, histories[A]).attempts == 3
     assert with_attempts(item.model_copy(update={"url": B}), histories[B]).attempts == 1
+
+
+class FakeLocalStackMap(FakeDistributedMap):
+    """LocalStack: the Map Run is listed, but its iterations ran inside the parent execution and
+    ListExecutions by mapRunArn fails (InternalError)."""
+
+    def list_map_runs(self, executionArn: str) -> dict[str, Any]:
+        return {**super().list_map_runs(executionArn),
+                "ResponseMetadata": {"HTTPHeaders": {"x-localstack": "true"}}}
+
+    def list_executions(self, mapRunArn: str, maxResults: int,
+                        nextToken: str | None = None) -> dict[str, Any]:
+        raise AssertionError("LocalStack cannot list a Map Run's child executions")
+
+
+def test_on_localstack_only_the_parent_s_history_is_read() -> None:
+    sfn = FakeLocalStackMap({"arn:child-a": [scheduled(A)]})
+
+    assert item_histories(sfn, "arn:run") == {None: [{"type": "MapStateEntered"}]}
+    assert [event["type"] for event in execution_history(sfn, "arn:run")] == ["MapStateEntered"]
 
 
 def test_an_execution_s_history_includes_its_children_s_in_the_order_they_started() -> None:

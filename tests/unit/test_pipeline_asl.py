@@ -20,7 +20,7 @@ from pipeline.errors import PermanentError, TransientError
 from pipeline.models import ItemOutcome, RunRequest, RunSummary, Validators, Verdict
 from pipeline.policy import RECORD_POLICY, asl_retry
 from pipeline.steps import STEP, STEPS
-from tests.asl_runner import TaskFailed, run_machine
+from tests.asl_runner import ExecutionFailed, TaskFailed, run_machine
 from tests.monitor_fakes import Page, SiteSteps
 from tests.orchestrator_fakes import FakeAlerts, FakeSteps, MemoryRunLog
 from tracker.logic import state_machine_outcome
@@ -118,8 +118,9 @@ def invoked(state: dict[str, Any]) -> str | None:
 
 def test_every_task_retries_with_its_policy(definition: dict[str, Any]) -> None:
     tasks = [(name, state) for name, state in all_states(definition) if state["Type"] == "Task"]
+    # the tracker twice: the item's outcome, and the failure to record it
     assert sorted(invoked(state) or "" for _, state in tasks) == sorted(
-        [step.name for step in STEPS] + [TRACKER])
+        [step.name for step in STEPS] + [TRACKER, TRACKER])
     for name, state in tasks:
         function = invoked(state)
         policy = RECORD_POLICY if function == TRACKER else STEP[function or ""].policy
@@ -148,11 +149,22 @@ def test_every_item_ends_by_handing_its_outcome_to_the_tracker(definition: dict[
     [the_map] = [state for _, state in all_states(definition) if state["Type"] == "Map"]
     states = the_map["ItemProcessor"]["States"]
     ends = [name for name, state in states.items() if state.get("End")]
-    assert ends == ["Record outcome"]
+    assert ends == ["Record outcome", "Item failed"]
     record = states["Record outcome"]
-    assert "Catch" not in record  # an outcome that cannot be recorded fails the execution
     assert record["Parameters"]["Payload"] == {"outcome.$": "$.outcome",
                                                "alert_flagged.$": "$.alert_flagged"}
+    # An outcome that cannot be recorded after every retry ends the item as failed, naming the
+    # error, through the tracker again; only if that fails too does the iteration fail.
+    [catcher] = record["Catch"]
+    assert catcher["ErrorEquals"] == ["States.ALL"]
+    named = states[catcher["Next"]]
+    assert named["Type"] == "Pass" and named["ResultPath"] == "$.outcome"
+    assert named["Parameters"]["succeeded"] is False
+    assert named["Parameters"]["error_type.$"] == f"{catcher['ResultPath']}.Error"
+    assert named["Parameters"]["error.$"] == f"{catcher['ResultPath']}.Cause"
+    failed = states[named["Next"]]
+    assert invoked(failed) == TRACKER and "Catch" not in failed
+    assert failed["Parameters"]["Payload"] == {"outcome.$": "$.outcome", "alert_flagged": False}
     # The state keeps no item results: it stays small whatever the number of URLs.
     assert the_map["ResultPath"] is None
 
@@ -275,6 +287,88 @@ def test_each_item_is_recorded_once_and_the_output_stays_small(definition: dict[
     summary = RunSummary.from_outcomes(RUN, output["engine"], cloud.outcomes())
     assert sorted(item.url for item in summary.items) == [A, B, C, D]
     assert (summary.succeeded, summary.failed, summary.flagged) == (3, 1, 2)
+
+
+class RecordFailsFor(Cloud):
+    """A tracker that cannot record ``url``'s outcome as it came (every attempt fails), but can
+    record a failed outcome for it."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(scripted_steps())
+        self.url = url
+        self.refused = 0
+
+    def __call__(self, resource: str, parameters: dict[str, Any]) -> Any:
+        payload = parameters["Payload"]
+        if (SUBSTITUTIONS[parameters["FunctionName"][2:-1]] == TRACKER
+                and payload["outcome"]["url"] == self.url and payload["outcome"]["succeeded"]):
+            self.refused += 1
+            raise TaskFailed("TransientError", json.dumps({
+                "errorMessage": "runs table throttled: ProvisionedThroughputExceededException",
+                "errorType": "TransientError"}))
+        return super().__call__(resource, parameters)
+
+
+def test_an_outcome_the_tracker_cannot_record_ends_the_item_failed_with_the_error_named(
+    definition: dict[str, Any],
+) -> None:
+    cloud = RecordFailsFor(D)
+    request = RunRequest(run_id=RUN, urls=[A, B, C, D], max_concurrency=2)
+    objects = {("data", "items.json"): json.dumps(request.state_machine_items())}
+
+    output = run_machine(definition, request.state_machine_input("data", "items.json"), cloud,
+                         read_object=lambda bucket, key: objects[(bucket, key)])
+
+    assert output == {"run_id": RUN, "engine": "stepfunctions", "total": 4}  # the Map went on
+    assert cloud.refused == 1 + RECORD_POLICY.max_attempts  # every retry of the record was tried
+    outcomes = {outcome.url: outcome for outcome in cloud.outcomes()}
+    assert set(outcomes) == {A, B, C, D}  # D too: one outcome each, none lost
+    failed = outcomes[D]
+    assert (failed.succeeded, failed.failed_step, failed.error_type) == (
+        False, "tracker", "TransientError")
+    assert failed.error == "runs table throttled: ProvisionedThroughputExceededException"
+    assert failed.record is None
+    assert [alert.url for alert in cloud.alerts.sent if str(alert.url) == D] == []
+
+
+class AlertFailsFor(Cloud):
+    """A tracker that records ``url``'s outcome once (as the real one: a later call finds it
+    recorded) but cannot send its alert: every call for its flagged outcome fails after the
+    record."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(scripted_steps())
+        self.url = url
+
+    def __call__(self, resource: str, parameters: dict[str, Any]) -> Any:
+        payload = parameters["Payload"]
+        if (SUBSTITUTIONS[parameters["FunctionName"][2:-1]] != TRACKER
+                or payload["outcome"]["url"] != self.url):
+            return super().__call__(resource, parameters)
+        recorded = not any(end.outcome.url == self.url for end in self.ends)
+        if recorded:
+            self.ends.append(ItemEnd.model_validate(payload))
+        if payload["outcome"]["succeeded"]:
+            raise TaskFailed("TransientError", json.dumps({
+                "errorMessage": "alert not sent: Throttling", "errorType": "TransientError"}))
+        return {"StatusCode": 200, "Payload": {"recorded": recorded}}
+
+
+def test_an_outcome_recorded_whose_alert_cannot_be_sent_fails_the_execution_naming_why(
+    definition: dict[str, Any],
+) -> None:
+    cloud = AlertFailsFor(A)  # A is blocked: flagged, alerted
+    request = RunRequest(run_id=RUN, urls=[A, B], max_concurrency=2)
+    objects = {("data", "items.json"): json.dumps(request.state_machine_items())}
+
+    with pytest.raises(ExecutionFailed) as failure:
+        run_machine(definition, request.state_machine_input("data", "items.json"), cloud,
+                    read_object=lambda bucket, key: objects[(bucket, key)])
+
+    # not a silent success: the item is recorded as it ended, and its lost alert is named
+    assert failure.value.error == "TransientError"
+    assert "alert not sent: Throttling" in failure.value.cause
+    assert [(outcome.url, outcome.succeeded) for outcome in cloud.outcomes()] == [(A, True)]
 
 
 def test_state_machine_and_orchestrator_agree_item_by_item(definition: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ from engines.handoff import RequestStore
 from engines.runs import RunsTable
 from pipeline.keys import execution_items_key
 from pipeline.models import ItemOutcome, RunRequest, RunStatus, RunSummary
-from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, STEPS
+from pipeline.steps import CHOREOGRAPHY, ENGINES, ORCHESTRATOR, STEPFUNCTIONS, STEPS, Step
 
 Clients = Callable[[str], Any]
 Expired = Callable[[], bool]
@@ -285,15 +285,18 @@ class StepFunctionsClient(_RunsTableClient):
         described = sfn.describe_execution(executionArn=handle)
         if described["status"] not in ("RUNNING", "SUCCEEDED"):
             raise EngineFailed(f"execution {handle} ended {described['status']}: "
-                               f"{described.get('error', '')} {described.get('cause', '')}".strip())
+                               f"{described.get('error', '')} {described.get('cause', '')}".strip()
+                               + "".join(f"\n  {failure}" for failure in failed_items(sfn, handle)))
         progress, summary = super().poll(request.run_id, request)
-        if summary is None:
+        # Every item recorded is not yet the run's end: an iteration may still fail after its
+        # outcome was recorded (its alert lost), and with it the execution.
+        if summary is None or described["status"] == "RUNNING":
             return progress, None
         # Attempts are what only the execution history knows (retries inside a Task): each
         # item's child execution's history, or the whole history where it names no items.
         histories = item_histories(sfn, handle)
-        items = [with_attempts(item, histories.get(item.url, histories.get(None, [])))
-                 for item in summary.items]
+        items = [with_attempts(item, histories[item.url], own=True) if item.url in histories
+                 else with_attempts(item, histories[None]) for item in summary.items]
         return progress, summary.model_copy(update={"items": items})
 
 
@@ -425,11 +428,24 @@ def own_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
                   maxResults=1000)
 
 
+def keeps_no_child_executions(response: dict[str, Any]) -> bool:
+    """Whether the Step Functions that gave ``response`` is LocalStack's, which runs a
+    Distributed Map's iterations inside the parent execution: it lists the Map Run but keeps no
+    child execution nor any history of the iterations (ListExecutions by mapRunArn fails with an
+    InternalError), so there is nothing to read but the parent's own history."""
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return str(headers.get("x-localstack", "")).lower() == "true"
+
+
 def child_executions(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     """The child executions of an execution's Map Runs (one per item of a Distributed Map),
-    in the order they started."""
-    children = [child
-                for run in _pages(sfn.list_map_runs, "mapRuns", executionArn=execution_arn)
+    in the order they started; none where the service keeps none (LocalStack)."""
+    first = sfn.list_map_runs(executionArn=execution_arn)
+    if keeps_no_child_executions(first):
+        return []
+    runs = first["mapRuns"] + (_pages(sfn.list_map_runs, "mapRuns", executionArn=execution_arn,
+                                      nextToken=first["nextToken"]) if first.get("nextToken") else [])
+    children = [child for run in runs
                 for child in _pages(sfn.list_executions, "executions",
                                     mapRunArn=run["mapRunArn"], maxResults=1000)]
     return sorted(children, key=lambda child: (str(child["startDate"]), child["executionArn"]))
@@ -449,6 +465,19 @@ def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     events = [*own_history(sfn, execution_arn),
               *(event for _, child in child_histories(sfn, execution_arn) for event in child)]
     return [{**event, "id": number} for number, event in enumerate(events, 1)]
+
+
+def failed_items(sfn: Any, execution_arn: str) -> list[str]:
+    """"URL: error: cause" for each child execution of the Map that failed (its Fail state, or a
+    task it could not catch), in the order they started: what made the execution fail."""
+    found = []
+    for child in child_executions(sfn, execution_arn):
+        if child.get("status") != "FAILED":
+            continue
+        described = sfn.describe_execution(executionArn=child["executionArn"])
+        url = json.loads(described.get("input") or "{}").get("url", child["executionArn"])
+        found.append(f"{url}: {described.get('error', '')}: {described.get('cause', '')}")
+    return found
 
 
 def item_url(sfn: Any, child_arn: str, history: list[dict[str, Any]]) -> str | None:
@@ -482,16 +511,66 @@ def last_state_entered(history: list[dict[str, Any]]) -> str:
     return ""
 
 
-def with_attempts(item: ItemOutcome, history: list[dict[str, Any]]) -> ItemOutcome:
-    """An item's attempts from the history: 1 + its retried failures.
+def retried_failures(history: list[dict[str, Any]], url: str) -> int:
+    """How many task failures in a history shared by several items (an inline Map's) were the
+    item's and retried: those under an error some step's policy retries whose message names
+    the item's URL, as the steps' errors do."""
+    return sum(1 for event in history
+               if (failed := event.get("taskFailedEventDetails"))
+               and failed.get("error") in RETRIED_ERRORS and url in failed.get("cause", ""))
 
-    The history does not say which Map iteration an event belongs to, so a failure is the
-    item's when the error's message names its URL (the steps' errors do).
+
+def steps_taken(item: ItemOutcome) -> list[Step] | None:
+    """The steps an item's path ran, in order, as the state machine goes: every step for a
+    stored page, the scraper alone for an unchanged one, up to the failed step for a failed
+    one; None when its outcome does not say (a failure to record it)."""
+    if item.succeeded:
+        return list(STEPS) if item.record is not None else [STEPS[0]]
+    names = [step.name for step in STEPS]
+    if item.failed_step not in names:
+        return None
+    return list(STEPS[:names.index(item.failed_step) + 1])
+
+
+def attempts_per_step(item: ItemOutcome, history: list[dict[str, Any]]) -> list[int]:
+    """Each step's task attempts in an item's own history (its child execution), in order.
+
+    The history is read as the Retry policies run it, not by state names (the local cloud's
+    child executions record none): each step's attempts follow one another until one succeeds,
+    fails with an error its policy does not retry, or its retries are used up; then the next
+    step's begin. What follows the item's last step (the tracker's tasks) is not counted.
     """
-    retry_on = RETRIED_ERRORS
-    retried = sum(
-        1 for event in history
-        if (failed := event.get("taskFailedEventDetails"))
-        and failed.get("error") in retry_on and item.url in failed.get("cause", ""))
-    final_failure = 0 if item.succeeded or item.error_type not in retry_on else 1
-    return item.model_copy(update={"attempts": max(item.attempts, 1 + retried - final_failure)})
+    steps = steps_taken(item)
+    if steps is None:
+        return []
+    ends = [event for event in history
+            if event.get("type") in ("TaskSucceeded", "TaskFailed", "TaskTimedOut")]
+    counts, position = [], 0
+    for step in steps:
+        attempts = 0
+        while position < len(ends):
+            end, position, attempts = ends[position], position + 1, attempts + 1
+            error = (end.get("taskFailedEventDetails") or {}).get("error")
+            if (end["type"] == "TaskSucceeded" or not step.policy.is_retryable(str(error))
+                    or attempts > step.policy.max_attempts):
+                break
+        counts.append(attempts)
+    return counts
+
+
+def with_attempts(item: ItemOutcome, history: list[dict[str, Any]], own: bool = False) -> ItemOutcome:
+    """An item's attempts from the history, as the orchestrator counts them: those of its step
+    tried most.
+
+    ``own``: the history is the item's alone (its Distributed Map child execution), so every
+    task in it is the item's, whatever its error's message (a killed or throttled invoke does
+    not name the URL). Otherwise (an inline Map's history, shared by every item) the item's
+    retried failures are those whose message names its URL: 1 + those, the failure that
+    ended the item being its last attempt, not a retry.
+    """
+    if own:
+        attempts = max(attempts_per_step(item, history), default=1)
+    else:
+        final = 0 if item.succeeded or item.error_type not in RETRIED_ERRORS else 1
+        attempts = 1 + retried_failures(history, item.url) - final
+    return item.model_copy(update={"attempts": max(item.attempts, attempts)})
