@@ -192,8 +192,8 @@ def test_a_run_whose_items_are_all_recorded_ends_only_with_its_execution(runs_ta
     sfn = FakeMapWithAFailedItem(RunsTable(runs_table), ["RUNNING", "RUNNING", "FAILED"])
 
     with pytest.raises(EngineFailed) as failure:
-        Runner(client_over(runs_table, sfn), poll_seconds=0.5, sleep=sfn.run_items).run(
-            request("sfn-5"), expired=lambda: False)
+        run_to_end(client_over(runs_table, sfn), request("sfn-5"), expired=lambda: False,
+                   poll_seconds=0.5, sleep=sfn.run_items)
 
     lines = str(failure.value).splitlines()
     assert lines[0].endswith("ended FAILED: States.ExceedToleratedFailureThreshold threshold exceeded")
