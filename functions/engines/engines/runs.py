@@ -408,23 +408,20 @@ class RunsTable(Table):
         engine runs those items once more under the same run id; the redrive's number and the
         URLs taken back (none: the run is left as it was).
 
-        An item that succeeded is never taken back (ValueError). An item with no outcome has
-        nothing to take back. Where the run counts its ends (the tracker's ``record``), an
-        outcome's counts are taken back with it, in one transaction. An item's ``alerted`` mark
-        stays: a redriven item does not alert twice. An item whose end changes meanwhile (a
-        duplicated event's twin storing it, say) is read again: stored now, it is left alone.
+        An item that succeeded is never taken back: it is left out (``urls`` was read a moment
+        ago; a duplicated event's twin may have stored it since, and may still while it is being
+        taken back: its end is then read again). An item with no outcome has nothing to take
+        back. Where the run counts its ends (the tracker's ``record``), an outcome's counts are
+        taken back with it, in one transaction. An item's ``alerted`` mark stays: a redriven
+        item does not alert twice.
         """
         meta = self.meta(run_id)
         if meta is None:
             raise ValueError(f"no run {run_id} in the runs table")
         counted = "finished" in meta
         ended = self.finished_items(run_id)
-        for url in urls:
-            outcome = ended.get(url_id(url))
-            if outcome is not None and outcome.succeeded:
-                raise ValueError(f"{url} succeeded in run {run_id}: it is not redriven")
-        reopened = [url for url in urls if self._take_back(run_id, url, ended.get(url_id(url)),
-                                                            counted, at)]
+        reopened = [url for url in urls
+                    if self._take_back(run_id, url, ended.get(url_id(url)), counted, at)]
         if not reopened:
             return int(meta.get("redrives", 0)), []
         answer = self._update(
@@ -437,9 +434,11 @@ class RunsTable(Table):
     def _take_back(self, run_id: str, url: str, outcome: ItemOutcome | None, counted: bool,
                    at: datetime, tries: int = 3) -> bool:
         """Take back ``url``'s end as read (``outcome``), its count with it; False if the item
-        was stored meanwhile. Its condition fails when the end changed since it was read: the
+        is stored (as read, or meanwhile). Its condition fails when the end changed since it was read: the
         item is read again and, unless stored now, taken back as it is then."""
         for _ in range(tries):
+            if outcome is not None and outcome.succeeded:
+                return False
             item = self._update_request(
                 run_id, item_key(url),
                 "SET #url = :url, #url_id = :url_id, #status = :status, #reopened_at = :at "
@@ -465,8 +464,6 @@ class RunsTable(Table):
                 if error_code(error) != "TransactionCanceledException":
                     raise
             outcome = self._outcome(run_id, url)
-            if outcome is not None and outcome.succeeded:
-                return False
         raise ValueError(f"{url} kept changing in run {run_id} while it was being redriven; "
                          "try again")
 
