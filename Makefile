@@ -22,7 +22,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not e2e"
 
 # A real LocalStack in host mode (installed once under ~/.baton/localstack, about 3 minutes),
-# then the deploy / describe / update / no-change / destroy suite against it.
+# then the deploy / describe / update / no-change / destroy suite and each engine's run against it.
 test-localstack: setup
 	$(BIN)/python scripts/localstack_harness.py setup
 	BATON_TEST_LOCALSTACK=1 $(BIN)/python -m pytest tests/localstack
