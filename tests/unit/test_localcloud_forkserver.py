@@ -142,7 +142,7 @@ def test_a_worker_ends_when_its_stdin_closes(zygote: Zygote, lib: Path, script: 
 
 
 def test_a_zygote_that_cannot_start_is_an_error(lib: Path) -> None:
-    with pytest.raises(ZygoteError, match="did not start|no answer"):
+    with pytest.raises(ZygoteError, match=r"did not start|no answer"):
         Zygote("/bin/false", base_env(lib))
 
 
@@ -189,7 +189,8 @@ def test_a_function_bundling_a_preloaded_module_is_not_forked(
     Path(code, "json").mkdir()
     cloud = servers(lib)
     try:
-        assert spawned_plainly(cloud.start_worker("python3.12", sys.executable, script, code, function_env(lib)))
+        env = function_env(lib)
+        assert spawned_plainly(cloud.start_worker("python3.12", sys.executable, script, code, env))
         assert "its code has its own json" in capsys.readouterr().err
     finally:
         cloud.stop()
