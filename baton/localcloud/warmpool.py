@@ -32,7 +32,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 DEFAULT_LIMIT = 10
-WORKERS_PER_SLOT = 3
+WORKERS_PER_SLOT = 1
 MIN_IDLE_S = 5.0
 
 

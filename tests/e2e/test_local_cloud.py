@@ -710,3 +710,15 @@ def test_the_cloud_its_zygote_and_its_forked_workers_stop_together(state_dir, pr
 
     assert not running(worker["pid"])
     assert not running(zygote)
+
+
+def test_with_the_fork_server_off_workers_are_new_interpreters(state_dir, probe_layer_zip, monkeypatch):
+    monkeypatch.setenv("BATON_FORK_SERVER", "0")
+    cloud = LocalCloud(state_dir=state_dir)
+    instance, _ = cloud.up(port=free_port())
+    lambdas = lambda_client(instance)
+    name = create_fork_probe(lambdas, publish_fork_probe_layer(instance, probe_layer_zip), WHO="plain")
+
+    answer = invoke_probe(lambdas, name)
+
+    assert "launcher.py" in answer["parent"] and answer["who"] == "plain"
