@@ -336,8 +336,9 @@ class ForkedProcess:
             pidfd = self._pidfd
             if pidfd is None:
                 return True
-        readable, _, _ = select.select([pidfd], [], [], timeout)
-        return bool(readable)
+        waiting = select.poll()  # not select(): the cloud may hold more than 1024 descriptors
+        waiting.register(pidfd, select.POLLIN)
+        return bool(waiting.poll(None if timeout is None else timeout * 1000))
 
     def _finish(self) -> int:
         code = self._status.wait(REPORT_WAIT_S)
@@ -509,6 +510,8 @@ class ForkServers:
         key = (binary, layers, interpreter_env(env))
         zygote = self._zygote(key, binary, layers, dict(key[2]))
         function = env.get("AWS_LAMBDA_FUNCTION_NAME", "?")
+        if "*" in zygote.env_reads:
+            raise ZygoteError("not forked: a preloaded module read the whole environment at import")
         differing = sorted(name for name, value in zygote.env_reads.items() if env.get(name) != value)
         if differing:
             raise ZygoteError(f"not forked: the preloaded modules read {', '.join(differing)} at import, "

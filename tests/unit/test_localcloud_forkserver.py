@@ -227,3 +227,15 @@ def test_layer_paths_are_in_the_worker_scripts_order(tmp_path: Path) -> None:
     second.mkdir()
     assert forkserver.layer_paths(os.pathsep.join([str(first), str(second)])) == [
         str(second), str(first), str(first / "python")]
+
+
+def test_a_preload_reading_the_whole_environment_forks_nothing(lib: Path, script: str, code: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (lib / "copies_environment.py").write_text("import os\nSNAPSHOT = dict(os.environ)\n")
+    cloud = ForkServers(base_env=base_env(lib), modules=("copies_environment",))
+    try:
+        env = function_env(lib)
+        assert spawned_plainly(cloud.start_worker("python3.12", sys.executable, script, code, env))
+        assert "read the whole environment" in capsys.readouterr().err
+    finally:
+        cloud.stop()
