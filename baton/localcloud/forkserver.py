@@ -249,7 +249,9 @@ def _become_worker(request: Mapping[str, Any], fds: list[int], startup_path: lis
         sys.argv = [script]
         sys.path[:] = [os.path.dirname(os.path.abspath(script)), *startup_path]
         time.tzset()  # a new interpreter reads TZ at its start
-        gc.unfreeze()  # the worker's own objects are collected as in any interpreter
+        # The preloaded objects stay frozen: a collection that traversed them would write to
+        # each one and copy all their pages (measured: 7 MB more private memory per worker). The
+        # worker's own objects are collected as in any interpreter.
     except BaseException:
         traceback.print_exc()
         return 1
