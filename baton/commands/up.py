@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="keep the cloud's state across down/up (saved on graceful stop)")
     parser.add_argument("--concurrency", type=int_between(1, MAX_CONCURRENCY), metavar="N",
                         help="the account concurrency limit: invocations running at once (warm "
-                             "workers are capped at it; default: "
+                             "workers are capped at three times it; default: "
                              "BATON_LAMBDA_CONCURRENCY, else sized to this machine)")
     parser.add_argument("--worker-idle", type=seconds_up_to(MAX_WORKER_IDLE_S), metavar="S",
                         help="seconds an extra warm worker may stay idle before it is stopped "

