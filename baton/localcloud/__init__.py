@@ -256,8 +256,9 @@ class LocalCloud:
             "LAMBDA_ACCOUNT_CONCURRENCY": str(limit),
             "LAMBDA_WARM_TTL_SECONDS": str(max(1, round(idle_s))),  # MiniStack reads whole seconds
         }
-        # Settings the launcher reads: the request guard's allowlist, the persistence interval.
-        for setting in ("BATON_ALLOWED_ORIGINS", "BATON_PERSIST_INTERVAL_S"):
+        # Settings the launcher reads: the request guard's allowlist, the persistence interval,
+        # whether Python workers are forked from a zygote (forkserver.py).
+        for setting in ("BATON_ALLOWED_ORIGINS", "BATON_PERSIST_INTERVAL_S", "BATON_FORK_SERVER"):
             if setting in os.environ:
                 env[setting] = os.environ[setting]
         if persist:

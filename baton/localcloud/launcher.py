@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 try:  # imported as part of baton (the tests)
-    from baton.localcloud import asyncqueue, faults, warmpool
+    from baton.localcloud import asyncqueue, faults, forkserver, warmpool
 except ImportError:  # run as a script on MiniStack's interpreter, whose sys.path[0] is this folder
     import asyncqueue  # type: ignore[no-redef]
     import faults  # type: ignore[no-redef]
+    import forkserver  # type: ignore[no-redef]
     import warmpool  # type: ignore[no-redef]
 
 REQUIREMENTS = Path(__file__).with_name("ministack-requirements.txt")
@@ -394,6 +395,23 @@ def warm_workers() -> warmpool.WarmWorkers:
 
     return warmpool.WarmWorkers(runtime._lock, runtime._workers, runtime.acquire_worker,
                                 runtime.kill_workers, THREADS.run)
+
+
+# -- Python workers forked from a zygote (forkserver.py) ------------------------------------------
+
+FORK_SERVERS = forkserver.ForkServers()
+STOCK_WORKER_POPEN = textwrap.indent(textwrap.dedent("""\
+    self._proc = subprocess.Popen(
+        [binary, worker_path],
+        cwd=code_dir,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        env=spawn_env,
+    )
+"""), " " * 4)
 
 
 # -- asynchronous events queued per function (asyncqueue.py) --------------------------------------
@@ -988,6 +1006,21 @@ PATCHES: tuple[Patch, ...] = (
                  "        baton_warm_workers().trim()\n"),
         ),
         provides={"baton_warm_workers": warm_workers},
+    ),
+    Patch(
+        name="python-workers-forked-from-a-zygote",
+        stock="starts every warm Python worker as a new interpreter, which imports boto3, botocore, "
+              "pydantic and Powertools again: 68-79 MB per worker, dozens of workers in a run",
+        baton="forks it from a zygote per (interpreter, layers) that imported those modules once "
+              "(copy-on-write); the child takes the function's environment and folder and runs the "
+              "same worker script, so the handler module is still imported per worker (a cold start "
+              "still runs the function's init); a function the preloads cannot serve faithfully, or "
+              "a zygote that fails, gets a plain spawn (baton/localcloud/forkserver.py); "
+              "BATON_FORK_SERVER=0 turns it off",
+        edits=(Edit(SPAWN, STOCK_WORKER_POPEN,
+                    "    self._proc = baton_start_worker(runtime, binary, worker_path, code_dir, "
+                    "spawn_env)\n"),),
+        provides={"baton_start_worker": FORK_SERVERS.start_worker},
     ),
     Patch(
         name="cloudformation-reserved-concurrency",

@@ -471,15 +471,17 @@ def invoke_outcome(lambdas: Any, name: str, event: dict[str, Any]) -> str:
 
 
 def worker_processes(function: str) -> int:
-    """The warm worker processes of ``function`` (each runs in a folder named after it)."""
+    """The warm worker processes of ``function`` (each runs in a folder named after it: its script
+    is there when spawned, its working directory in both cases, forked or spawned)."""
     count = 0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 arguments = (entry / "cmdline").read_bytes()
+                folder = os.readlink(entry / "cwd").encode()
             except OSError:
                 continue
-            count += f"ministack-lambda-{function}-".encode() in arguments
+            count += any(f"ministack-lambda-{function}-".encode() in text for text in (arguments, folder))
     return count
 
 
@@ -579,3 +581,144 @@ def test_warm_workers_beyond_the_cap_are_those_of_the_function_used_longest_ago(
 
     assert after_all == [0] + [1] * cap  # at most the cap warm: the function used longest ago went
     assert (tmp_path / "done").exists()
+
+
+# -- workers forked from a zygote -------------------------------------------------------------------
+
+# Reports what a Lambda handler sees of its own environment and of its module-level state.
+FORK_PROBE = '''
+import logging, os, time
+from aws_lambda_powertools import Logger
+
+logger = Logger()
+INVOCATIONS = 0
+
+
+def handler(event, context):
+    global INVOCATIONS
+    INVOCATIONS += 1
+    time.sleep(event.get("sleep", 0))
+    with open(f"/proc/{os.getppid()}/cmdline", "rb") as parent:
+        parent_command = parent.read().decode(errors="replace")
+    return {"who": os.environ.get("WHO"), "service": logger.service,
+            "level": logging.getLevelName(logger.log_level), "invocations": INVOCATIONS,
+            "pid": os.getpid(), "parent": parent_command, "cwd": os.getcwd()}
+'''
+
+
+@pytest.fixture(scope="module")
+def probe_layer_zip() -> bytes:
+    """A layer with Powertools and pydantic, built by baton's layer builder."""
+    from baton.build import build_layer
+
+    return build_layer(Path(__file__).parent / "probe_layer", Path("build")).read_bytes()
+
+
+def publish_fork_probe_layer(instance: Running, layer_zip: bytes) -> str:
+    published = lambda_client(instance).publish_layer_version(LayerName="fork-probe",
+                                                              Content={"ZipFile": layer_zip})
+    return str(published["LayerVersionArn"])
+
+
+@pytest.fixture(scope="module")
+def forking_cloud(tmp_path_factory: pytest.TempPathFactory,
+                  probe_layer_zip: bytes) -> Iterator[tuple[Running, str]]:
+    """A local cloud (the fork server on, its default) and a Powertools + pydantic layer in it."""
+    cloud = LocalCloud(state_dir=tmp_path_factory.mktemp("forking-cloud"))
+    instance, _ = cloud.up(port=free_port())
+    yield instance, publish_fork_probe_layer(instance, probe_layer_zip)
+    cloud.down()
+
+
+def create_fork_probe(lambdas: Any, layer: str, timeout: int = 30, **env: str) -> str:
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("fork_probe.py", FORK_PROBE)
+    name = f"fork-probe-{uuid.uuid4().hex[:8]}"
+    lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="fork_probe.handler",
+                            Code={"ZipFile": code.getvalue()}, Layers=[layer], Timeout=timeout,
+                            Environment={"Variables": env})
+    return name
+
+
+def invoke_probe(lambdas: Any, name: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = lambdas.invoke(FunctionName=name, Payload=json.dumps(event or {}).encode())
+    payload: dict[str, Any] = json.loads(response["Payload"].read())
+    if response.get("FunctionError"):
+        return {"error": payload}
+    return payload
+
+
+def test_forked_workers_see_their_own_function_settings_and_state(forking_cloud):
+    instance, layer = forking_cloud
+    lambdas = lambda_client(instance)
+    first = create_fork_probe(lambdas, layer, WHO="first", POWERTOOLS_SERVICE_NAME="svc-first",
+                              POWERTOOLS_LOG_LEVEL="DEBUG")
+    second = create_fork_probe(lambdas, layer, WHO="second", POWERTOOLS_SERVICE_NAME="svc-second",
+                               POWERTOOLS_LOG_LEVEL="ERROR")
+
+    one, again = invoke_probe(lambdas, first), invoke_probe(lambdas, first)
+    other = invoke_probe(lambdas, second)
+
+    assert "forkserver.py" in one["parent"] and "forkserver.py" in other["parent"]  # forked, not spawned
+    assert (one["who"], one["service"], one["level"]) == ("first", "svc-first", "DEBUG")
+    assert (other["who"], other["service"], other["level"]) == ("second", "svc-second", "ERROR")
+    assert (one["invocations"], again["invocations"], other["invocations"]) == (1, 2, 1)
+    assert one["pid"] == again["pid"] != other["pid"]
+    assert f"ministack-lambda-{first}-" in one["cwd"]
+
+
+def test_a_forked_worker_past_its_timeout_is_killed_and_replaced(forking_cloud):
+    instance, layer = forking_cloud
+    lambdas = lambda_client(instance)
+    name = create_fork_probe(lambdas, layer, timeout=2)
+    warm = invoke_probe(lambdas, name)
+
+    timed_out = invoke_probe(lambdas, name, {"sleep": 5})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{warm['pid']}").exists():
+        time.sleep(0.1)  # the zygote reaps it: no zombie is left either
+    fresh = invoke_probe(lambdas, name)
+
+    assert "timed out" in timed_out["error"]["errorMessage"], timed_out
+    assert not Path(f"/proc/{warm['pid']}").exists()
+    assert fresh["pid"] != warm["pid"] and fresh["invocations"] == 1
+    assert "forkserver.py" in fresh["parent"]
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie waiting for its reaper)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_the_cloud_its_zygote_and_its_forked_workers_stop_together(state_dir, probe_layer_zip):
+    cloud = LocalCloud(state_dir=state_dir)
+    instance, _ = cloud.up(port=free_port())
+    lambdas = lambda_client(instance)
+    worker = invoke_probe(lambdas, create_fork_probe(lambdas, publish_fork_probe_layer(instance,
+                                                                                       probe_layer_zip)))
+    zygote = int(Path(f"/proc/{worker['pid']}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert "forkserver.py" in worker["parent"] and running(zygote)
+
+    cloud.down()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (running(worker["pid"]) or running(zygote)):
+        time.sleep(0.1)
+
+    assert not running(worker["pid"])
+    assert not running(zygote)
+
+
+def test_with_the_fork_server_off_workers_are_new_interpreters(state_dir, probe_layer_zip, monkeypatch):
+    monkeypatch.setenv("BATON_FORK_SERVER", "0")
+    cloud = LocalCloud(state_dir=state_dir)
+    instance, _ = cloud.up(port=free_port())
+    lambdas = lambda_client(instance)
+    name = create_fork_probe(lambdas, publish_fork_probe_layer(instance, probe_layer_zip), WHO="plain")
+
+    answer = invoke_probe(lambdas, name)
+
+    assert "launcher.py" in answer["parent"] and answer["who"] == "plain"
