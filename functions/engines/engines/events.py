@@ -76,7 +76,16 @@ class EventMetadata(Contract):
     run_id: str = Field(min_length=1)  # the correlation id
     url: str = Field(min_length=1)  # as requested: the item's key in its run (contracts normalise it)
     attempts: int = Field(default=0, ge=0)  # the most tries any step of the item needed so far
-    requested_at: datetime  # when the run asked for the item: its duration runs from here
+    # When the item was admitted (its PageRequested put; a run keeps at most max_concurrency
+    # items in flight): its duration runs from here, as the orchestrator's runs from the moment
+    # one of its workers takes the item up.
+    requested_at: datetime
+    # The waiting item this item's end admits (its key in the runs table), None when none waits
+    # behind it (engines.choreography.admit_next).
+    admits: str | None = None
+    # When this event was put, to the microsecond (the bus's own ``time`` keeps whole seconds):
+    # an item's end is the moment its terminal event was put, not the moment it was counted.
+    sent_at: datetime | None = None
     # What the page's server sent, from the scraper on: the item's outcome reports them for the
     # next check's conditional GET (the stored record does not carry them).
     etag: str | None = None
