@@ -32,7 +32,9 @@ Who writes what:
   success replaces a recorded failure, counts moved over: a duplicated event's copy may fail
   while its twin stores the page). ``finished``
   reaching ``total`` ends the run (``finish_if_done``): status, ``pending`` 0 and ``ended_at``
-  are then set once. No steps are recorded.
+  are then set once. No steps are recorded. The starter also keeps the items beyond the run's
+  first ``max_concurrency`` as **wait** records (``wait``), each admitted, then deleted, by the
+  end of the item ahead of it in its lane (``waiting``, ``admitted``; engines.choreography).
 
 Timestamps are ISO 8601 UTC strings; numbers are DynamoDB numbers.
 """
