@@ -300,7 +300,7 @@ def request_pages(
             update={"admits": keys[behind] if behind < len(pages) else None}), scrape
 
     waiting = [(keys[index], pages[index][0].url,
-                detail(*lane_entry(index)).model_dump_json())
+                events.entry(PAGE_REQUESTED, *lane_entry(index), bus_name)["Detail"])
                for index in range(lanes, len(pages))]
     if waiting:
         runs.wait(request.run_id, waiting)
@@ -308,11 +308,6 @@ def request_pages(
                 for index in range(min(lanes, len(pages)))]
     put_requests([(put, None) for put in failed + admitted], bus_name, events_client, runs,
                  now=now)
-
-
-def detail(metadata: EventMetadata, data: BaseModel) -> PipelineDetail:
-    """An event's detail: its metadata and its data."""
-    return PipelineDetail(metadata=metadata, data=data.model_dump(mode="json"))
 
 
 def admit_next(

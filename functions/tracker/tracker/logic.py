@@ -127,7 +127,7 @@ def dead_letter_outcome(
         tries = 0  # the step never ran
 
     if event.detail_type in TERMINAL:
-        return terminal_outcome(event, at)
+        return terminal_outcome(event, ended_at(event_metadata(event), at))
     link = consumer_of(event.detail_type)
     if link is None:
         raise ValueError(f"no step consumes {event.detail_type}")
