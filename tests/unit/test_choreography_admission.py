@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+
 from engines.choreography import admit_next, request_pages, start_choreography
 from engines.events import PAGE_FAILED, PAGE_REQUESTED, EventMetadata, PipelineDetail
 from pipeline.models import RunRequest
@@ -108,3 +110,21 @@ def test_a_malformed_url_ends_at_once_and_holds_no_place_in_flight():
     assert [(entry["DetailType"], PipelineDetail.model_validate_json(entry["Detail"]).metadata.url)
             for call in client.calls for entry in call] == [
         (PAGE_FAILED, "notaurl"), (PAGE_REQUESTED, URLS[0]), (PAGE_REQUESTED, URLS[1])]
+
+
+def test_an_end_whose_tracker_died_after_the_put_admits_again_when_delivered_again():
+    runs, client = started(URLS)
+    first = put(client)[0].metadata
+    forget = runs.admitted
+
+    def dies(run_id: str, key: str) -> None:
+        raise RuntimeError("the tracker died before forgetting the waiting item")
+
+    runs.admitted = dies  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        ended(runs, client, first)
+    runs.admitted = forget  # type: ignore[method-assign]
+    assert ended(runs, client, first)  # the end delivered again: never lost, at worst twice
+
+    assert [d.metadata.url for d in put(client)[2:]] == [URLS[2], URLS[2]]
+    assert sorted(url for url, _ in runs.waits.values()) == URLS[3:]
