@@ -151,7 +151,9 @@ class Executions:
             # a run of the runs table without recorded steps: the choreography's
             rows = [_end_row(at, item) for at, item in self.runs.item_ends(run_id)]
             if summary.engine == CHOREOGRAPHY:
-                rows = sorted(rows + chain_rows(chain_steps(self.target, self.stack, run_id)),
+                # Steps first: an item ends the moment its last event is put (a tie), and a
+                # stable sort keeps the end after it.
+                rows = sorted(chain_rows(chain_steps(self.target, self.stack, run_id)) + rows,
                               key=lambda row: row.at)
             return summary.engine, rows
         try:

@@ -280,3 +280,36 @@ def test_a_page_unchanged_since_the_previous_check_ends_as_not_modified(bus, run
     assert item.succeeded and item.record is None and item.etag == etag
     assert "baton.PageNotModified.v1" in bus.delivered
     assert "baton.PageScraped.v1" not in bus.delivered
+
+
+def test_a_run_keeps_at_most_max_concurrency_items_in_flight_and_ends_every_one(
+    bus, runs_table, site_url, sample_site, monkeypatch
+):
+    sample_site.state.pages["library"].down_status = 503  # its end comes as a dead letter
+    urls = [f"{site_url}/pages/library", *(f"{site_url}/pages/garden?lane={n}" for n in range(6))]
+    admitted, ended, most = 0, 0, 0
+
+    def counting(target: Callable[..., Any], counts_as: str) -> Callable[..., Any]:
+        def delivered(*args: Any) -> Any:
+            nonlocal admitted, ended, most
+            if counts_as == "admitted":
+                admitted += 1
+                most = max(most, admitted - ended)
+            else:
+                ended += 1
+            return target(*args)
+        return delivered
+
+    bus.targets["scraper"] = counting(bus.targets["scraper"], "admitted")
+    bus.targets["tracker"] = counting(bus.targets["tracker"], "ended")
+    monkeypatch.setattr(tracker_dlq, "lambda_handler",
+                        counting(tracker_dlq.lambda_handler, "ended"))
+
+    summary = choreograph(bus, runs_table, urls, max_concurrency=2)
+
+    assert (admitted, ended, most) == (len(urls), len(urls), 2)
+    assert (summary.total, summary.succeeded, summary.failed, summary.pending) == (7, 6, 1, 0)
+    waiting = boto3.client("dynamodb").query(
+        TableName=runs_table, KeyConditionExpression="pk = :pk AND begins_with(sk, :wait)",
+        ExpressionAttributeValues={":pk": {"S": run_key(summary.run_id)}, ":wait": {"S": "WAIT#"}})
+    assert waiting["Items"] == []  # every waiting item was admitted

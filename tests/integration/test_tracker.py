@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -123,6 +123,19 @@ def test_a_terminal_event_delivered_twice_is_counted_once(runs_table, run_id, la
     assert (summary.succeeded, summary.failed, summary.pending) == (1, 0, 2)
     assert (meta(runs_table, run_id)["succeeded"], meta(runs_table, run_id)["finished"]) == (1, 1)
 
+
+
+def test_an_item_ends_when_its_terminal_event_was_put_not_when_it_was_counted(
+        runs_table, run_id, lambda_context):
+    put_at = REQUESTED_AT + timedelta(seconds=5)
+    delivered = event(PAGE_STORED, metadata(run_id, A, 1).model_copy(update={"sent_at": put_at}),
+                      record(run_id, A))
+
+    answer = handler.lambda_handler(delivered, lambda_context)
+
+    assert answer["outcome"]["duration_ms"] == 5000.0  # from its admission to the put
+    [(ended, outcome)] = RunsTable(runs_table).item_ends(run_id)
+    assert (ended, outcome.url) == (put_at, A)
 
 def alerts_in(queue_url: str) -> list[dict[str, Any]]:
     """The alerts waiting in the queue subscribed to the topic (read and removed)."""

@@ -97,8 +97,10 @@ def test_success_publishes_the_next_event_with_the_steps_output(scraper, publish
     [sent] = published.sent
     assert sent.detail_type == PAGE_SCRAPED
     assert sent.data == ScrapedPage.model_validate(scraped())
+    # Stamped with the moment it was put: the bus's own time keeps whole seconds.
     assert sent.metadata == metadata(attempts=1).model_copy(
-        update={"etag": '"v1"', "last_modified": "Sun, 22 Nov 2026 10:00:00 GMT"})
+        update={"etag": '"v1"', "last_modified": "Sun, 22 Nov 2026 10:00:00 GMT",
+                "sent_at": NOW})
     assert answer == {"published": PAGE_SCRAPED, "attempts": 1}
 
 

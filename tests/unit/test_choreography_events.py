@@ -126,6 +126,7 @@ class FakeRuns:
     def __init__(self) -> None:
         self.opened: list[dict[str, Any]] = []
         self.recorded: list[ItemOutcome] = []
+        self.waits: dict[tuple[str, str], tuple[str, str]] = {}
 
     def open_run(self, run_id: str, *, engine: str, total: int, started_at: datetime,
                  continuation: int) -> datetime:
@@ -137,11 +138,27 @@ class FakeRuns:
         self.recorded.append(outcome)
         return True
 
+    # The items waiting to be admitted, by key: (url, detail), as RunsTable keeps them.
+    def wait(self, run_id: str, waiting: list[tuple[str, str, str]]) -> None:
+        self.waits.update({(run_id, key): (url, detail) for key, url, detail in waiting})
+
+    def waiting(self, run_id: str, key: str) -> str | None:
+        kept = self.waits.get((run_id, key))
+        return None if kept is None else kept[1]
+
+    def admitted(self, run_id: str, key: str) -> None:
+        del self.waits[(run_id, key)]
+
+    def forget_waiting(self, run_id: str, urls: list[str]) -> None:
+        self.waits = {(run, key): kept for (run, key), kept in self.waits.items()
+                      if run != run_id or kept[0] not in urls}
+
 
 def test_starting_a_run_opens_it_then_requests_each_url_once():
     runs, client = FakeRuns(), FakeEventsClient()
     urls = [f"http://a.test/{n}" for n in range(11)]
-    request = RunRequest(run_id="run-1", urls=[*urls, urls[0]])
+    # As many in flight as there are items: each is requested at the start.
+    request = RunRequest(run_id="run-1", urls=[*urls, urls[0]], max_concurrency=11)
 
     started = start_choreography(request, BUS, runs, client, now=lambda: REQUESTED_AT)
 

@@ -52,6 +52,8 @@ STEP_EVENTS: dict[str, set[str]] = {
     link.name: {link.emits, events.PAGE_FAILED} for link in events.CHAIN.values()
 }
 STEP_EVENTS["scraper"].add(events.PAGE_NOT_MODIFIED)
+# The tracker admits a choreographed run's next item when one ends (its first event).
+STEP_EVENTS["tracker"] = {events.PAGE_REQUESTED}
 # SAM policy templates allowed: each grants item-level actions on the one resource it names.
 SCOPED_TEMPLATES = {"DynamoDBCrudPolicy": "TableName", "DynamoDBReadPolicy": "TableName",
                     "LambdaInvokePolicy": "FunctionName", "SNSPublishMessagePolicy": "TopicName",

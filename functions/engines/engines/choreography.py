@@ -20,13 +20,18 @@ would retry a PermanentError just the same. Lambda's retries stay useful for wha
 cannot catch (a timeout, a crash): the tracker multiplies ``approximateInvokeCount`` by
 ``ATTEMPTS_PER_INVOCATION`` for a TransientError that reached the queue.
 
-``start_choreography`` opens a run in the runs table and publishes one ``PageRequested`` per URL.
+``start_choreography`` opens a run in the runs table and admits its first ``max_concurrency``
+items (one ``PageRequested`` each); the others wait in the runs table, and each item's end admits
+one of them (``admit_next``), so a run keeps at most ``max_concurrency`` items in flight, as the
+orchestrator does. Without this every item would be queued at once behind the functions'
+reserved concurrency, and an item's time would be mostly that queue's.
 """
 
 from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -118,7 +123,7 @@ def adapt(
             # The time the event is put, taken before: its consumer may log before we do.
             failed_at = now()
             failed = failure(link, metadata, gave_up.error, gave_up.attempts, failed_at)
-            send(PAGE_FAILED, after(metadata, gave_up.attempts, None), failed)
+            send(PAGE_FAILED, sent(after(metadata, gave_up.attempts, None), failed_at), failed)
             handled(PAGE_FAILED, gave_up.attempts, failed_at, gave_up.error)
             logger.warning("item failed", step=step, url=metadata.url,
                            error_type=gave_up.error_type, attempts=failed.attempts)
@@ -127,7 +132,7 @@ def adapt(
         passed_on = after(metadata, attempt, output)
         sent_at = now()
         detail_type, published = next_event(link, passed_on, output, sent_at)
-        send(detail_type, passed_on, published)
+        send(detail_type, sent(passed_on, sent_at), published)
         handled(detail_type, attempt, sent_at)
         return {"published": detail_type, "attempts": passed_on.attempts}
 
@@ -147,8 +152,13 @@ def after(metadata: EventMetadata, attempts: int, output: BaseModel | None) -> E
     return metadata.model_copy(update=update)
 
 
+def sent(metadata: EventMetadata, at: datetime) -> EventMetadata:
+    """``metadata`` stamped with the moment its event is put (taken before the put)."""
+    return metadata.model_copy(update={"sent_at": at})
+
+
 def duration_ms(metadata: EventMetadata, at: datetime) -> float:
-    """Milliseconds from the item's request to ``at`` (never negative: clocks differ)."""
+    """Milliseconds from the item's admission to ``at`` (never negative: clocks differ)."""
     return max(0.0, round((at - metadata.requested_at).total_seconds() * 1000, 3))
 
 
@@ -180,17 +190,25 @@ def failure(
     )
 
 
-# ---- starting a run ---------------------------------------------------------------------------
+# ---- starting a run, admitting its items ----------------------------------------------------
 
 
 class RunOpener(Protocol):
-    """Where a run is opened (engines.runs.RunsTable: the tracker fills the same table)."""
+    """Where a run is opened and its items wait (engines.runs.RunsTable: the tracker fills it)."""
 
     def open_run(
         self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int
     ) -> datetime: ...
 
     def record(self, outcome: ItemOutcome, at: datetime) -> bool: ...
+
+    def wait(self, run_id: str, waiting: list[tuple[str, str, str]]) -> None: ...
+
+    def waiting(self, run_id: str, key: str) -> str | None: ...
+
+    def admitted(self, run_id: str, key: str) -> None: ...
+
+    def forget_waiting(self, run_id: str, urls: list[str]) -> None: ...
 
 
 def no_previous_check(url: str) -> tuple[str | None, str | None]:
@@ -208,7 +226,7 @@ def start_choreography(
     previous_check: PreviousCheck = no_previous_check,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> datetime:
-    """Open the run, then publish one PageRequested per URL; returns when the run started.
+    """Open the run, then admit its first items (``request_pages``); returns when it started.
 
     The run is opened first so that the tracker knows its total before any item can end.
     As in the orchestrator: a URL in ``request.previous`` is fetched conditionally with those
@@ -236,12 +254,19 @@ def request_pages(
     previous_check: PreviousCheck = no_previous_check,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
-    """Publish one PageRequested per URL of ``request`` in ``urls`` (a run's start, a redrive).
+    """Run the items of ``request`` in ``urls`` (a run's start, a redrive): the first
+    ``max_concurrency`` are admitted now, the others wait, each for the end of the item
+    ``max_concurrency`` places before it (its lane: a fixed successor, so that an end admits
+    exactly one item without a shared counter every end would contend for).
 
-    An item whose event the bus keeps refusing ends at once as failed, with the refusal's code
-    (``EventBridge.<code>``, which a redrive retries): no run waits for an event never sent.
+    The waiting items are stored before any item is admitted, so no end can look for one not
+    yet there. A redrive's items leave any earlier lane they waited in: a late end of the
+    earlier attempt then admits nothing. A malformed URL ends at once as a failed item, outside
+    the lanes (it holds no place in flight).
     """
-    entries = []
+    runs.forget_waiting(request.run_id, urls)
+    failed: list[dict[str, Any]] = []
+    pages: list[tuple[EventMetadata, ScrapeRequest]] = []
     for url in urls:
         metadata = EventMetadata(run_id=request.run_id, url=url, requested_at=requested_at)
         previous = request.previous.get(url)
@@ -257,14 +282,107 @@ def request_pages(
                 options=request.options.get(url),
             )
         except ValidationError as error:
-            failed = failure(FIRST, metadata, error, 0, now())
-            entries.append(events.entry(PAGE_FAILED, metadata, failed, bus_name))
+            failed.append(events.entry(PAGE_FAILED, metadata,
+                                       failure(FIRST, metadata, error, 0, now()), bus_name))
             continue
-        entries.append(events.entry(PAGE_REQUESTED, metadata, scrape, bus_name))
-    for refused, code in events.put_what_it_can(entries, events_client):
-        metadata = PipelineDetail.model_validate_json(refused["Detail"]).metadata
-        runs.record(ItemOutcome(
-            run_id=metadata.run_id, url=metadata.url, succeeded=False,
-            error_type=f"EventBridge.{code}", attempts=0,
-            error=f"the pipeline bus refused the item's {refused['DetailType']} event: {code}",
-        ), now())
+        pages.append((metadata, scrape))
+
+    lanes = request.max_concurrency
+    # A redrive's keys never meet its run's earlier ones. (A whole uuid: the fault injector
+    # masks it, so a seeded run draws the same faults every time.)
+    batch = str(uuid.uuid4())
+    keys = [f"{batch}#{index:06d}" for index in range(len(pages))]
+
+    def lane_entry(index: int) -> tuple[EventMetadata, ScrapeRequest]:
+        behind = index + lanes
+        metadata, scrape = pages[index]
+        return metadata.model_copy(
+            update={"admits": keys[behind] if behind < len(pages) else None}), scrape
+
+    waiting = [(keys[index], pages[index][0].url,
+                events.entry(PAGE_REQUESTED, *lane_entry(index), bus_name)["Detail"])
+               for index in range(lanes, len(pages))]
+    if waiting:
+        runs.wait(request.run_id, waiting)
+    admitted = [events.entry(PAGE_REQUESTED, *lane_entry(index), bus_name)
+                for index in range(min(lanes, len(pages)))]
+    put_requests([(put, None) for put in failed + admitted], bus_name, events_client, runs,
+                 now=now)
+
+
+def admit_next(
+    metadata: EventMetadata,
+    runs: RunOpener,
+    *,
+    bus_name: str | None = None,
+    events_client: Any = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> bool:
+    """Admit the item waiting behind the item ``metadata`` is about, which has ended; True if
+    one was admitted (its PageRequested put, or failed for good if the bus refused it).
+
+    Called on every delivery of an end, counted or not: the waiting item is forgotten only once
+    its event is put, so an end whose tracker died in between admits it when it is delivered
+    again. An end delivered twice at the same moment can admit its item twice, as any event may
+    be delivered twice: it is counted once.
+    """
+    if metadata.admits is None:
+        return False
+    bus = bus_name or events.get_settings().event_bus_name
+    admission = _admission(runs, metadata.run_id, metadata.admits, bus, now)
+    if admission is None:
+        return False  # admitted already (an end delivered again), or redriven since
+    put_requests([admission], bus, events_client, runs, now=now)
+    return True
+
+
+# An item's first event, and its key among the waiting items (None: it never waited).
+Request = tuple[dict[str, Any], str | None]
+
+
+def _admission(runs: RunOpener, run_id: str, key: str, bus_name: str,
+               now: Callable[[], datetime]) -> Request | None:
+    """The PageRequested of the item waiting under ``key``, admitted now; None if none waits."""
+    stored = runs.waiting(run_id, key)
+    if stored is None:
+        return None
+    waiting = PipelineDetail.model_validate_json(stored)
+    admitted = waiting.metadata.model_copy(update={"requested_at": now()})
+    page = ScrapeRequest.model_validate(waiting.data)
+    return events.entry(PAGE_REQUESTED, admitted, page, bus_name), key
+
+
+def put_requests(
+    requests: list[Request],
+    bus_name: str,
+    events_client: Any,
+    runs: RunOpener,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Put items' first events; an admitted one is then no longer waiting.
+
+    An item whose event the bus keeps refusing ends at once as failed, with the refusal's code
+    (``EventBridge.<code>``, which a redrive retries), and admits the item behind it: no run
+    waits for an event never sent.
+    """
+    while requests:
+        refused = events.put_what_it_can([put for put, _ in requests], events_client)
+        for put, key in requests:
+            if key is not None:
+                runs.admitted(_metadata(put).run_id, key)
+        requests = []
+        for put, code in refused:
+            metadata = _metadata(put)
+            runs.record(ItemOutcome(
+                run_id=metadata.run_id, url=metadata.url, succeeded=False,
+                error_type=f"EventBridge.{code}", attempts=0,
+                error=f"the pipeline bus refused the item's {put['DetailType']} event: {code}",
+            ), now())
+            if metadata.admits is not None:
+                behind = _admission(runs, metadata.run_id, metadata.admits, bus_name, now)
+                requests += [behind] if behind is not None else []
+
+
+def _metadata(put: dict[str, Any]) -> EventMetadata:
+    return PipelineDetail.model_validate_json(put["Detail"]).metadata

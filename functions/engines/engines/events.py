@@ -76,7 +76,16 @@ class EventMetadata(Contract):
     run_id: str = Field(min_length=1)  # the correlation id
     url: str = Field(min_length=1)  # as requested: the item's key in its run (contracts normalise it)
     attempts: int = Field(default=0, ge=0)  # the most tries any step of the item needed so far
-    requested_at: datetime  # when the run asked for the item: its duration runs from here
+    # When the item was admitted (its PageRequested put; a run keeps at most max_concurrency
+    # items in flight): its duration runs from here, as the orchestrator's runs from the moment
+    # one of its workers takes the item up.
+    requested_at: datetime
+    # The waiting item this item's end admits (its key in the runs table), None when none waits
+    # behind it (engines.choreography.admit_next).
+    admits: str | None = None
+    # When this event was put, to the microsecond (the bus's own ``time`` keeps whole seconds):
+    # an item's end is the moment its terminal event was put, not the moment it was counted.
+    sent_at: datetime | None = None
     # What the page's server sent, from the scraper on: the item's outcome reports them for the
     # next check's conditional GET (the stored record does not carry them).
     etag: str | None = None
@@ -140,7 +149,11 @@ def entry(
     detail_type: str, metadata: EventMetadata, data: BaseModel, bus_name: str
 ) -> dict[str, Any]:
     """One PutEvents entry."""
-    detail = {"metadata": metadata.model_dump(mode="json"), "data": data.model_dump(mode="json")}
+    # Unset, the admission and the put stamp are left out: such an event is the very bytes it was
+    # before they existed (what the fault injector's seeded draws are keyed on, too).
+    unset = {name for name in ("admits", "sent_at") if getattr(metadata, name) is None}
+    detail = {"metadata": metadata.model_dump(mode="json", exclude=unset),
+              "data": data.model_dump(mode="json")}
     return {
         "Source": SOURCE,
         "DetailType": detail_type,

@@ -6,6 +6,7 @@ same key schema as create_table arguments):
     key    pk (S, HASH)     sk (S, RANGE)
     run    RUN#<run_id>     META
     item   RUN#<run_id>     ITEM#<url_id>
+    wait   RUN#<run_id>     WAIT#<batch>#<n>   (a choreographed item not admitted yet)
 
 ``url_id`` is ``pipeline.keys.url_id(url)``. One ``Query(pk)`` reads a whole run.
 
@@ -31,7 +32,9 @@ Who writes what:
   success replaces a recorded failure, counts moved over: a duplicated event's copy may fail
   while its twin stores the page). ``finished``
   reaching ``total`` ends the run (``finish_if_done``): status, ``pending`` 0 and ``ended_at``
-  are then set once. No steps are recorded.
+  are then set once. No steps are recorded. The starter also keeps the items beyond the run's
+  first ``max_concurrency`` as **wait** records (``wait``), each admitted, then deleted, by the
+  end of the item ahead of it in its lane (``waiting``, ``admitted``; engines.choreography).
 
 Timestamps are ISO 8601 UTC strings; numbers are DynamoDB numbers.
 """
@@ -48,7 +51,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.aws import error_code
-from pipeline.dynamodb import REFUSED, Table, from_item, pk_sk_schema, to_item
+from pipeline.dynamodb import REFUSED, Table, batch_write, from_item, pk_sk_schema, to_item
 from pipeline.errors import TransientError
 from pipeline.keys import url_id
 from pipeline.models import FLAGGED, ItemOutcome, RunStatus, RunSummary, StepRecord
@@ -58,6 +61,7 @@ RUNS_TABLE_SCHEMA = pk_sk_schema()
 
 META = "META"
 ITEM_PREFIX = "ITEM#"
+WAITING_PREFIX = "WAIT#"  # a choreographed item not admitted yet
 
 CONFLICT_TRIES = 8  # concurrent items' ends contend for the one META item
 
@@ -401,6 +405,37 @@ class RunsTable(Table):
             raise
         return True
 
+    def wait(self, run_id: str, waiting: list[tuple[str, str, str]]) -> None:
+        """Keep items that wait to be admitted, as (key, url, their PageRequested's detail)."""
+        batch_write(self.client, self.table_name, [
+            {"PutRequest": {"Item": to_item({
+                "pk": run_key(run_id), "sk": f"{WAITING_PREFIX}{key}", "url": url,
+                "detail": detail})}}
+            for key, url, detail in waiting])
+
+    def waiting(self, run_id: str, key: str) -> str | None:
+        """The detail the item waiting under ``key`` is to be requested with; None once it was
+        admitted (or left its lane for a redrive)."""
+        answer = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": run_key(run_id)}, "sk": {"S": f"{WAITING_PREFIX}{key}"}},
+            ConsistentRead=True,  # an admission just made must be seen
+        )
+        return str(from_item(answer["Item"])["detail"]) if "Item" in answer else None
+
+    def admitted(self, run_id: str, key: str) -> None:
+        """The item waiting under ``key`` was admitted: it waits no more."""
+        self.client.delete_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": run_key(run_id)}, "sk": {"S": f"{WAITING_PREFIX}{key}"}})
+
+    def forget_waiting(self, run_id: str, urls: list[str]) -> None:
+        """Take ``urls`` out of the run's waiting items (a redrive runs them in lanes of its own)."""
+        leaving = set(urls)
+        batch_write(self.client, self.table_name, [
+            {"DeleteRequest": {"Key": {"pk": {"S": run_key(run_id)}, "sk": {"S": item["sk"]}}}}
+            for item in self._records(run_id, WAITING_PREFIX) if item["url"] in leaving])
+
     # ---- a redrive ---------------------------------------------------------------------------
 
     def reopen(self, run_id: str, urls: list[str], at: datetime) -> tuple[int, list[str]]:
@@ -556,12 +591,16 @@ class RunsTable(Table):
 
     def _items(self, run_id: str) -> list[dict[str, Any]]:
         """Every item record of the run, all pages of the query."""
+        return self._records(run_id, ITEM_PREFIX)
+
+    def _records(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
+        """Every record of the run whose sort key starts with ``prefix``, all pages of the query."""
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": {
                 ":pk": {"S": run_key(run_id)},
-                ":prefix": {"S": ITEM_PREFIX},
+                ":prefix": {"S": prefix},
             },
             "ConsistentRead": True,  # an item finished just before a re-invocation must count
         }

@@ -15,9 +15,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from engines.choreography import admit_next
 from pipeline.observability import logger, metrics, tracer
 from tracker.handler import tracker
-from tracker.logic import dead_letter_event, dead_letter_outcome, requested_at
+from tracker.logic import dead_letter_event, dead_letter_outcome, event_metadata
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -28,8 +29,9 @@ def record_handler(record: SQSRecord) -> None:
     at = datetime.now(UTC)
     attributes = {name: value.string_value for name, value in record.message_attributes.items()}
     outcome = dead_letter_outcome(record.json_body, attributes, at)
-    recorded = tracker().record(outcome, at,
-                                requested_at=requested_at(dead_letter_event(record.json_body)))
+    metadata = event_metadata(dead_letter_event(record.json_body))
+    recorded = tracker().record(outcome, at, requested_at=metadata.requested_at)
+    admit_next(metadata, tracker())  # a failed item's end lets the next one in, as any end
     metrics.add_metric(name="DeadLetters", unit=MetricUnit.Count, value=1)
     logger.warning("dead letter recorded" if recorded else "dead letter of an ended or redriven item",
                    run_id=outcome.run_id, url=outcome.url, step=outcome.failed_step,

@@ -81,10 +81,18 @@ def terminal_outcome(event: EventBridgeModel, at: datetime) -> ItemOutcome:
     )
 
 
-def requested_at(event: EventBridgeModel) -> datetime:
-    """When the run asked for the item an event is about: a redrive asks again, so an end older
-    than the item's redrive is a stale one (``RunsTable.record`` ignores it)."""
-    return PipelineDetail.model_validate(event.detail).metadata.requested_at
+def event_metadata(event: EventBridgeModel) -> EventMetadata:
+    """What an event says of its item; its ``requested_at`` (the item's admission) tells a stale
+    end: a redrive admits the item again, so an end older than its redrive is one of the earlier
+    attempt (``RunsTable.record`` ignores it)."""
+    return PipelineDetail.model_validate(event.detail).metadata
+
+
+def ended_at(metadata: EventMetadata, received_at: datetime) -> datetime:
+    """When the item a terminal event is about ended: when the event was put (its step stamps
+    it), not when the tracker got to it (after the bus's and the tracker's own queue); the
+    receipt's time for an event without the stamp."""
+    return metadata.sent_at or received_at
 
 
 def dead_letter_event(body: Mapping[str, Any]) -> EventBridgeModel:
@@ -119,7 +127,7 @@ def dead_letter_outcome(
         tries = 0  # the step never ran
 
     if event.detail_type in TERMINAL:
-        return terminal_outcome(event, at)
+        return terminal_outcome(event, ended_at(event_metadata(event), at))
     link = consumer_of(event.detail_type)
     if link is None:
         raise ValueError(f"no step consumes {event.detail_type}")
