@@ -393,11 +393,8 @@ def warm_workers() -> warmpool.WarmWorkers:
     """MiniStack's warm worker pools, leased within the cap on warm workers in total."""
     from ministack.core import lambda_runtime as runtime
 
-    per_slot = (warmpool.FORKED_WORKERS_PER_SLOT if forkserver.enabled()
-                else warmpool.WORKERS_PER_SLOT)
     return warmpool.WarmWorkers(runtime._lock, runtime._workers, runtime.acquire_worker,
-                                runtime.kill_workers, THREADS.run,
-                                cap=lambda: warmpool.warm_cap(per_slot))
+                                runtime.kill_workers, THREADS.run)
 
 
 # -- Python workers forked from a zygote (forkserver.py) ------------------------------------------

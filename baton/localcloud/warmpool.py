@@ -33,22 +33,16 @@ from typing import Any
 
 DEFAULT_LIMIT = 10
 WORKERS_PER_SLOT = 3
-# With workers forked from a zygote (forkserver.py) a cold start is the handler's own import
-# (the libraries are loaded): keeping fewer warm costs little. Measured at N = 50 with forking:
-# a cap at the limit itself held 2.0-2.8 GB (PSS) at the peak instead of 3.7 GB at 3x, the runs
-# as fast as unforked ones at 3x.
-FORKED_WORKERS_PER_SLOT = 1
 MIN_IDLE_S = 5.0
 
 
-def warm_cap(per_slot: int = WORKERS_PER_SLOT) -> int:
-    """The most warm workers to keep: ``per_slot`` times the account concurrency limit the
-    launcher got."""
+def warm_cap() -> int:
+    """The most warm workers to keep: a multiple of the account concurrency limit the launcher got."""
     try:
         limit = max(1, int(os.environ.get("LAMBDA_ACCOUNT_CONCURRENCY", "")))
     except ValueError:
         limit = DEFAULT_LIMIT
-    return per_slot * limit
+    return WORKERS_PER_SLOT * limit
 
 
 def evict_idle(pools: MutableMapping[str, list[Any]], cap: int, min_idle_s: float = MIN_IDLE_S,

@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from baton import localcloud
 from baton.errors import BatonError
 from baton.localcloud import LocalCloud, Running
-from baton.localcloud.warmpool import FORKED_WORKERS_PER_SLOT, MIN_IDLE_S
+from baton.localcloud.warmpool import MIN_IDLE_S, WORKERS_PER_SLOT
 from baton.site import serve
 from tests.e2e.conftest import ROLE, free_port, zip_handler
 
@@ -550,7 +550,7 @@ def test_async_events_of_a_function_start_in_the_order_they_came(limited_cloud, 
 
 def test_warm_workers_beyond_the_cap_are_those_of_the_function_used_longest_ago(limited_cloud, tmp_path):
     lambdas = lambda_client(limited_cloud)
-    cap = LIMIT * FORKED_WORKERS_PER_SLOT  # the cloud forks its workers (the default)
+    cap = LIMIT * WORKERS_PER_SLOT
     names = [f"capped-{index}" for index in range(cap + 1)]
     for name in names:
         lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from baton.localcloud.warmpool import (
-    FORKED_WORKERS_PER_SLOT,
     MIN_IDLE_S,
     WORKERS_PER_SLOT,
     WarmWorkers,
@@ -69,7 +68,6 @@ def test_the_cap_is_a_multiple_of_the_account_concurrency_limit(monkeypatch):
     monkeypatch.setenv("LAMBDA_ACCOUNT_CONCURRENCY", "7")
 
     assert warm_cap() == 7 * WORKERS_PER_SLOT
-    assert warm_cap(FORKED_WORKERS_PER_SLOT) == 7 * FORKED_WORKERS_PER_SLOT
 
 
 @pytest.mark.parametrize("workers, stopped", [([], []), (["w"], [["w"]])])
