@@ -18,6 +18,10 @@ Behaviour shared with the state machine (statemachines/pipeline.asl.json):
 An item's ``attempts`` is the attempts of its step that was tried most (the scraper's 3 for a page
 that answered 500 twice, then 200): the figure the CLI also derives from Step Functions history.
 
+What an item costs the runs table: its start, one write per step that did not end it (written
+as the next begins), and its outcome together with the step that ended it; the run's progress is
+added once a second at most. An unchanged page is two writes.
+
 A continuation is claimed before anything runs and held by a lease renewed while it works
 (``orchestrator.lease``): a duplicated delivery does nothing, a retry after a crash takes over.
 

@@ -23,7 +23,9 @@ same key schema as create_table arguments):
 Who writes what:
 
 - the orchestrator opens its run, records each item's start, steps and outcome
-  (``item_started``, ``step_finished``, ``item_finished``) and saves the run's summary;
+  (``item_started``, ``step_finished``, ``item_finished``, which also writes the step that ended
+  the item), adds its items' ends to the run's progress in batches (``add_progress``) and saves
+  the run's summary, which sets that progress exactly;
 - the choreography's run is opened by its starter (``open_run``, engine "choreography") before
   any item is published; the run tracker then counts each item's end with ``record``: one
   transaction writes the item only if it has no outcome yet and increments the run's counters
