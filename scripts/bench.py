@@ -9,6 +9,8 @@ BATON_BENCH_SIZES=1000,5000 sets the sizes of the scale part, BATON_BENCH_SWEEP=
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import statistics
@@ -18,6 +20,7 @@ import threading
 import time
 import uuid
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -299,6 +302,28 @@ def bench_engines(instance: Running, n: int = 50, concurrency: int = 8) -> None:
         site.stop()
 
 
+def cloud_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the local cloud's process group has used: its live
+    processes' own, and those of the workers it has reaped (counted in its children's times)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Fields after the command name: state, ppid, pgrp, ... utime (12th), stime,
+            # cutime, cstime.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pid:
+                continue
+            seconds += (int(fields[11]) + int(fields[12])) / ticks
+            if int(entry.name) == pid:
+                seconds += (int(fields[13]) + int(fields[14])) / ticks
+        except (OSError, ValueError, IndexError):
+            continue  # a worker that ended meanwhile
+    return seconds
+
+
 def cloud_memory(pid: int) -> tuple[int, int, int]:
     """(RSS, PSS) in bytes of the local cloud's whole process tree (its process group, workers
     included), and how many processes it has."""
@@ -444,6 +469,91 @@ def bench_monitor(n: int = 50) -> None:
         site.stop()
 
 
+class AwsCalls:
+    """Counts the AWS calls this process makes through any botocore client, by service and
+    operation, with the time spent in them: what an item costs when its steps run in process."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._original: Any = None
+
+    def __enter__(self) -> AwsCalls:
+        from botocore.client import BaseClient
+
+        self._original = original = BaseClient._make_api_call
+
+        def counted(client: Any, operation: str, params: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(client, operation, params)
+            finally:
+                name = f"{client.meta.service_model.service_name}.{operation}"
+                with self._lock:
+                    self.counts[name] += 1
+                    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+        BaseClient._make_api_call = counted
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        from botocore.client import BaseClient
+
+        BaseClient._make_api_call = self._original
+
+
+def scraper_politeness(variables: dict[str, str]) -> None:
+    """Set the in-process scraper's environment and drop what it built from the previous one."""
+    import scraper.handler
+    import scraper.settings
+
+    os.environ.update(variables)
+    for name in ("SCRAPER_SLOTS_TABLE", "SCRAPER_HOST_CONCURRENCY"):
+        if not variables.get(name):
+            os.environ.pop(name, None)
+    scraper.settings.get_settings.cache_clear()
+    scraper.handler.fetcher.cache_clear()
+    scraper.handler.politeness.cache_clear()
+
+
+def bench_sweep_calls(instance: Running, outputs: dict[str, str], base_url: str,
+                      n: int = 200, concurrency: int = 8) -> None:
+    """The AWS calls of one unchanged page, by service and operation: N pages run twice in this
+    process (the orchestrator's engine calling the handlers, the scraper with the deployed
+    stack's host slots), the second time with the first run's validators, so each is a 304."""
+    from orchestrator.engine import Budget
+    from pipeline.models import Validators
+
+    allowed = base_url.removeprefix("http://")
+    engine = in_process_engine(instance, outputs, allowed)
+    scraper_politeness({"SCRAPER_SLOTS_TABLE": outputs["HostSlotsTableName"],
+                        "SCRAPER_HOST_CONCURRENCY": UNLIMITED_HOST})
+    try:
+        pages = ("garden", "library", "recette", "wanderung", "news")
+        urls = [f"{base_url}/pages/{pages[i % len(pages)]}?calls={i}" for i in range(n)]
+        budget = Budget(lambda: 900_000, 60)
+        # The handlers' metrics lines are printed: keep them off the report.
+        with contextlib.redirect_stdout(io.StringIO()):
+            first = engine.run(run.run_request(urls, concurrency), budget=budget,
+                               continue_run=lambda request: None)
+            previous = {item.url: Validators(etag=item.etag, last_modified=item.last_modified)
+                        for item in first.items if item.etag or item.last_modified}
+            request = run.run_request(urls, concurrency).model_copy(update={"previous": previous})
+            with AwsCalls() as calls:
+                wall = timed(lambda: engine.run(request, budget=budget,
+                                                continue_run=lambda request: None))
+    finally:
+        scraper_politeness({})
+    per_item = sum(calls.counts.values()) / n
+    print(f"{f'AWS calls per unchanged page, in process ({n} pages, 304)':<58} {per_item:9.2f}"
+          f"      + the scraper's invoke when deployed; {wall / n * 1000:.1f} ms a page "
+          f"at concurrency {concurrency}")
+    for name, count in calls.counts.most_common():
+        print(f"{'  ' + name:<58} {count / n:9.2f}      "
+              f"{calls.seconds[name] / count * 1000:6.2f} ms a call")
+
+
 def bench_sweep(instance: Running, n: int = 2_000, concurrencies: tuple[int, ...] = (8,),
                 goal_10k_s: float = 60.0) -> None:
     """A monitor sweep of N unchanged pages (each a conditional GET answered 304, the item ending
@@ -477,9 +587,14 @@ def bench_sweep(instance: Running, n: int = 2_000, concurrencies: tuple[int, ...
             monitoring.set_variables("local", "bench",
                                      {"MONITOR_MAX_CONCURRENCY": str(concurrency)})
             with PeakMemory(instance) as memory:
+                cpu_before, own_before = cloud_cpu(instance.pid), time.process_time()
                 started = time.perf_counter()
                 sweep = monitoring.run_once("local", "bench", "orchestrator")
                 wall = time.perf_counter() - started
+                # CPU time, unlike wall time, hardly depends on what else the shared machine
+                # runs: it says what the sweep costs, and what it would take on idle cores.
+                cloud_s = cloud_cpu(instance.pid) - cpu_before
+                site_s = time.process_time() - own_before  # the sample site serves from here
             if sweep.status != "done" or sweep.counts.get(CheckState.UNCHANGED) != n:
                 print(f"{f'monitor sweep, {n} unchanged pages':<58} did not sweep: first "
                       f"{first.status} {dict(first.counts)}, sweep {sweep.status} "
@@ -511,6 +626,13 @@ def bench_sweep(instance: Running, n: int = 2_000, concurrencies: tuple[int, ...
                   f"{settle * 1000:9.1f} ms")
             report(f"monitor sweep extrapolated to 10,000 unchanged pages, concurrency "
                    f"{concurrency}", wall * 10_000 / n, goal_10k_s)
+            cpu_ms = (cloud_s + site_s) / n * 1000
+            print(f"{'  CPU per unchanged page (local cloud + sample site)':<58} {cpu_ms:9.1f} ms"
+                  f"   ({cloud_s / n * 1000:.1f} + {site_s / n * 1000:.1f} ms; load average "
+                  f"{os.getloadavg()[0]:.1f})")
+            report(f"  10,000 pages' CPU spread over {os.cpu_count()} idle cores",
+                   cpu_ms / 1000 * 10_000 / (os.cpu_count() or 1), goal_10k_s)
+        bench_sweep_calls(instance, outputs, site.base_url)
     finally:
         site.stop()
 

@@ -131,6 +131,10 @@ class MemoryRunLog:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # each run's META
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Writes by kind, for the tests of what an item costs.
+    step_writes: int = 0
+    item_writes: int = 0
+    progress_adds: list[tuple[int, int]] = field(default_factory=list)  # (done, failed) each
 
     def open_run(
         self, run_id: str, *, engine: str, total: int, started_at: datetime, continuation: int,
@@ -201,16 +205,28 @@ class MemoryRunLog:
     def step_finished(self, run_id: str, url: str, step: StepRecord) -> None:
         with self._lock:
             self.items[(run_id, url_id(url))]["steps"].append(step)
+            self.step_writes += 1
 
-    def item_finished(self, outcome: ItemOutcome, at: datetime) -> bool:
+    def item_finished(self, outcome: ItemOutcome, at: datetime,
+                      last_step: StepRecord | None = None) -> bool:
         with self._lock:
             item = self.items.setdefault(
                 (outcome.run_id, url_id(outcome.url)), {"url": outcome.url, "steps": []}
             )
+            if last_step is not None:
+                item["steps"].append(last_step)
             if "outcome" in item:
                 return False
             item.update(status="succeeded" if outcome.succeeded else "failed", outcome=outcome)
+            self.item_writes += 1
             return True
+
+    def add_progress(self, run_id: str, done: int, failed: int) -> None:
+        with self._lock:
+            meta = self.runs[run_id]
+            meta["progress_done"] = meta.get("progress_done", 0) + done
+            meta["progress_failed"] = meta.get("progress_failed", 0) + failed
+            self.progress_adds.append((done, failed))
 
     def save_summary(self, summary: RunSummary) -> None:
         with self._lock:
@@ -218,6 +234,7 @@ class MemoryRunLog:
                 status=summary.status.value, succeeded=summary.succeeded, failed=summary.failed,
                 flagged=summary.flagged, pending=summary.pending,
                 ended=summary.ended_at is not None,
+                progress_done=summary.succeeded + summary.failed, progress_failed=summary.failed,
             )
 
     def steps(self, run_id: str, url: str) -> list[StepRecord]:
@@ -231,8 +248,11 @@ class FakeAlerts:
 
     sent: list[StoredRecord] = field(default_factory=list)
     error: BaseException | None = None
+    before: Callable[[], None] | None = None  # hook run at the start of every alert
 
     def flagged(self, record: StoredRecord) -> None:
+        if self.before is not None:
+            self.before()
         if self.error is not None:
             raise self.error
         self.sent.append(record)

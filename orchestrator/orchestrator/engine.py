@@ -18,6 +18,10 @@ Behaviour shared with the state machine (statemachines/pipeline.asl.json):
 An item's ``attempts`` is the attempts of its step that was tried most (the scraper's 3 for a page
 that answered 500 twice, then 200): the figure the CLI also derives from Step Functions history.
 
+What an item costs the runs table: its start, one write per step that did not end it (written
+as the next begins), and its outcome together with the step that ended it; the run's progress is
+added once a second at most. An unchanged page is two writes.
+
 A continuation is claimed before anything runs and held by a lease renewed while it works
 (``orchestrator.lease``): a duplicated delivery does nothing, a retry after a crash takes over.
 
@@ -61,6 +65,9 @@ from pipeline.steps import FIRST, ORCHESTRATOR, STEPS, Step
 
 ENGINE = ORCHESTRATOR
 ALERT = "alert"  # the step name an item's alert is recorded under (not a pipeline step)
+# Items ended are added to the run's progress at most this often, not one write per item:
+# progress is what a follower shows, and every checkpoint sets it exactly (save_summary).
+PROGRESS_EVERY_S = 1.0
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 ContinueRun = Callable[[RunRequest], None]
@@ -86,7 +93,10 @@ class RunLog(LeaseLog, Protocol):
 
     def step_finished(self, run_id: str, url: str, step: StepRecord) -> None: ...
 
-    def item_finished(self, outcome: ItemOutcome, at: datetime) -> bool: ...
+    def item_finished(self, outcome: ItemOutcome, at: datetime,
+                      last_step: StepRecord | None = None) -> bool: ...
+
+    def add_progress(self, run_id: str, done: int, failed: int) -> None: ...
 
     def save_summary(self, summary: RunSummary) -> None: ...
 
@@ -193,22 +203,29 @@ class Engine:
         queue = deque(urls)
         done: list[ItemOutcome] = []
         slowest_s = 0.0
+        progress = _Progress(self.runs, run_id, self.clock)
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="item") as pool:
-            in_flight: set[Future[ItemOutcome]] = set()
+            in_flight: set[Future[tuple[ItemOutcome, bool]]] = set()
             while queue or in_flight:
                 while queue and len(in_flight) < limit and not stop():
                     # Progress first: each invocation starts at least one item whatever the
                     # budget, so a run always advances and cannot re-invoke itself in a loop.
                     if (done or in_flight) and not budget.allows_new_item(slowest_s):
                         break
-                    in_flight.add(pool.submit(self.run_item, run_id, queue.popleft(), request))
+                    in_flight.add(pool.submit(self._run_item, run_id, queue.popleft(), request))
                 if not in_flight:
                     break  # the budget stopped us and nothing is running
                 finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    outcome = future.result()  # a runs-table failure propagates: retry the run
+                    # A runs-table failure propagates: retry the run.
+                    outcome, recorded = future.result()
                     slowest_s = max(slowest_s, outcome.duration_ms / 1000)
                     done.append(outcome)
+                    if recorded:
+                        progress.count(outcome)
+                if not stop():  # a lost lease's new holder sets the progress itself
+                    progress.flush_if_due()
+        # What is still unflushed is counted by the checkpoint that follows (save_summary).
         return done, list(queue)
 
     def run_item(self, run_id: str, url: str, request: RunRequest | None = None) -> ItemOutcome:
@@ -216,35 +233,42 @@ class Engine:
 
         ``request`` (the item's run) supplies the URL's previous validators and whether to alert.
         """
+        return self._run_item(run_id, url, request)[0]
+
+    def _run_item(self, run_id: str, url: str,
+                  request: RunRequest | None = None) -> tuple[ItemOutcome, bool]:
+        """run_item's outcome, and whether this call recorded it (else another invocation did)."""
         began = self.clock()
         if not self.runs.item_started(run_id, url, self.now()):
             # Finished by another invocation meanwhile: its outcome stands, nothing is redone.
-            return self.runs.finished_items(run_id)[url_id(url)]
-        attempts = _MaxAttempts()
+            return self.runs.finished_items(run_id)[url_id(url)], False
+        item = _Item(self.runs, run_id, url)
         try:
-            record, page = self._steps(run_id, url, attempts, request)
+            record, page = self._steps(item, request)
             outcome = ItemOutcome(
-                run_id=run_id, url=url, succeeded=True, record=record, attempts=attempts.value,
+                run_id=run_id, url=url, succeeded=True, record=record, attempts=item.attempts,
                 duration_ms=self._since(began), etag=page.etag, last_modified=page.last_modified,
             )
         except _StepFailed as failure:
             outcome = ItemOutcome(
                 run_id=run_id, url=url, succeeded=False, record=failure.record,
                 error_type=failure.error_type, error=failure.message,
-                failed_step=failure.step, attempts=attempts.value,
+                failed_step=failure.step, attempts=item.attempts,
                 duration_ms=self._since(began),
             )
             logger.warning("item failed", run_id=run_id, url=url, step=failure.step,
-                           error_type=failure.error_type, attempts=attempts.value)
-        if not self.runs.item_finished(outcome, self.now()):
+                           error_type=failure.error_type, attempts=item.attempts)
+        # The step that ended the item is recorded with its outcome: one write, not two.
+        if not self.runs.item_finished(outcome, self.now(), item.last):
             # Another invocation ran it at the same moment and recorded it first: one outcome.
-            return self.runs.finished_items(run_id)[url_id(url)]
-        return outcome
+            return self.runs.finished_items(run_id)[url_id(url)], False
+        return outcome, True
 
     def _steps(
-        self, run_id: str, url: str, attempts: _MaxAttempts, run: RunRequest | None
+        self, item: _Item, run: RunRequest | None
     ) -> tuple[StoredRecord | None, ScrapedPage]:
         """The registry's steps in order, each one's answer the next one's payload."""
+        run_id, url = item.run_id, item.url
         previous = run.previous.get(url) if run else None
         if previous is not None:
             etag, last_modified = previous.etag, previous.last_modified
@@ -264,7 +288,7 @@ class Engine:
             raise _StepFailed(FIRST.name, error, attempts=0) from error
         page: ScrapedPage | None = None
         for step in STEPS:
-            payload = self._step(run_id, url, step, payload, attempts)
+            payload = self._step(item, step, payload)
             if isinstance(payload, ScrapedPage):
                 page = payload  # its validators are the item's, for the next conditional GET
             if step.ends_item(payload):
@@ -272,13 +296,13 @@ class Engine:
                 return None, page  # e.g. 304: unchanged since the previous check
         assert page is not None and isinstance(payload, StoredRecord)
         if payload.verdict in FLAGGED and (run is None or run.alert_flagged):
-            self._alert(run_id, url, payload, attempts)
+            self._alert(item, payload)
         return payload, page
 
-    def _step(
-        self, run_id: str, url: str, step: Step, payload: BaseModel, attempts: _MaxAttempts
-    ) -> Contract:
+    def _step(self, item: _Item, step: Step, payload: BaseModel) -> Contract:
         """Invoke ``step`` with retries per the policy; its answer parsed as its output model."""
+        item.flush()  # the step before this one did not end the item
+        run_id, url = item.run_id, item.url
         started_at = self.now()
         body = payload.model_dump(mode="json")
 
@@ -294,37 +318,31 @@ class Engine:
                 policy=self.policy or step.policy, sleep=self.sleep, rng=self.rng,
                 on_retry=on_retry)
         except GaveUp as gave_up:
-            attempts.see(gave_up.attempts)
-            self._record_step(run_id, url, step.name, started_at, gave_up.attempts, gave_up.error)
+            self._record_step(item, step.name, started_at, gave_up.attempts, gave_up.error)
             raise _StepFailed(step.name, gave_up.error, gave_up.attempts) from gave_up.error
-        attempts.see(attempt)
-        self._record_step(run_id, url, step.name, started_at, attempt)
+        self._record_step(item, step.name, started_at, attempt)
         return result
 
-    def _alert(self, run_id: str, url: str, record: StoredRecord, attempts: _MaxAttempts) -> None:
+    def _alert(self, item: _Item, record: StoredRecord) -> None:
+        item.flush()  # the store did not end the item: its alert does
         started_at = self.now()
         try:
-            if not alert_once(self.runs, self.alerts, run_id, url, record):
+            if not alert_once(self.runs, self.alerts, item.run_id, item.url, record):
                 return  # an earlier attempt at this item sent it: one alert per (run, URL)
         except Exception as error:  # the record is stored; the item fails at its alert
-            attempts.see(1)
-            self._record_step(run_id, url, ALERT, started_at, 1, error)
+            self._record_step(item, ALERT, started_at, 1, error)
             raise _StepFailed(ALERT, error, 1, record=record) from error
-        attempts.see(1)
-        self._record_step(run_id, url, ALERT, started_at, 1)
+        self._record_step(item, ALERT, started_at, 1)
 
     def _record_step(
         self,
-        run_id: str,
-        url: str,
+        item: _Item,
         step: str,
         started_at: datetime,
         attempts: int,
         error: BaseException | None = None,
     ) -> None:
-        self.runs.step_finished(
-            run_id,
-            url,
+        item.ended(
             StepRecord(
                 step=step,
                 started_at=started_at,
@@ -348,11 +366,50 @@ class Engine:
         return round((self.clock() - began) * 1000, 3)
 
 
-class _MaxAttempts:
-    """The most attempts any step of one item needed so far (an item's steps run in one thread)."""
+class _Item:
+    """One item's bookkeeping, in the thread that runs it: the most attempts any of its steps
+    needed so far, and the record of the step that ended last, held until it is known whether
+    that step ended the item (then the item's end writes it with the outcome) or not (then it is
+    written as the next step begins, when it would have been written anyway)."""
 
-    def __init__(self) -> None:
-        self.value = 0
+    def __init__(self, runs: RunLog, run_id: str, url: str) -> None:
+        self.runs = runs
+        self.run_id = run_id
+        self.url = url
+        self.attempts = 0
+        self.last: StepRecord | None = None
 
-    def see(self, attempts: int) -> None:
-        self.value = max(self.value, attempts)
+    def ended(self, step: StepRecord) -> None:
+        """A step ended: hold its record."""
+        self.flush()
+        self.attempts = max(self.attempts, step.attempts)
+        self.last = step
+
+    def flush(self) -> None:
+        """Write the held record: the item goes on."""
+        if self.last is not None:
+            self.runs.step_finished(self.run_id, self.url, self.last)
+            self.last = None
+
+
+class _Progress:
+    """The items this invocation recorded, added to the run's progress in batches."""
+
+    def __init__(self, runs: RunLog, run_id: str, clock: Callable[[], float]) -> None:
+        self.runs = runs
+        self.run_id = run_id
+        self.clock = clock
+        self.done = self.failed = 0
+        self.flushed_at = clock()
+
+    def count(self, outcome: ItemOutcome) -> None:
+        """One more item recorded."""
+        self.done += 1
+        self.failed += int(not outcome.succeeded)
+
+    def flush_if_due(self) -> None:
+        """Add what was counted, if the last addition is PROGRESS_EVERY_S old."""
+        if self.done and self.clock() - self.flushed_at >= PROGRESS_EVERY_S:
+            self.runs.add_progress(self.run_id, self.done, self.failed)
+            self.done = self.failed = 0
+            self.flushed_at = self.clock()

@@ -14,7 +14,7 @@ import pytest
 
 from engines.runs import RunsTable
 from orchestrator.engine import Budget, Engine, RunLog
-from pipeline.models import ItemOutcome, RunRequest, RunStatus, RunSummary
+from pipeline.models import ItemOutcome, RunRequest, RunStatus, RunSummary, StepRecord
 from tests.integration import test_orchestrator_runs as orchestrated
 from tests.integration.test_orchestrator_runs import A, B, C, engine_with, run_items
 from tests.orchestrator_fakes import FakeSteps
@@ -131,16 +131,42 @@ def test_a_continuation_that_handed_off_is_not_run_again_after_its_lease(
 
 
 def test_an_item_gets_one_outcome_counted_once(runs_table: str) -> None:
-    runs: RunLog = RunsTable(runs_table)
+    table = RunsTable(runs_table)
+    runs: RunLog = table  # what the engine writes through
     run_id, now = f"run-{uuid.uuid4().hex[:8]}", datetime.now(UTC)
     runs.open_run(run_id, engine="orchestrator", total=1, started_at=now, continuation=0)
     assert runs.item_started(run_id, A, now)
     stored = ItemOutcome(run_id=run_id, url=A, succeeded=True)
     late = ItemOutcome(run_id=run_id, url=A, succeeded=False, error_type="TransientError",
                        error="HTTP 503", failed_step="scraper")
+    fetched = StepRecord(step="scraper", started_at=now, ended_at=now, attempts=1)
+    refused = StepRecord(step="scraper", started_at=now, ended_at=now, attempts=4,
+                         error_type="TransientError", error="HTTP 503")
 
-    assert runs.item_finished(stored, now) is True
-    assert runs.item_finished(late, now) is False  # a second invocation's end of the same item
+    assert runs.item_finished(stored, now, fetched) is True
+    assert runs.item_finished(late, now, refused) is False  # a second invocation's end of the same item
 
     assert runs.finished_items(run_id)[next(iter(runs.finished_items(run_id)))].succeeded
+    # Each end's step is history (written with the outcome, or appended when it lost).
+    assert [step for _, step in table.item_steps(run_id)] == [fetched, refused]
+    # The engine counts only what item_finished recorded (tests/unit/test_orchestrator_engine:
+    # test_progress_counts_only_the_items_this_invocation_recorded); the summary sets it exactly.
+    runs.save_summary(RunSummary.from_outcomes(run_id, "orchestrator", [stored], total=1))
     assert run_items(runs_table, run_id)["META"]["progress_done"] == 1
+
+
+def test_progress_is_added_in_batches_and_set_exactly_by_the_summary(runs_table: str) -> None:
+    runs = RunsTable(runs_table)
+    run_id, now = f"run-{uuid.uuid4().hex[:8]}", datetime.now(UTC)
+    runs.open_run(run_id, engine="orchestrator", total=9, started_at=now, continuation=0)
+
+    runs.add_progress(run_id, 3, 1)
+    runs.add_progress(run_id, 2, 0)
+    progress = runs.progress(run_id)
+    assert progress is not None and progress[1:] == (5, 1)
+
+    ended = [ItemOutcome(run_id=run_id, url=f"http://p{i}.test/", succeeded=i != 0)
+             for i in range(6)]  # one more than was added: its batch was never flushed
+    runs.save_summary(RunSummary.from_outcomes(run_id, "orchestrator", ended, total=9))
+    progress = runs.progress(run_id)
+    assert progress is not None and progress[1:] == (6, 1)

@@ -62,6 +62,8 @@ def ended_run(deployment: Deployment, engine: str, *, counted: bool) -> RunReque
         else:
             runs.item_started(request.run_id, outcome.url, NOW)
             runs.item_finished(outcome, NOW)
+    if not counted:  # the orchestrator adds its recorded ends to the progress in batches
+        runs.add_progress(request.run_id, len(outcomes), 2)
     return request
 
 

@@ -181,6 +181,81 @@ def test_an_unchanged_page_ends_after_the_scraper(world: World) -> None:
     assert world.steps.calls == [("scraper", A)]
 
 
+def test_an_unchanged_page_is_recorded_in_one_write_with_its_scraper_step(world: World) -> None:
+    world.steps.not_modified.add(A)
+
+    world.run(A)
+
+    # item_started, then the outcome with the scraper's record: no separate step write.
+    assert (world.runs.step_writes, world.runs.item_writes) == (0, 1)
+    assert [step.step for step in world.runs.steps(RUN, A)] == ["scraper"]
+
+
+def test_each_step_is_written_as_the_next_begins_and_the_last_with_the_outcome(
+        world: World) -> None:
+    world.steps.verdicts[A] = Verdict.BLOCK
+    stored_before_alert: list[list[str]] = []
+    world.alerts.before = lambda: stored_before_alert.append(
+        [step.step for step in world.runs.steps(RUN, A)])
+
+    world.run(A)
+
+    assert stored_before_alert == [["scraper", "transformer", "moderator", "store"]]
+    assert [step.step for step in world.runs.steps(RUN, A)] == [
+        "scraper", "transformer", "moderator", "store", "alert"]
+    assert (world.runs.step_writes, world.runs.item_writes) == (4, 1)
+
+
+def test_a_failed_step_is_recorded_with_the_failed_outcome(world: World) -> None:
+    world.steps.fail("transformer", A, PermanentError("raw body missing"))
+
+    world.run(A)
+
+    steps = world.runs.steps(RUN, A)
+    assert [step.step for step in steps] == ["scraper", "transformer"]
+    assert steps[-1].error_type == "PermanentError" and world.runs.step_writes == 1
+
+
+class SteppedClock:
+    """A monotonic clock that advances ``step`` seconds at each reading."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_progress_is_added_in_batches_and_set_exactly_by_the_summary() -> None:
+    world = World(clock=SteppedClock(0.001))  # a fast run: no batch falls due
+    urls = [f"http://p{i}.test/" for i in range(20)]
+
+    world.run(*urls, max_concurrency=4)
+
+    assert world.runs.progress_adds == []
+    assert world.runs.runs[RUN]["progress_done"] == 20
+
+
+def test_progress_counts_only_the_items_this_invocation_recorded() -> None:
+    world = World(clock=SteppedClock(10.0))  # every completion falls due: one add per item
+    twin = World()
+
+    def end_a_meanwhile(step: str, url: str) -> None:
+        # Another invocation records A's outcome while this one runs A's scraper.
+        if step == "scraper" and url == A:
+            twin.engine().run_item(RUN, A)
+            outcome = twin.runs.finished_items(RUN)
+            world.runs.item_finished(next(iter(outcome.values())), twin.engine().now())
+
+    world.steps.before = end_a_meanwhile
+    world.run(A, B, max_concurrency=1)
+
+    assert world.runs.progress_adds == [(1, 0)]  # B's end only: A's was the twin's
+    assert world.runs.step_writes == 3 + 3  # both items' first three steps
+    assert world.runs.runs[RUN]["progress_done"] == 2  # the summary counts both outcomes
+
+
 # ---- alerts -----------------------------------------------------------------------------------
 
 def test_each_flagged_item_sends_one_alert(world: World) -> None:

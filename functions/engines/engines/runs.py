@@ -24,7 +24,9 @@ same key schema as create_table arguments):
 Who writes what:
 
 - the orchestrator opens its run, records each item's start, steps and outcome
-  (``item_started``, ``step_finished``, ``item_finished``) and saves the run's summary;
+  (``item_started``, ``step_finished``, ``item_finished``, which also writes the step that ended
+  the item), adds its items' ends to the run's progress in batches (``add_progress``) and saves
+  the run's summary, which sets that progress exactly;
 - the choreography's run is opened by its starter (``open_run``, engine "choreography") before
   any item is published; the run tracker then counts each item's end with ``record``: one
   transaction writes the item only if it has no outcome yet and increments the run's counters
@@ -208,18 +210,21 @@ class RunsTable(Table):
                 raise  # else a later continuation holds the run: nothing of ours to release
 
     def save_summary(self, summary: RunSummary) -> None:
-        """Write the run's status and counts (at a checkpoint or at the end)."""
+        """Write the run's status and counts (at a checkpoint or at the end); the progress
+        added in batches (``add_progress``) is set to what the summary counts."""
         values: dict[str, Any] = {
             ":status": summary.status.value,
             ":succeeded": summary.succeeded,
             ":failed": summary.failed,
             ":flagged": summary.flagged,
             ":pending": summary.pending,
+            ":done": summary.succeeded + summary.failed,
             ":now": timestamp(datetime.now(UTC)),
         }
         expression = (
             "SET #status = :status, #succeeded = :succeeded, #failed = :failed, "
-            "#flagged = :flagged, #pending = :pending, #updated_at = :now"
+            "#flagged = :flagged, #pending = :pending, #updated_at = :now, "
+            "#progress_done = :done, #progress_failed = :failed"
         )
         if summary.ended_at is not None:
             expression += ", #ended_at = :ended"
@@ -272,30 +277,41 @@ class RunsTable(Table):
             {":empty": [], ":step": [step.model_dump(mode="json", exclude_none=True)]},
         )
 
-    def item_finished(self, outcome: ItemOutcome, at: datetime) -> bool:
-        """Record the item's outcome: from now on the run counts it as finished. False when it
-        had one already (two invocations ran it at once): the first stands, counted once."""
+    def item_finished(self, outcome: ItemOutcome, at: datetime,
+                      last_step: StepRecord | None = None) -> bool:
+        """Record the item's outcome, and the record of the step that ended it, in one write:
+        from now on the run counts it as finished. False when it had one already (two
+        invocations ran it at once): the first stands, and this one's step is only appended.
+
+        The run's progress is not counted here: the orchestrator adds its items' ends in
+        batches (``add_progress``), which saves a write on the run's one META item per item.
+        """
+        expression = "SET #status = :status, #ended_at = :at, #outcome = :outcome"
+        values: dict[str, Any] = {
+            ":status": "succeeded" if outcome.succeeded else "failed",
+            ":at": timestamp(at),
+            ":outcome": outcome.model_dump(mode="json", exclude_none=True),
+        }
+        if last_step is not None:
+            expression += ", #steps = list_append(if_not_exists(#steps, :empty), :step)"
+            values |= {":empty": [], ":step": [last_step.model_dump(mode="json", exclude_none=True)]}
         try:
-            self._update(
-                outcome.run_id,
-                item_key(outcome.url),
-                "SET #status = :status, #ended_at = :at, #outcome = :outcome",
-                {
-                    ":status": "succeeded" if outcome.succeeded else "failed",
-                    ":at": timestamp(at),
-                    ":outcome": outcome.model_dump(mode="json", exclude_none=True),
-                },
-                ConditionExpression="attribute_not_exists(#outcome)",
-            )
+            self._update(outcome.run_id, item_key(outcome.url), expression, values,
+                         ConditionExpression="attribute_not_exists(#outcome)")
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
+                if last_step is not None:  # its steps are history all the same
+                    self.step_finished(outcome.run_id, outcome.url, last_step)
                 return False
             raise
-        # Progress for whoever follows the run, read from META alone (``progress``): reading
-        # every item at each poll would cost O(items) a poll, O(items²) a run.
-        self._update(outcome.run_id, META, "ADD #progress_done :one, #progress_failed :failed",
-                     {":one": 1, ":failed": int(not outcome.succeeded)})
         return True
+
+    def add_progress(self, run_id: str, done: int, failed: int) -> None:
+        """Add ``done`` items ended, ``failed`` of them failed, to the run's progress: what a
+        follower reads from META alone (``progress``), as reading every item at each poll would
+        cost O(items) a poll, O(items²) a run. ``save_summary`` sets it exactly."""
+        self._update(run_id, META, "ADD #progress_done :done, #progress_failed :failed",
+                     {":done": done, ":failed": failed})
 
     # ---- a choreographed item ----------------------------------------------------------------
 
