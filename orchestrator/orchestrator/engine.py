@@ -215,7 +215,10 @@ class Engine:
                     in_flight.add(pool.submit(self._run_item, run_id, queue.popleft(), request))
                 if not in_flight:
                     break  # the budget stopped us and nothing is running
-                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                # Wake at least once a progress interval while items are counted and not yet
+                # added: a run whose quick items are done and whose slow ones still run shows them.
+                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED,
+                                           timeout=progress.due_in())
                 for future in finished:
                     # A runs-table failure propagates: retry the run.
                     outcome, recorded = future.result()
@@ -406,6 +409,12 @@ class _Progress:
         """One more item recorded."""
         self.done += 1
         self.failed += int(not outcome.succeeded)
+
+    def due_in(self) -> float | None:
+        """Seconds until what was counted is due to be added; None when nothing waits."""
+        if not self.done:
+            return None
+        return max(0.0, PROGRESS_EVERY_S - (self.clock() - self.flushed_at))
 
     def flush_if_due(self) -> None:
         """Add what was counted, if the last addition is PROGRESS_EVERY_S old."""

@@ -21,7 +21,7 @@ from baton.localcloud import LocalCloud
 from engines.runs import RunsTable
 from pipeline.models import RunStatus, RunSummary
 from pipeline.steps import ENGINES
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import UNLIMITED_HOST, free_port
 from tests.e2e.test_engines import reset_site
 
 STACK = "baton-restart"
@@ -39,7 +39,10 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, sample_site_url: str) -> Ite
     os.environ |= {"BATON_PORT": str(port), "BATON_STATE_DIR": str(state.state_dir)}
     targets.client.cache_clear()
     try:
-        deploy.deploy("local", STACK, {"ScraperAllowedHosts": sample_site_url.removeprefix("http://")},
+        # Every page is on the one sample site: without lifting the per-host limit the two slow
+        # pages would hold both its slots, and the quick ones would all run after them at once.
+        deploy.deploy("local", STACK, {"ScraperAllowedHosts": sample_site_url.removeprefix("http://"),
+                                       "ScraperHostConcurrency": UNLIMITED_HOST},
                       say=lambda _: None)
         yield state
     finally:

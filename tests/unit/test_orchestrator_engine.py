@@ -237,6 +237,24 @@ def test_progress_is_added_in_batches_and_set_exactly_by_the_summary() -> None:
     assert world.runs.runs[RUN]["progress_done"] == 20
 
 
+def test_progress_of_quick_items_is_added_while_a_slow_one_still_runs() -> None:
+    world = World(clock=time.monotonic)
+    seen_while_running: list[bool] = []
+
+    def slow_until_progress_shows(step: str, url: str) -> None:
+        if step == "scraper" and url == C:  # C runs until A's and B's ends are shown (or 5 s)
+            deadline = time.monotonic() + 5
+            while not world.runs.progress_adds and time.monotonic() < deadline:
+                time.sleep(0.01)
+            seen_while_running.append(bool(world.runs.progress_adds))
+
+    world.steps.before = slow_until_progress_shows
+    world.run(A, B, C, max_concurrency=3)
+
+    assert seen_while_running == [True]  # added about a progress interval after A's end
+    assert world.runs.progress_adds[0][0] >= 1
+
+
 def test_progress_counts_only_the_items_this_invocation_recorded() -> None:
     world = World(clock=SteppedClock(10.0))  # every completion falls due: one add per item
     twin = World()
