@@ -520,10 +520,7 @@ class RunsTable(Table):
 
     def _outcome(self, run_id: str, url: str) -> ItemOutcome | None:
         """The item's recorded end, read consistently; None if it has none."""
-        answer = self.client.get_item(TableName=self.table_name,
-                                      Key={"pk": {"S": run_key(run_id)}, "sk": {"S": item_key(url)}},
-                                      ConsistentRead=True)
-        recorded = from_item(answer.get("Item", {})).get("outcome")
+        recorded = from_item(self._item(run_id, url)).get("outcome")
         return None if recorded is None else ItemOutcome.model_validate(recorded)
 
     def progress(self, run_id: str) -> tuple[dict[str, Any], int, int] | None:
@@ -554,14 +551,9 @@ class RunsTable(Table):
 
     def summary(self, run_id: str) -> RunSummary | None:
         """The run as recorded so far, or None if it was never started."""
-        answer = self.client.get_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": run_key(run_id)}, "sk": {"S": META}},
-            ConsistentRead=True,
-        )
-        if "Item" not in answer:
+        meta = self.meta(run_id)
+        if meta is None:
             return None
-        meta = from_item(answer["Item"])
         items = list(self.finished_items(run_id).values())
         ended = meta.get("ended_at")
         return RunSummary.from_outcomes(
@@ -690,15 +682,16 @@ class RunsTable(Table):
         raise AssertionError("unreachable")
 
     def _has_outcome(self, outcome: ItemOutcome) -> bool:
-        return "outcome" in self._item(outcome)
+        return "outcome" in self._item(outcome.run_id, outcome.url)
 
     def _has_failed(self, outcome: ItemOutcome) -> bool:
-        return self._item(outcome).get("status", {}).get("S") == "failed"
+        return self._item(outcome.run_id, outcome.url).get("status", {}).get("S") == "failed"
 
-    def _item(self, outcome: ItemOutcome) -> dict[str, Any]:
+    def _item(self, run_id: str, url: str) -> dict[str, Any]:
+        """The item's record as DynamoDB holds it, read consistently; {} if there is none."""
         answer = self.client.get_item(
             TableName=self.table_name,
-            Key={"pk": {"S": run_key(outcome.run_id)}, "sk": {"S": item_key(outcome.url)}},
+            Key={"pk": {"S": run_key(run_id)}, "sk": {"S": item_key(url)}},
             ConsistentRead=True,
         )
         return dict(answer.get("Item", {}))
