@@ -17,6 +17,7 @@ from engines.handoff import RequestStore
 from engines.runs import RunsTable
 from pipeline.keys import url_id
 from pipeline.models import ItemOutcome, RunRequest, RunStatus
+from tests.choreography_fakes import FakeEventsClient
 from tests.integration.conftest import table_properties
 
 STORED, FLAKY, GONE, NEVER = (f"http://site.test/pages/{name}"
@@ -174,20 +175,6 @@ def test_a_stale_end_of_an_item_before_its_redrive_does_not_end_the_redone_item(
     assert runs.finished_items(request.run_id)[url_id(NEVER)].succeeded
 
 
-@dataclass
-class Events:
-    """An EventBridge client that keeps the entries put."""
-
-    entries: list[dict[str, Any]] = field(default_factory=list)
-
-    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
-        self.entries += Entries
-        return {"FailedEntryCount": 0, "Entries": [{"EventId": "e"} for _ in Entries]}
-
-    def urls(self) -> list[str]:
-        return [json.loads(entry["Detail"])["metadata"]["url"] for entry in self.entries]
-
-
 class TwinStoresFirst:
     """A DynamoDB client on which, just before the redrive's first take-back, a duplicated
     event's twin stores the flaky item (its success replacing the failure the redrive read)."""
@@ -209,14 +196,15 @@ class TwinStoresFirst:
 def test_an_item_stored_while_the_redrive_takes_it_back_is_left_stored(
         deployment: Deployment) -> None:
     request = ended_run(deployment, "choreography", counted=True)
-    events = Events()
+    events = FakeEventsClient()
     clients = {"events": events, "dynamodb": TwinStoresFirst(request.run_id),
                "s3": boto3.client("s3")}.__getitem__
 
     started = redrive(request.run_id, deployment, clients, force=True)  # NEVER's carrier died
 
     assert started is not None and started.urls == [NEVER]
-    assert events.urls() == [NEVER]
+    assert [json.loads(entry["Detail"])["metadata"]["url"]
+            for call in events.calls for entry in call] == [NEVER]
     runs = RunsTable(str(deployment.runs_table_name))
     ended = runs.finished_items(request.run_id)
     assert ended[url_id(FLAKY)].succeeded and url_id(NEVER) not in ended
