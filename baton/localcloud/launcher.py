@@ -16,7 +16,6 @@ import contextvars
 import copy
 import hashlib
 import importlib
-import importlib.util
 import inspect
 import io
 import json
@@ -36,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 try:  # imported as part of baton (the tests)
-    from baton.localcloud import asyncqueue, faults, forkserver, warmpool
+    from baton.localcloud import asyncqueue, faults, forkserver, outside, warmpool
 except ImportError:  # run as a script on MiniStack's interpreter, whose sys.path[0] is this folder
     import asyncqueue  # type: ignore[no-redef]
     import faults  # type: ignore[no-redef]
     import forkserver  # type: ignore[no-redef]
+    import outside  # type: ignore[no-redef]
     import warmpool  # type: ignore[no-redef]
 
 REQUIREMENTS = Path(__file__).with_name("ministack-requirements.txt")
@@ -217,12 +217,7 @@ def extract_published_layer(layer_data: bytes | None, name: str) -> None:
 @cache
 def httpguard() -> Any:
     """baton/httpguard.py, loaded from its file: baton itself is not installed on this interpreter."""
-    spec = importlib.util.spec_from_file_location("baton_httpguard", HTTPGUARD)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"baton launcher: cannot load the request guard {HTTPGUARD}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return outside.load("baton_httpguard", HTTPGUARD, "the request guard")
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
