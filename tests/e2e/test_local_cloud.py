@@ -497,17 +497,21 @@ def test_sync_invokes_beyond_the_limit_are_throttled(limited_cloud):
     assert 1 <= outcomes.count("ok") <= LIMIT, outcomes
 
 
+def leave_marks(lambdas: Any, name: str, folder: Path, marks: list[str]) -> None:
+    """Invoke ``name`` asynchronously once per mark, then wait (60 s at most) for the files."""
+    for mark in marks:
+        lambdas.invoke(FunctionName=name, InvocationType="Event",
+                       Payload=json.dumps({"folder": str(folder), "name": mark}).encode())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(folder.iterdir())) < len(marks):
+        time.sleep(0.2)
+
 def test_async_events_beyond_the_limit_wait_and_all_run(limited_cloud, tmp_path):
     lambdas = lambda_client(limited_cloud)
     name = create_function(lambdas, "fidelity.leave_a_mark", "fidelity.py")
     names = [f"event-{index}" for index in range(LIMIT * 3)]
 
-    for mark in names:
-        lambdas.invoke(FunctionName=name, InvocationType="Event",
-                       Payload=json.dumps({"folder": str(tmp_path), "name": mark}).encode())
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(tmp_path.iterdir())) < len(names):
-        time.sleep(0.2)
+    leave_marks(lambdas, name, tmp_path, names)
 
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(names)
 
@@ -537,12 +541,7 @@ def test_async_events_of_a_function_start_in_the_order_they_came(limited_cloud, 
     lambdas.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
     names = [f"event-{index}" for index in range(5)]
 
-    for mark in names:
-        lambdas.invoke(FunctionName=name, InvocationType="Event",
-                       Payload=json.dumps({"folder": str(tmp_path), "name": mark}).encode())
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(tmp_path.iterdir())) < len(names):
-        time.sleep(0.2)
+    leave_marks(lambdas, name, tmp_path, names)
 
     # One at a time (reserved concurrency 1), each taking 0.5 s: written in the order started.
     assert [path.name for path in sorted(tmp_path.iterdir(), key=lambda p: p.stat().st_mtime_ns)] == names
