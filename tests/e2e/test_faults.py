@@ -163,3 +163,7 @@ def test_a_coordinator_killed_after_its_work_does_it_once(pipeline_stack, sample
     # (measured: 13 for the orchestrator, 16 for Step Functions).
     assert set(report["faults"]) == {"lambda.crash"}, report
     assert report["faults"]["lambda.crash"] >= COORDINATOR_CRASHES[engine], report
+    # Every step of every page ran twice, and both engines say so: Step Functions reads it from
+    # each item's child execution, though a killed invoke's error does not name the item.
+    summary = RunSummary.model_validate(out["summary"])
+    assert {item.url: item.attempts for item in summary.items} == dict.fromkeys(urls, 2)
