@@ -9,13 +9,13 @@ and runs MiniStack's worker script, which builds sys.path, imports the handler m
 start still pays the function's own initialisation) and serves invocations.
 
 Fidelity guards, each falling back to a plain spawn for the worker concerned:
-- a zygote exists per (interpreter, layer directories, interpreter-level environment: PYTHON*,
-  locale), so a preloaded module is the very file the worker would import;
+- a zygote exists per (interpreter, first layer, interpreter-level environment: PYTHON*, locale),
+  and a function whose code folder or later layers hold a module the zygote preloaded is not
+  forked (its own copy, before the first layer on sys.path, would win in a plain spawn), so a
+  preloaded module is the very file the worker would import;
 - the zygote runs with the cloud's environment, not a function's, and records every environment
   variable the preloads read while importing; a function whose environment gives one of them
   another value is not forked (the import would have read its value);
-- a function whose code folder holds a module the zygote preloaded is not forked (its own copy,
-  first on sys.path, would win in a plain spawn);
 - a zygote that cannot start, or dies, is replaced by plain spawns, with a log line.
 
 Workers stay in the cloud's process group, so stopping the group stops them; the zygote also
@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TextIO
 
 SETTING = "BATON_FORK_SERVER"
@@ -61,10 +61,15 @@ PRELOAD = (
     "aws_lambda_powertools", "aws_lambda_powertools.logging", "aws_lambda_powertools.metrics",
     "aws_lambda_powertools.utilities.typing", "aws_lambda_powertools.utilities.parser",
     "aws_lambda_powertools.utilities.parser.models",
+    "trafilatura",  # the transformer's extraction (lxml, justext, ...): ~0.3 s to import
 )
-# Not the transformer's trafilatura and lxml either: preloaded, they cut its workers' PSS by only
-# ~4 of 74 MB (their memory is the parsing's, not the import's) and added 11 MB to the RSS of every
-# forked worker (a child maps all of the zygote's pages).
+
+# botocore's data files every client reads as it is created, for the services the functions call on
+# their hot paths: parsed once in the zygote instead of in every worker (a DynamoDB client alone
+# cost a worker 15 MB of parsed JSON and ~60 ms). Other services' files are read as usual.
+BOTOCORE_DATA = ("endpoints", "partitions", "sdk-default-configuration", "_retry")
+BOTOCORE_SERVICES = ("dynamodb", "s3", "lambda", "events", "sns", "sqs", "states")
+BOTOCORE_SERVICE_DATA = ("service-2", "endpoint-rule-set-1")
 
 # Environment variables the interpreter itself reads at start, before any import: a zygote serves
 # only workers whose values of these equal its own.
@@ -150,12 +155,14 @@ class _ReadRecorder(os._Environ):
         return super().__iter__()
 
 
-def preload(modules: Iterable[str]) -> tuple[list[str], dict[str, str | None]]:
-    """Import ``modules`` (those that import); the ones loaded, and the environment they read."""
+def preload(modules: Iterable[str]) -> tuple[list[str], list[str], dict[str, str | None]]:
+    """Import ``modules`` (those that import) and run the WARMUPS of those imported; the modules
+    loaded, what the warm-ups built, and the environment they all read."""
     reads: dict[str, str | None] = {}
     original = os.environ
     os.environ = _ReadRecorder(original, reads)  # noqa: B003 (same variables, reads recorded)
-    loaded = []
+    loaded: list[str] = []
+    warmed: list[str] = []
     try:
         for name in modules:
             try:
@@ -163,9 +170,73 @@ def preload(modules: Iterable[str]) -> tuple[list[str], dict[str, str | None]]:
             except Exception:  # not in this interpreter or these layers: the worker imports its own
                 continue
             loaded.append(name)
+        for name, warm_up in WARMUPS.items():
+            if name in sys.modules:
+                with contextlib.suppress(Exception):  # a version that differs: built on first use
+                    warmed.extend(warm_up())
     finally:
         os.environ = original  # noqa: B003
-    return loaded, reads
+    return loaded, warmed, reads
+
+
+def botocore_data() -> list[str]:
+    """Parse botocore's common data files (BOTOCORE_DATA, BOTOCORE_SERVICES); the names parsed.
+
+    Each parsed file is handed to the first loader of the worker that reads that very path, as if
+    it had parsed the file itself; any later read parses the file again, as botocore does (a
+    loader may change what it was given: it merges a model's extras into it). A file is found
+    where the worker's loader finds it (the search paths are the same: the user's ~/.aws/models
+    first, then botocore's own).
+    """
+    from botocore import loaders
+
+    parse = loaders.JSONFileLoader.load_file
+    parsed: dict[str, Any] = {}
+
+    class Parsing(loaders.JSONFileLoader):
+        def load_file(self, file_path: str) -> Any:
+            data = parse(self, file_path)
+            if data is not None:
+                parsed[file_path] = data
+            return data
+
+    loader = loaders.Loader(file_loader=Parsing())
+    names = list(BOTOCORE_DATA)
+    for service in BOTOCORE_SERVICES:
+        for kind in BOTOCORE_SERVICE_DATA:
+            with contextlib.suppress(Exception):  # a service this botocore does not have
+                names.append(f"{service}/{loader.determine_latest_version(service, kind)}/{kind}")
+    found = []
+    for name in names:
+        with contextlib.suppress(Exception):
+            loader.load_data_with_path(name)
+            found.append(name)
+
+    def load_file(self: Any, file_path: str) -> Any:
+        data = parsed.pop(file_path, None)
+        return parse(self, file_path) if data is None else data
+
+    loaders.JSONFileLoader.load_file = load_file
+    return [f"botocore data {name}" for name in found]
+
+
+def justext_stoplist() -> list[str]:
+    """trafilatura's justext fallback (a page with little text) joins every language's stoplist
+    into one of ~154,000 words, then a lower-cased set of it: ~40 MB and ~0.1 s in each worker
+    that builds them on its first such page. Built here, from the same files, they are shared."""
+    from justext.core import define_stoplist
+    from trafilatura.external import jt_stoplist_init
+
+    define_stoplist(jt_stoplist_init())  # the cache trafilatura's later calls find
+    return ["justext stoplist (every language)"]
+
+
+# Caches a library builds on first use, alike in every worker (from the files it ships): built once
+# in the zygote when the module named is preloaded, so each worker starts with them as shared pages.
+WARMUPS: dict[str, Callable[[], list[str]]] = {
+    "botocore.loaders": botocore_data,
+    "trafilatura": justext_stoplist,
+}
 
 
 def _top_level_names() -> list[str]:
@@ -179,7 +250,7 @@ def serve(sock: socket.socket, modules: Iterable[str] = PRELOAD) -> None:
     """
     startup_path = list(sys.path)
     sys.path[:0] = layer_paths(os.environ.get("_LAMBDA_LAYERS_DIRS", ""))
-    loaded, reads = preload(modules)
+    loaded, warmed, reads = preload(modules)
     sys.path[:] = startup_path
     if threading.active_count() != 1:  # forking a process with threads copies only one of them
         send(sock, {"error": "a preloaded module started a thread"})
@@ -190,7 +261,7 @@ def serve(sock: socket.socket, modules: Iterable[str] = PRELOAD) -> None:
     os.set_blocking(wake_write, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_write)
-    send(sock, {"ready": True, "pid": os.getpid(), "loaded": loaded, "env_reads": reads,
+    send(sock, {"ready": True, "pid": os.getpid(), "loaded": loaded, "warmed": warmed, "env_reads": reads,
                 "modules": _top_level_names()})
     while True:
         ready, _, _ = select.select([sock.fileno(), wake_read], [], [])
@@ -408,6 +479,7 @@ class Zygote:
             raise ZygoteError(f"the zygote did not start: {(hello or {}).get('error', 'it exited')}")
         ours.settimeout(None)
         self.loaded: list[str] = hello["loaded"]
+        self.warmed: list[str] = hello["warmed"]
         self.env_reads: dict[str, str | None] = hello["env_reads"]
         self.modules: frozenset[str] = frozenset(hello["modules"])
         threading.Thread(target=self._read, name="baton-zygote", daemon=True).start()
@@ -493,6 +565,7 @@ class ForkServers:
         self.base_env = base_env
         self.modules = tuple(modules)
         self._zygotes: dict[tuple[Any, ...], Zygote | None] = {}
+        self._starting: dict[tuple[Any, ...], threading.Event] = {}
         self._lock = threading.Lock()
         self._said: set[str] = set()
 
@@ -507,10 +580,19 @@ class ForkServers:
         return subprocess.Popen([binary, script], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, bufsize=1, env=dict(env))
 
+    def prestart(self, binary: str, layers: str, env: Mapping[str, str]) -> None:
+        """Start the zygote workers with this interpreter, layers and environment would fork from."""
+        if enabled(self.base_env):
+            first, _ = split_layers(layers)
+            key = (binary, first, interpreter_env(env))
+            with contextlib.suppress(ZygoteError):  # logged; its first worker is a plain spawn
+                self._zygote(key, binary, first, dict(key[2]))
+
     def _fork(self, binary: str, script: str, cwd: str, env: Mapping[str, str]) -> ForkedProcess:
         layers = env.get("_LAMBDA_LAYERS_DIRS", "")
-        key = (binary, layers, interpreter_env(env))
-        zygote = self._zygote(key, binary, layers, dict(key[2]))
+        first, later = split_layers(layers)
+        key = (binary, first, interpreter_env(env))
+        zygote = self._zygote(key, binary, first, dict(key[2]))
         function = env.get("AWS_LAMBDA_FUNCTION_NAME", "?")
         if "*" in zygote.env_reads:
             raise ZygoteError("not forked: a preloaded module read the whole environment at import")
@@ -521,6 +603,11 @@ class ForkServers:
         shadowing = sorted(zygote.modules & _module_names(cwd))
         if shadowing:
             raise ZygoteError(f"not forked: its code has its own {', '.join(shadowing)}")
+        # Later layers come first on the worker's sys.path: one holding a preloaded module would win.
+        layered = sorted(zygote.modules & {name for path in layer_paths(os.pathsep.join(later))
+                                           for name in _module_names(path)})
+        if layered:
+            raise ZygoteError(f"not forked: a layer after its first has its own {', '.join(layered)}")
         if any(os.path.isdir(os.path.join(layer, "python", "lib")) for layer in layers.split(os.pathsep)
                if layer):  # site directories (.pth files) the zygote does not reproduce
             raise ZygoteError("not forked: a layer has a python/lib site directory")
@@ -533,23 +620,38 @@ class ForkServers:
             raise ZygoteError(f"{function}: the zygote is gone") from None
 
     def _zygote(self, key: tuple[Any, ...], binary: str, layers: str, interpreter: dict[str, str]) -> Zygote:
+        # Concurrent cold starts of one key wait for one zygote, not start several; zygotes of
+        # different keys start side by side (a deploy starts one per set of layers at once).
         with self._lock:
-            if key in self._zygotes:
-                zygote = self._zygotes[key]
-                if zygote is None:
-                    raise ZygoteError("its zygote could not start or has died")
-                return zygote
-            environ = {**self.base_env, **interpreter, "_LAMBDA_LAYERS_DIRS": layers}
-            try:  # under the lock: concurrent cold starts wait for one zygote, not start several
-                zygote = Zygote(binary, environ, self.modules)
-            except ZygoteError as error:
-                self._zygotes[key] = None
-                raise ZygoteError(f"the zygote for {binary} could not start ({error}); workers "
-                                  "start as new interpreters") from None
-            self._zygotes[key] = zygote
-            log(f"zygote pid {zygote.process.pid} for {binary}, layers {layers or 'none'}: "
-                f"{len(zygote.loaded)} of {len(self.modules)} preloads imported")
+            starting = self._starting.get(key)
+            first = starting is None and key not in self._zygotes
+            if first:
+                starting = self._starting[key] = threading.Event()
+        if starting is not None and not first:
+            starting.wait()
+        if not first:
+            with self._lock:
+                zygote = self._zygotes.get(key)
+            if zygote is None:
+                raise ZygoteError("its zygote could not start or has died")
             return zygote
+        assert starting is not None
+        environ = {**self.base_env, **interpreter, "_LAMBDA_LAYERS_DIRS": layers}
+        started: Zygote | None = None
+        try:
+            zygote = started = Zygote(binary, environ, self.modules)
+        except ZygoteError as error:
+            raise ZygoteError(f"the zygote for {binary} could not start ({error}); workers "
+                              "start as new interpreters") from None
+        finally:
+            with self._lock:
+                self._zygotes[key] = started  # None: not started, the key's workers are spawned
+                del self._starting[key]
+            starting.set()
+        log(f"zygote pid {zygote.process.pid} for {binary}, layers {layers or 'none'}: "
+            f"{len(zygote.loaded)} of {len(self.modules)} preloads imported, "
+            f"{len(zygote.warmed)} caches built")
+        return zygote
 
     def _say_once(self, message: str, kind: str) -> None:
         with self._lock:
@@ -565,6 +667,13 @@ class ForkServers:
             self._zygotes.clear()
         for zygote in zygotes:
             zygote.stop()
+
+
+def split_layers(layers: str) -> tuple[str, list[str]]:
+    """A function's layer folders (os.pathsep-separated): the first, whose packages its zygote
+    preloads (one zygote serves every function built on the same first layer), and the others."""
+    listed = [layer for layer in layers.split(os.pathsep) if layer]
+    return (listed[0] if listed else ""), listed[1:]
 
 
 def _module_names(folder: str) -> set[str]:

@@ -395,6 +395,38 @@ def warm_workers() -> warmpool.WarmWorkers:
 # -- Python workers forked from a zygote (forkserver.py) ------------------------------------------
 
 FORK_SERVERS = forkserver.ForkServers()
+
+
+def prestart_zygote(config: Mapping[str, Any]) -> None:
+    """Start, on another thread, the zygote a Python function's first cold start will fork from.
+
+    A zygote takes ~0.7 s to preload: started as the function is deployed, not at its first
+    invoke, the first run after a deploy is as fast as the next. Its key is computed as the
+    worker's spawn computes it (the same interpreter, layer folders in order, environment).
+    """
+    if not str(config.get("Runtime", "")).startswith("python"):
+        return
+
+    def start() -> None:
+        from ministack.services.lambda_svc import _resolve_layer_zip
+
+        layers = []
+        for ref in config.get("Layers", []):
+            arn = ref if isinstance(ref, str) else ref.get("Arn", "")
+            data = _resolve_layer_zip(ref)
+            if not data:
+                return  # the cold start reports the missing layer
+            layers.append(extract_layer(data, arn))
+        variables = config.get("Environment", {}).get("Variables", {})
+        FORK_SERVERS.prestart(lambda_python(), os.pathsep.join(layers), {**os.environ, **variables})
+
+    def start_logged() -> None:
+        try:
+            start()
+        except Exception as error:  # the first cold start starts it (or reports what fails)
+            print(f"baton launcher: zygote not started ahead: {error}", file=sys.stderr)
+
+    THREADS.run(start_logged)
 STOCK_WORKER_POPEN = textwrap.indent(textwrap.dedent("""\
     self._proc = subprocess.Popen(
         [binary, worker_path],
@@ -1014,8 +1046,18 @@ PATCHES: tuple[Patch, ...] = (
               "BATON_FORK_SERVER=0 turns it off",
         edits=(Edit(SPAWN, STOCK_WORKER_POPEN,
                     "    self._proc = baton_start_worker(runtime, binary, worker_path, code_dir, "
-                    "spawn_env)\n"),),
-        provides={"baton_start_worker": FORK_SERVERS.start_worker},
+                    "spawn_env)\n"),
+               # The zygote of a function deployed through CloudFormation starts as it is deployed.
+               Edit(CFN_CREATE, "    replaced = name in _lambda_svc._functions\n",
+                    "    baton_prestart_zygote(func[\"config\"])\n"
+                    "    replaced = name in _lambda_svc._functions\n"),
+               Edit(CFN_UPDATE, '        raise ValueError(f"AWS::Lambda::Function configuration update '
+                                'failed: {resp[2]!r}")\n',
+                    '        raise ValueError(f"AWS::Lambda::Function configuration update '
+                    'failed: {resp[2]!r}")\n'
+                    '    baton_prestart_zygote(_lambda_svc._functions[name]["config"])\n')),
+        provides={"baton_start_worker": FORK_SERVERS.start_worker,
+                  "baton_prestart_zygote": prestart_zygote},
     ),
     Patch(
         name="cloudformation-reserved-concurrency",

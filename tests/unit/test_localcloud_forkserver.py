@@ -91,6 +91,49 @@ def test_the_zygote_reports_what_it_preloaded_and_what_the_imports_read(zygote: 
     assert {"json", "reads_at_import"} <= zygote.modules
 
 
+# A worker that builds a DynamoDB client and loads two data files twice, noting which files it
+# parsed from disk itself: a file the zygote parsed is handed to its first read only.
+BOTOCORE_WORKER = textwrap.dedent("""\
+    import json, sys
+    from botocore import loaders
+    parsed_here = []
+    parse = loaders.JSONFileLoader._load_file
+    def recording(self, full_path, open_method):
+        data = parse(self, full_path, open_method)
+        if data is not None:
+            parsed_here.append(full_path.split("/data/")[-1])
+        return data
+    loaders.JSONFileLoader._load_file = recording
+    import boto3
+    boto3.client("dynamodb", region_name="eu-west-1", endpoint_url="http://127.0.0.1:9")
+    first = sorted(parsed_here)
+    second = loaders.Loader().load_data("endpoints")
+    with open(loaders.Loader().load_data_with_path("partitions")[1] + ".json") as file:
+        same = json.load(file) == loaders.Loader().load_data("partitions")
+    sys.stdout.write(json.dumps({"client": first, "again": sorted(parsed_here[len(first):]),
+                                 "endpoints": bool(second), "same": same}) + "\\n")
+""")
+
+
+def test_botocore_data_parsed_in_the_zygote_is_handed_once_to_each_worker(
+        lib: Path, tmp_path: Path, code: str) -> None:
+    started = Zygote(sys.executable, base_env(lib), modules=("botocore.loaders",))
+    try:
+        assert {"botocore data dynamodb/2012-08-10/service-2", "botocore data endpoints"} <= set(
+            started.warmed)
+        script = tmp_path / "botocore_worker.py"
+        script.write_text(BOTOCORE_WORKER)
+        answers = [json.loads(started.fork(str(script), code, function_env(lib)).stdout.readline())
+                   for _ in range(2)]
+    finally:
+        started.stop()
+    for answer in answers:  # every worker gets its own copy, once
+        assert answer["client"] == []  # the client was built from the zygote's parsed files
+        # Read again, a file is parsed from disk as botocore would (the first copy may have changed).
+        assert answer["again"] == ["endpoints.json", "partitions.json", "partitions.json"]
+        assert answer["endpoints"] and answer["same"]
+
+
 def test_a_forked_worker_runs_the_script_with_its_own_env_cwd_and_pipes(zygote: Zygote, lib: Path,
                                                                          script: str, code: str) -> None:
     worker = zygote.fork(script, code, function_env(lib, WHO="first"))
@@ -192,6 +235,29 @@ def test_a_function_bundling_a_preloaded_module_is_not_forked(
         env = function_env(lib)
         assert spawned_plainly(cloud.start_worker("python3.12", sys.executable, script, code, env))
         assert "its code has its own json" in capsys.readouterr().err
+    finally:
+        cloud.stop()
+
+
+def test_functions_on_the_same_first_layer_share_a_zygote_unless_a_later_layer_shadows_a_preload(
+        lib: Path, tmp_path: Path, script: str, code: str, capsys: pytest.CaptureFixture[str]) -> None:
+    first, tools, shadowing = (tmp_path / name for name in ("first", "tools", "shadowing"))
+    for layer, module in ((first, "base_mod"), (tools, "tool_mod"), (shadowing, "json")):
+        (layer / "python").mkdir(parents=True)
+        (layer / "python" / f"{module}.py").write_text("")
+    cloud = servers(lib)
+    try:
+        alone = cloud.start_worker("python3.12", sys.executable, script, code,
+                                   function_env(lib, _LAMBDA_LAYERS_DIRS=str(first)))
+        with_tools = cloud.start_worker("python3.12", sys.executable, script, code, function_env(
+            lib, _LAMBDA_LAYERS_DIRS=os.pathsep.join(map(str, (first, tools)))))
+        assert isinstance(alone, ForkedProcess) and isinstance(with_tools, ForkedProcess)
+        assert len(cloud._zygotes) == 1  # one zygote, preloaded from the first layer, for both
+        assert exchange(with_tools)["line"] == "hello" and exchange(alone)["line"] == "hello"
+        # A later layer's own json would come first on sys.path: that worker is not forked.
+        assert spawned_plainly(cloud.start_worker("python3.12", sys.executable, script, code, function_env(
+            lib, _LAMBDA_LAYERS_DIRS=os.pathsep.join(map(str, (first, shadowing))))))
+        assert "a layer after its first has its own json" in capsys.readouterr().err
     finally:
         cloud.stop()
 
