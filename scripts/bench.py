@@ -370,9 +370,11 @@ class PeakMemory:
             self.processes = max(self.processes, processes)
 
     def report(self, what: str, goal_gb: float = 1.5) -> None:
+        # The ratio is on PSS, what the machine really holds: forked workers share their zygote's
+        # pages, which RSS counts again in every one of them.
         rss, pss = self.peak
         print(f"{'local cloud peak memory, ' + what:<58} {rss / 1e9:6.2f} GB RSS, {pss / 1e9:.2f} GB PSS"
-              f"   goal {goal_gb:.1f} GB   ratio {rss / 1e9 / goal_gb:5.2f}   ({self.processes} processes)")
+              f"   goal {goal_gb:.1f} GB   ratio {pss / 1e9 / goal_gb:5.2f}   ({self.processes} processes)")
 
 
 def bench_large_run(instance: Running, n: int = 400, concurrency: int = 8) -> None:

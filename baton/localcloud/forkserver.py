@@ -62,6 +62,11 @@ PRELOAD = (
     "aws_lambda_powertools.utilities.typing", "aws_lambda_powertools.utilities.parser",
     "aws_lambda_powertools.utilities.parser.models",
     "trafilatura",  # the transformer's extraction (lxml, justext, ...): ~0.3 s to import
+    # baton's shared layer (functions/shared/pipeline): its pydantic models alone take ~40 ms to
+    # build in each worker. Not pipeline.observability: it builds Powertools' Logger, Tracer and
+    # Metrics from a function's own settings.
+    "pipeline.models", "pipeline.errors", "pipeline.keys", "pipeline.steps", "pipeline.aws",
+    "pipeline.dynamodb", "pipeline.alerts", "pipeline.policy", "pipeline.monitor_models",
 )
 
 # botocore's data files every client reads as it is created, for the services the functions call on
