@@ -585,6 +585,11 @@ class ForkServers:
         return subprocess.Popen([binary, script], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, bufsize=1, env=dict(env))
 
+    def would_preload_from(self, layer: str) -> bool:
+        """Whether a zygote on this first layer would preload some of its packages."""
+        provided = {name for path in layer_paths(layer) for name in _module_names(path)}
+        return bool(provided & {module.partition(".")[0] for module in self.modules})
+
     def prestart(self, binary: str, layers: str, env: Mapping[str, str]) -> None:
         """Start the zygote workers with this interpreter, layers and environment would fork from."""
         if enabled(self.base_env):

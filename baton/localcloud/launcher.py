@@ -209,9 +209,12 @@ def extract_published_layer(layer_data: bytes | None, name: str) -> None:
     if not layer_data:
         return
     try:
-        extract_layer(layer_data, name)
+        folder = extract_layer(layer_data, name)
     except RuntimeError as error:  # publishing succeeds as before; the first cold start reports it
         print(f"baton launcher: {error}", file=sys.stderr)
+        return
+    if FORK_SERVERS.would_preload_from(folder):  # a dependency layer: most likely a function's first
+        THREADS.run(partial(FORK_SERVERS.prestart, lambda_python(), folder, os.environ))
 
 
 @cache

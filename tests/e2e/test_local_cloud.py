@@ -6,6 +6,7 @@ import http.client
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -683,6 +684,25 @@ def test_a_forked_worker_past_its_timeout_is_killed_and_replaced(forking_cloud):
     assert not Path(f"/proc/{warm['pid']}").exists()
     assert fresh["pid"] != warm["pid"] and fresh["invocations"] == 1
     assert "forkserver.py" in fresh["parent"]
+
+
+def test_a_dependency_layer_starts_its_zygote_when_published(state_dir, probe_layer_zip):
+    cloud = LocalCloud(state_dir=state_dir)
+    instance, _ = cloud.up(port=free_port())
+    try:
+        layer = publish_fork_probe_layer(instance, probe_layer_zip)
+        # Before any function exists, the zygote a function on this layer forks from is starting.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "zygote pid" not in cloud.log_file.read_text():
+            time.sleep(0.2)
+        started = re.findall(r"zygote pid (\d+) for .*, layers (\S+):", cloud.log_file.read_text())
+        lambdas = lambda_client(instance)
+        probe = invoke_probe(lambdas, create_fork_probe(lambdas, layer))
+        parent = int(Path(f"/proc/{probe['pid']}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert len(started) == 1 and "baton-layers" in started[0][1]
+        assert parent == int(started[0][0])  # the first worker came from it
+    finally:
+        cloud.down()
 
 
 def running(pid: int) -> bool:
