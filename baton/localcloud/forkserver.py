@@ -83,6 +83,10 @@ INTERPRETER_ENV_NAMES = ("LANG", "LC_ALL", "LC_CTYPE")
 START_TIMEOUT_S = 60.0  # the preloads take ~1 s of CPU; a loaded machine may take much longer
 REPORT_WAIT_S = 1.0  # how long an exited worker's status may take to arrive from its zygote
 MESSAGE_BYTES = 1 << 20
+# A zygote that forked nothing this long and has no live worker is stopped when another starts (one
+# per first layer: each redeploy of a changed layer would otherwise leave one behind); it starts
+# again if a worker needs it.
+UNUSED_ZYGOTE_S = 60.0
 ORPHANED_EXIT = -signal.SIGKILL  # the status of a worker whose zygote died first is lost
 
 
@@ -470,6 +474,7 @@ class Zygote:
             theirs.close()
         self.sock = ours
         self.alive = True
+        self.used_at = time.monotonic()  # its start, then its last fork
         self._replies: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._statuses: dict[int, _ExitStatus] = {}
         self._lock = threading.Lock()  # one fork request at a time
@@ -512,7 +517,12 @@ class Zygote:
             _close(ours)
             raise ZygoteError((reply or {}).get("error", "the zygote exited"))
         pid = reply["pid"]
+        self.used_at = time.monotonic()
         return ForkedProcess([script], pid, self._statuses[pid], *_text_pipes(*ours))
+
+    def idle_for(self) -> float | None:
+        """Seconds since its last fork if none of its workers is alive, else None."""
+        return None if self._statuses else time.monotonic() - self.used_at
 
     def _read(self) -> None:
         while True:
@@ -637,14 +647,19 @@ class ForkServers:
             first = starting is None and key not in self._zygotes
             if first:
                 starting = self._starting[key] = threading.Event()
-        if starting is not None and not first:
-            starting.wait()
+                unused = self._take_unused()
         if not first:
+            if starting is not None:
+                starting.wait()
             with self._lock:
-                zygote = self._zygotes.get(key)
-            if zygote is None:
+                found = self._zygotes.get(key)
+            if found is None:
                 raise ZygoteError("its zygote could not start or has died")
-            return zygote
+            return found
+        for stale in unused:
+            log(f"zygote pid {stale.process.pid} stopped: no worker and no fork for "
+                f"{UNUSED_ZYGOTE_S:.0f} s")
+            stale.stop()
         assert starting is not None
         environ = {**self.base_env, **interpreter, "_LAMBDA_LAYERS_DIRS": layers}
         started: Zygote | None = None
@@ -662,6 +677,13 @@ class ForkServers:
             f"{len(zygote.loaded)} of {len(self.modules)} preloads imported, "
             f"{len(zygote.warmed)} caches built")
         return zygote
+
+    def _take_unused(self) -> list[Zygote]:
+        """Out of the table, the zygotes with no live worker that forked none for UNUSED_ZYGOTE_S:
+        those of a layer a redeploy replaced (its functions' workers were retired with it)."""
+        unused = [key for key, zygote in self._zygotes.items() if zygote is not None
+                  and (zygote.idle_for() or 0) > UNUSED_ZYGOTE_S]
+        return [zygote for key in unused if (zygote := self._zygotes.pop(key)) is not None]
 
     def _say_once(self, message: str, kind: str) -> None:
         with self._lock:

@@ -262,6 +262,42 @@ def test_functions_on_the_same_first_layer_share_a_zygote_unless_a_later_layer_s
         cloud.stop()
 
 
+def test_a_zygote_with_no_worker_left_is_stopped_when_another_starts(
+        lib: Path, tmp_path: Path, script: str, code: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(forkserver, "UNUSED_ZYGOTE_S", 0.0)
+    layers = [tmp_path / f"layer{index}" for index in range(3)]
+    for layer in layers:
+        layer.mkdir()
+    cloud = servers(lib)
+    try:
+        def fork_on(layer: Path, line: str = "hello") -> ForkedProcess:
+            worker = cloud.start_worker("python3.12", sys.executable, script, code,
+                                        function_env(lib, _LAMBDA_LAYERS_DIRS=str(layer)))
+            assert isinstance(worker, ForkedProcess)
+            exchange(worker, line)
+            return worker
+
+        def zygote_of(layer: Path) -> Zygote:
+            found = [zygote for key, zygote in cloud._zygotes.items() if key[1] == str(layer)]
+            assert len(found) == 1 and found[0] is not None
+            return found[0]
+
+        busy = fork_on(layers[0], "wait")  # keeps running: its zygote stays
+        kept = zygote_of(layers[0])
+        done = fork_on(layers[1])
+        replaced = zygote_of(layers[1])
+        assert done.wait(timeout=10) == 0
+        fork_on(layers[2])
+        assert replaced.process.poll() is not None  # stopped when the next one started
+        assert kept.process.poll() is None
+        assert sorted(key[1] for key in cloud._zygotes) == [str(layers[0]), str(layers[2])]
+        assert busy.stdin is not None
+        busy.stdin.write("bye\n")
+        assert busy.wait(timeout=10) == 0
+    finally:
+        cloud.stop()
+
+
 def test_a_zygote_that_dies_leaves_its_workers_running_and_plain_spawns_after(
         lib: Path, script: str, code: str, capsys: pytest.CaptureFixture[str]) -> None:
     cloud = servers(lib)
