@@ -134,6 +134,28 @@ def test_botocore_data_parsed_in_the_zygote_is_handed_once_to_each_worker(
         assert answer["endpoints"] and answer["same"]
 
 
+def test_trafilaturas_every_language_stoplist_is_built_once_in_the_zygote(
+        lib: Path, tmp_path: Path, code: str) -> None:
+    started = Zygote(sys.executable, base_env(lib), modules=("trafilatura",))
+    script = tmp_path / "stoplist_worker.py"
+    script.write_text(textwrap.dedent("""\
+        import json, sys
+        from justext.core import define_stoplist
+        from trafilatura import external
+        cached = define_stoplist.cache_info().currsize
+        sys.stdout.write(json.dumps({"words": len(external.JT_STOPLIST or ()), "cached": cached,
+                                     "hit": define_stoplist(external.JT_STOPLIST) is not None
+                                     and define_stoplist.cache_info().hits == 1}) + "\\n")
+    """))
+    try:
+        assert started.warmed == ["justext stoplist (every language)"]
+        answer = json.loads(started.fork(str(script), code, function_env(lib)).stdout.readline())
+    finally:
+        started.stop()
+    # The worker starts with the stoplist and its lower-cased set: its first short page builds neither.
+    assert answer["words"] > 100_000 and answer["cached"] == 1 and answer["hit"]
+
+
 def test_a_forked_worker_runs_the_script_with_its_own_env_cwd_and_pipes(zygote: Zygote, lib: Path,
                                                                          script: str, code: str) -> None:
     worker = zygote.fork(script, code, function_env(lib, WHO="first"))
