@@ -1241,6 +1241,17 @@ def _install(target: Target, text: str) -> None:
             raise GuardError(f"{target} is no longer what {'/'.join(target.registered_in)} dispatches to")
         table[last] = namespace[name]
     setattr(owner, name, namespace[name])
+    if owner is module:
+        _rebind_imported(name, original, namespace[name])
+
+
+def _rebind_imported(name: str, original: Any, replacement: Any) -> None:
+    """Modules that imported ``original`` by name (``from ministack.core.concurrency import
+    run_reentrant``) hold the stock function itself: they get the patched one too, or the patch
+    would miss every call made through them (Lambda's invoke path among them)."""
+    for loaded in list(sys.modules.values()):
+        if loaded is not None and getattr(loaded, name, None) is original:
+            setattr(loaded, name, replacement)
 
 
 def apply_patches(patches: tuple[Patch, ...] = PATCHES) -> None:
