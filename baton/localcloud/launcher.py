@@ -1190,7 +1190,7 @@ PATCHES: tuple[Patch, ...] = (
         name="no-xray-daemon-no-tracing",
         stock="marks every invocation of a function with active tracing as sampled, so the X-Ray "
               "SDK in its worker (Powertools Tracer) records a segment, a subsegment per AWS call, "
-              "and sends them by UDP to 127.0.0.1:2000, where nothing listens: 0.4-0.8 ms of CPU an "
+              "and sends them by UDP to 127.0.0.1:2000, where nothing listens: CPU spent on every "
               "invoke for traces no one receives",
         baton="starts Python workers with AWS_XRAY_SDK_ENABLED=false, the SDK's own switch, unless "
               "the function or the cloud sets it, or names a daemon (AWS_XRAY_DAEMON_ADDRESS); the "

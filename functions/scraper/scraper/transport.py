@@ -4,8 +4,8 @@ Each hop ends by its deadline whatever the server does. Connecting is bounded by
 from the moment the socket exists a watchdog shuts it down at the deadline, which wakes any
 read blocked on it (TLS handshake, a header line dripped a byte at a time, a body trickling in
 under the read timeout). Reads after that raise ``DeadlineExceeded``. Every watchdog of the
-process is kept by one alarm thread (``ALARMS``): a timer thread per connection cost a thread
-start for every fetch, about a third of the CPU of fetching a page that answers 304.
+process is kept by one alarm thread (``ALARMS``): a timer thread per connection started a thread
+for every fetch, ~0.15 ms of the ~0.9 ms of CPU a 304 costs the fetcher and the sample site.
 """
 
 from __future__ import annotations
