@@ -303,8 +303,13 @@ def bench_engines(instance: Running, n: int = 50, concurrency: int = 8) -> None:
 
 
 def cloud_cpu(pid: int) -> float:
-    """CPU seconds (user + system) the local cloud's process group has used: its live
-    processes' own, and those of the workers it has reaped (counted in its children's times)."""
+    """CPU seconds (user + system) the local cloud's process group has used: each live
+    process's own, and those of the children it has reaped (its children's times).
+
+    Every process's children's times count, not only the cloud's: workers forked from a zygote
+    are the zygote's children, so a worker stopped while it is measured (an idle one reaped)
+    moves its CPU into the zygote's, where counting only the cloud's would lose it and make the
+    difference of two readings too small, even negative."""
     ticks = os.sysconf("SC_CLK_TCK")
     seconds = 0.0
     for entry in Path("/proc").iterdir():
@@ -316,9 +321,7 @@ def cloud_cpu(pid: int) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             if int(fields[2]) != pid:
                 continue
-            seconds += (int(fields[11]) + int(fields[12])) / ticks
-            if int(entry.name) == pid:
-                seconds += (int(fields[13]) + int(fields[14])) / ticks
+            seconds += sum(int(field) for field in fields[11:15]) / ticks
         except (OSError, ValueError, IndexError):
             continue  # a worker that ended meanwhile
     return seconds

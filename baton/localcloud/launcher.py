@@ -766,6 +766,20 @@ def refuse_large_put_events(entries: Any) -> tuple[int, dict[str, str], bytes] |
     return None
 
 
+# -- X-Ray off where no daemon listens ------------------------------------------------------------
+
+XRAY_SDK_ENABLED = "AWS_XRAY_SDK_ENABLED"  # the X-Ray SDKs' own switch
+XRAY_DAEMON_ADDRESS = "AWS_XRAY_DAEMON_ADDRESS"
+
+
+def without_xray_daemon(environment: dict[str, str]) -> None:
+    """Turn the X-Ray SDK off in a worker's ``environment``: the local cloud has no X-Ray daemon,
+    so the segments it would build and send by UDP go nowhere. A value the function or the cloud
+    sets itself wins, and so does a daemon named by AWS_XRAY_DAEMON_ADDRESS (one the user runs)."""
+    if XRAY_DAEMON_ADDRESS not in environment:
+        environment.setdefault(XRAY_SDK_ENABLED, "false")
+
+
 # -- the table ------------------------------------------------------------------------------------
 # The worker script is a string inside MiniStack; "\\n" in its edits is the two characters it holds.
 
@@ -1217,6 +1231,20 @@ PATCHES: tuple[Patch, ...] = (
                     "baton_lambda_task_error(body),"),),
         provides={"baton_lambda_task_error": lambda_task_error},
     ),
+    Patch(
+        name="no-xray-daemon-no-tracing",
+        stock="marks every invocation of a function with active tracing as sampled, so the X-Ray "
+              "SDK in its worker (Powertools Tracer) records a segment, a subsegment per AWS call, "
+              "and sends them by UDP to 127.0.0.1:2000, where nothing listens: CPU spent on every "
+              "invoke for traces no one receives",
+        baton="starts Python workers with AWS_XRAY_SDK_ENABLED=false, the SDK's own switch, unless "
+              "the function or the cloud sets it, or names a daemon (AWS_XRAY_DAEMON_ADDRESS); the "
+              "trace id still reaches the handler (_X_AMZN_TRACE_ID) and its log lines",
+        edits=(Edit(SPAWN, "    spawn_env = {**os.environ, **env_vars}\n",
+                    "    spawn_env = {**os.environ, **env_vars}\n"
+                    "    baton_without_xray_daemon(spawn_env)\n"),),
+        provides={"baton_without_xray_daemon": without_xray_daemon},
+    ),
 )
 
 
@@ -1258,6 +1286,17 @@ def _install(target: Target, text: str) -> None:
             raise GuardError(f"{target} is no longer what {'/'.join(target.registered_in)} dispatches to")
         table[last] = namespace[name]
     setattr(owner, name, namespace[name])
+    if owner is module:
+        _rebind_imported(name, original, namespace[name])
+
+
+def _rebind_imported(name: str, original: Any, replacement: Any) -> None:
+    """Modules that imported ``original`` by name (``from ministack.core.concurrency import
+    run_reentrant``) hold the stock function itself: they get the patched one too, or the patch
+    would miss every call made through them (Lambda's invoke path among them)."""
+    for loaded in list(sys.modules.values()):
+        if loaded is not None and getattr(loaded, name, None) is original:
+            setattr(loaded, name, replacement)
 
 
 def apply_patches(patches: tuple[Patch, ...] = PATCHES) -> None:

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from baton.build import build_layer
-from tests.e2e.conftest import ROLE
+from tests.e2e.conftest import ROLE, zip_handler
 
 
 def invoke(lambdas: Any, name: str, event: dict) -> tuple[str | None, dict]:
@@ -186,6 +186,30 @@ def test_powertools_logger_reaches_cloudwatch_logs(deploy_function, aws, probe_l
     lines = log_messages(aws("logs"), name, marker)
     records = [json.loads(line) for line in lines]
     assert any(r["message"] == "powertools says" and r["marker"] == marker for r in records)
+
+
+@pytest.mark.parametrize(("variables", "expected"), [
+    ({}, "false"),  # no daemon here: the SDK is switched off
+    ({"AWS_XRAY_SDK_ENABLED": "true"}, "true"),  # the function's own choice wins
+    ({"AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000"}, None),  # a daemon it names keeps it on
+])
+def test_xray_sdk_is_off_where_no_daemon_listens(aws, variables, expected):
+    lambdas = aws("lambda")
+    name = f"t-tracing-{uuid.uuid4().hex[:8]}"
+    lambdas.create_function(
+        FunctionName=name, Runtime="python3.11", Role=ROLE,
+        Handler="fidelity.tracing_environment", Code={"ZipFile": zip_handler("fidelity.py")},
+        TracingConfig={"Mode": "Active"}, Environment={"Variables": variables},
+    )
+    try:
+        error, seen = invoke(lambdas, name, {})
+    finally:
+        lambdas.delete_function(FunctionName=name)
+
+    assert error is None, seen
+    assert seen["AWS_XRAY_SDK_ENABLED"] == expected
+    # Still traced as far as the handler can see: its trace id, which its log lines carry.
+    assert seen["_X_AMZN_TRACE_ID"].startswith("Root=1-")
 
 
 def test_map_max_concurrency_path_bounds_the_iterations(deploy_function, aws, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from baton.site import SampleSite
 from pipeline.errors import PermanentError, TransientError
 from scraper.fetch import Fetcher, FetchPolicy
-from scraper.transport import HttpTransport
+from scraper.transport import ALARMS, Alarms, HttpTransport
 
 
 class AnyHostSite(BaseHTTPRequestHandler):
@@ -116,15 +116,32 @@ def test_a_drip_that_ends_before_the_deadline_is_read_whole(sample_site: SampleS
 
 
 def test_the_watchdog_is_stopped_after_a_normal_fetch(sample_site: SampleSite) -> None:
-    fetcher, base = site_fetcher(sample_site)  # a 25 s deadline: its timers would outlive the test
+    fetcher, base = site_fetcher(sample_site)  # a 25 s deadline: its alarms would outlive the test
 
     for _ in range(5):
         fetcher.fetch(f"{base}/pages/garden")
 
-    timers = [thread for thread in threading.enumerate() if isinstance(thread, threading.Timer)]
-    for timer in timers:
-        timer.join(timeout=2)  # a cancelled timer ends at once
-    assert not [timer for timer in timers if timer.is_alive()]
+    assert ALARMS.pending() == 0  # each fetch's alarm was cancelled when it ended
+    # One alarm thread serves every watchdog: no thread (no Timer) per fetch.
+    assert not [thread for thread in threading.enumerate() if isinstance(thread, threading.Timer)]
+
+
+def test_alarms_run_in_time_order_and_a_cancelled_one_never_runs() -> None:
+    alarms, ran = Alarms(), list[str]()
+    done = threading.Event()
+    now = time.monotonic()
+
+    def last() -> None:
+        ran.append("late")
+        done.set()
+
+    alarms.at(now + 0.2, last)
+    alarms.at(now + 0.1, lambda: ran.append("cancelled")).cancel()
+    alarms.at(now - 1.0, lambda: ran.append("overdue"))  # its time has passed: runs at once
+
+    assert done.wait(timeout=5)
+    assert ran == ["overdue", "late"]
+    assert alarms.pending() == 0
 
 
 @pytest.mark.parametrize("page", ["/faults/gzip", "/faults/deflate"])

@@ -98,6 +98,22 @@ def test_a_patched_function_replaces_its_dispatch_table_entry_too(fake_ministack
     assert fake_ministack.HANDLERS["greet"]("bob") == "good day bob"
 
 
+def test_a_patched_function_imported_by_name_elsewhere_is_replaced_there_too(fake_ministack,
+                                                                              tmp_path):
+    (tmp_path / "fake_caller.py").write_text("from fake_stock import greet\n")
+    import fake_caller
+
+    polite = Patch(name="greeting-is-polite", stock="says hello", baton="says good day",
+                   edits=(Edit(Target("fake_stock", "greet"), '"hello " + name',
+                               '"good day " + name'),))
+    try:
+        apply_patches((polite,))
+
+        assert fake_caller.greet("ann") == "good day ann"
+    finally:
+        del sys.modules["fake_caller"]
+
+
 def test_another_ministack_version_is_refused(fake_ministack, monkeypatch):
     monkeypatch.setitem(sys.modules, "ministack", types.SimpleNamespace(__version__="0.0.1"))
 

@@ -1,15 +1,19 @@
 """The real transport: one HTTP(S) request with http.client, connected to checked addresses only.
 
 Each hop ends by its deadline whatever the server does. Connecting is bounded by the time left;
-from the moment the socket exists a watchdog timer shuts it down at the deadline, which wakes any
+from the moment the socket exists a watchdog shuts it down at the deadline, which wakes any
 read blocked on it (TLS handshake, a header line dripped a byte at a time, a body trickling in
-under the read timeout). Reads after that raise ``DeadlineExceeded``.
+under the read timeout). Reads after that raise ``DeadlineExceeded``. Every watchdog of the
+process is kept by one alarm thread (``ALARMS``): a timer thread per connection started a thread
+for every fetch, ~0.15 ms of the ~0.9 ms of CPU a 304 costs the fetcher and the sample site.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import http.client
+import itertools
 import socket
 import ssl
 import threading
@@ -28,6 +32,65 @@ class TooManyTrailers(http.client.HTTPException):
     """A chunked body followed by more trailer lines than MAX_TRAILER_LINES."""
 
 
+class Alarm:
+    """One action due at a time on the alarm thread; cancelled, it never runs."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action: Callable[[], None] | None = action
+
+    def cancel(self) -> None:
+        """The action will not run (it is dropped now, not when its time comes)."""
+        self.action = None
+
+
+class Alarms:
+    """Runs each alarm's action at its time (``time.monotonic``), all on one daemon thread."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._due: list[tuple[float, int, Alarm]] = []  # a heap, soonest first
+        self._order = itertools.count()  # breaks ties between alarms due at the same time
+        self._thread: threading.Thread | None = None
+
+    def at(self, moment: float, action: Callable[[], None]) -> Alarm:
+        """Run ``action`` at ``moment`` (at once if it has passed); the alarm cancels it."""
+        alarm = Alarm(action)
+        with self._changed:
+            heapq.heappush(self._due, (moment, next(self._order), alarm))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="watchdog", daemon=True)
+                self._thread.start()
+            elif self._due[0][2] is alarm:  # sooner than what the thread waits for: wake it
+                self._changed.notify()
+        return alarm
+
+    def pending(self) -> int:
+        """How many alarms are still to run (not cancelled, not run yet)."""
+        with self._changed:
+            return sum(1 for _, _, alarm in self._due if alarm.action is not None)
+
+    def _serve(self) -> None:
+        while True:
+            with self._changed:
+                while self._due and self._due[0][2].action is None:
+                    heapq.heappop(self._due)  # cancelled: nothing to wait for
+                if not self._due:
+                    self._changed.wait()
+                    continue
+                moment, _, alarm = self._due[0]
+                left = moment - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)
+                    continue
+                heapq.heappop(self._due)
+                action, alarm.action = alarm.action, None
+            if action is not None:
+                action()
+
+
+ALARMS = Alarms()
+
+
 class Watchdog:
     """Shuts a connection's socket down at the deadline, waking whatever read is blocked on it."""
 
@@ -36,25 +99,24 @@ class Watchdog:
         self.fired = False
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
-        self._timer: threading.Timer | None = None
+        self._alarm: Alarm | None = None
 
     def left(self) -> float:
         """Seconds until the deadline (negative once it passed)."""
         return self.at - time.monotonic()
 
     def watch(self, sock: socket.socket) -> None:
-        """Start the timer on ``sock``; a duplicate is kept, as TLS wrapping detaches the original."""
+        """Watch ``sock`` until the deadline; a duplicate is kept, as TLS wrapping detaches the
+        original."""
         with self._lock:
             self._socket = sock.dup()
-            self._timer = threading.Timer(max(self.left(), 0.0), self._fire)
-            self._timer.daemon = True
-            self._timer.start()
+            self._alarm = ALARMS.at(self.at, self._fire)
 
     def stop(self) -> None:
-        """Cancel the timer and release the duplicate socket (the connection closes for real)."""
+        """Cancel the alarm and release the duplicate socket (the connection closes for real)."""
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
+            if self._alarm is not None:
+                self._alarm.cancel()
             if self._socket is not None:
                 self._socket.close()
                 self._socket = None
