@@ -80,6 +80,8 @@ BOTOCORE_SERVICE_DATA = ("service-2", "endpoint-rule-set-1")
 # only workers whose values of these equal its own.
 INTERPRETER_ENV_PREFIXES = ("PYTHON",)
 INTERPRETER_ENV_NAMES = ("LANG", "LC_ALL", "LC_CTYPE")
+# (interpreter, first layer, interpreter-level environment): which zygote a worker forks from.
+ZygoteKey = tuple[str, str, tuple[tuple[str, str], ...]]
 START_TIMEOUT_S = 60.0  # the preloads take ~1 s of CPU; a loaded machine may take much longer
 REPORT_WAIT_S = 1.0  # how long an exited worker's status may take to arrive from its zygote
 MESSAGE_BYTES = 1 << 20
@@ -579,8 +581,8 @@ class ForkServers:
     def __init__(self, base_env: Mapping[str, str] = os.environ, modules: Iterable[str] = PRELOAD) -> None:
         self.base_env = base_env
         self.modules = tuple(modules)
-        self._zygotes: dict[tuple[Any, ...], Zygote | None] = {}
-        self._starting: dict[tuple[Any, ...], threading.Event] = {}
+        self._zygotes: dict[ZygoteKey, Zygote | None] = {}
+        self._starting: dict[ZygoteKey, threading.Event] = {}
         self._lock = threading.Lock()
         self._said: set[str] = set()
 
@@ -597,22 +599,18 @@ class ForkServers:
 
     def would_preload_from(self, layer: str) -> bool:
         """Whether a zygote on this first layer would preload some of its packages."""
-        provided = {name for path in layer_paths(layer) for name in _module_names(path)}
-        return bool(provided & {module.partition(".")[0] for module in self.modules})
+        return bool(_layer_modules([layer]) & {module.partition(".")[0] for module in self.modules})
 
     def prestart(self, binary: str, layers: str, env: Mapping[str, str]) -> None:
         """Start the zygote workers with this interpreter, layers and environment would fork from."""
         if enabled(self.base_env):
-            first, _ = split_layers(layers)
-            key = (binary, first, interpreter_env(env))
             with contextlib.suppress(ZygoteError):  # logged; its first worker is a plain spawn
-                self._zygote(key, binary, first, dict(key[2]))
+                self._zygote(zygote_key(binary, layers, env))
 
     def _fork(self, binary: str, script: str, cwd: str, env: Mapping[str, str]) -> ForkedProcess:
         layers = env.get("_LAMBDA_LAYERS_DIRS", "")
-        first, later = split_layers(layers)
-        key = (binary, first, interpreter_env(env))
-        zygote = self._zygote(key, binary, first, dict(key[2]))
+        key = zygote_key(binary, layers, env)
+        zygote = self._zygote(key)
         function = env.get("AWS_LAMBDA_FUNCTION_NAME", "?")
         if "*" in zygote.env_reads:
             raise ZygoteError("not forked: a preloaded module read the whole environment at import")
@@ -624,8 +622,7 @@ class ForkServers:
         if shadowing:
             raise ZygoteError(f"not forked: its code has its own {', '.join(shadowing)}")
         # Later layers come first on the worker's sys.path: one holding a preloaded module would win.
-        layered = sorted(zygote.modules & {name for path in layer_paths(os.pathsep.join(later))
-                                           for name in _module_names(path)})
+        layered = sorted(zygote.modules & _layer_modules(split_layers(layers)[1]))
         if layered:
             raise ZygoteError(f"not forked: a layer after its first has its own {', '.join(layered)}")
         if any(os.path.isdir(os.path.join(layer, "python", "lib")) for layer in layers.split(os.pathsep)
@@ -639,16 +636,17 @@ class ForkServers:
                     self._zygotes[key] = None  # not restarted: one that died may die again
             raise ZygoteError(f"{function}: the zygote is gone") from None
 
-    def _zygote(self, key: tuple[Any, ...], binary: str, layers: str, interpreter: dict[str, str]) -> Zygote:
+    def _zygote(self, key: ZygoteKey) -> Zygote:
+        """The zygote of ``key`` (zygote_key), started if there is none yet."""
         # Concurrent cold starts of one key wait for one zygote, not start several; zygotes of
-        # different keys start side by side (a deploy starts one per set of layers at once).
+        # different keys start side by side.
         with self._lock:
             starting = self._starting.get(key)
-            first = starting is None and key not in self._zygotes
-            if first:
+            starter = starting is None and key not in self._zygotes
+            if starter:
                 starting = self._starting[key] = threading.Event()
                 unused = self._take_unused()
-        if not first:
+        if not starter:
             if starting is not None:
                 starting.wait()
             with self._lock:
@@ -661,7 +659,8 @@ class ForkServers:
                 f"{UNUSED_ZYGOTE_S:.0f} s")
             stale.stop()
         assert starting is not None
-        environ = {**self.base_env, **interpreter, "_LAMBDA_LAYERS_DIRS": layers}
+        binary, layer, interpreter = key
+        environ = {**self.base_env, **dict(interpreter), "_LAMBDA_LAYERS_DIRS": layer}
         started: Zygote | None = None
         try:
             zygote = started = Zygote(binary, environ, self.modules)
@@ -673,7 +672,7 @@ class ForkServers:
                 self._zygotes[key] = started  # None: not started, the key's workers are spawned
                 del self._starting[key]
             starting.set()
-        log(f"zygote pid {zygote.process.pid} for {binary}, layers {layers or 'none'}: "
+        log(f"zygote pid {zygote.process.pid} for {binary}, layers {layer or 'none'}: "
             f"{len(zygote.loaded)} of {len(self.modules)} preloads imported, "
             f"{len(zygote.warmed)} caches built")
         return zygote
@@ -701,11 +700,22 @@ class ForkServers:
             zygote.stop()
 
 
+def zygote_key(binary: str, layers: str, env: Mapping[str, str]) -> ZygoteKey:
+    """Which zygote a worker of this interpreter, layers and environment forks from: (interpreter,
+    first layer, interpreter-level environment)."""
+    return binary, split_layers(layers)[0], interpreter_env(env)
+
+
 def split_layers(layers: str) -> tuple[str, list[str]]:
     """A function's layer folders (os.pathsep-separated): the first, whose packages its zygote
     preloads (one zygote serves every function built on the same first layer), and the others."""
     listed = [layer for layer in layers.split(os.pathsep) if layer]
     return (listed[0] if listed else ""), listed[1:]
+
+
+def _layer_modules(layers: Iterable[str]) -> set[str]:
+    """The top-level module names these layer folders provide (each layer and its python/)."""
+    return {name for path in layer_paths(os.pathsep.join(layers)) for name in _module_names(path)}
 
 
 def _module_names(folder: str) -> set[str]:

@@ -405,7 +405,8 @@ def prestart_zygote(config: Mapping[str, Any]) -> None:
 
     A zygote takes ~0.7 s to preload: started as the function is deployed, not at its first
     invoke, the first run after a deploy is as fast as the next. Its key is computed as the
-    worker's spawn computes it (the same interpreter, layer folders in order, environment).
+    worker's spawn computes it (the same interpreter, first layer folder, environment); the
+    function's later layers do not choose its zygote.
     """
     if not str(config.get("Runtime", "")).startswith("python"):
         return
@@ -413,15 +414,14 @@ def prestart_zygote(config: Mapping[str, Any]) -> None:
     def start() -> None:
         from ministack.services.lambda_svc import _resolve_layer_zip
 
-        layers = []
-        for ref in config.get("Layers", []):
-            arn = ref if isinstance(ref, str) else ref.get("Arn", "")
+        first = ""
+        for ref in config.get("Layers", [])[:1]:
             data = _resolve_layer_zip(ref)
             if not data:
                 return  # the cold start reports the missing layer
-            layers.append(extract_layer(data, arn))
+            first = extract_layer(data, ref if isinstance(ref, str) else ref.get("Arn", ""))
         variables = config.get("Environment", {}).get("Variables", {})
-        FORK_SERVERS.prestart(lambda_python(), os.pathsep.join(layers), {**os.environ, **variables})
+        FORK_SERVERS.prestart(lambda_python(), first, {**os.environ, **variables})
 
     def start_logged() -> None:
         try:
