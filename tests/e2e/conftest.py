@@ -52,10 +52,8 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 @pytest.fixture(scope="session")
 def sample_site_url() -> Iterator[str]:
     """The sample site on a free port for the whole session."""
-    site = serve(port=0)
-    site.start()
-    yield site.base_url
-    site.stop()
+    with serve(port=0) as site:
+        yield site.base_url
 
 
 @pytest.fixture(scope="session")

@@ -33,10 +33,8 @@ def localstack() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def site_url() -> Iterator[str]:
-    site = serve(port=0)
-    site.start()
-    yield site.base_url
-    site.stop()
+    with serve(port=0) as site:
+        yield site.base_url
 
 
 @pytest.fixture(scope="module")
