@@ -20,7 +20,7 @@ from baton import deploy, faults, targets, wiring
 from baton.check import faults_key
 from baton.errors import BatonError
 from baton.targets import client
-from baton.watch import WatchLine, parse_line
+from baton.watch import WatchLine, listed, scan_watchlist
 from engines.client import (
     Deployment,
     EngineClient,
@@ -48,17 +48,10 @@ def read_watchlist(path: Path) -> list[WatchLine]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise BatonError(f"cannot read the watchlist: {error}") from error
-    lines: dict[str, WatchLine] = {}
-    problems = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        parsed = parse_line(number, line)
-        if isinstance(parsed, str):
-            problems.append(f"  line {number}: {parsed}")
-        elif parsed is not None:
-            lines.setdefault(parsed.url, parsed)
-    if problems:
-        raise BatonError(f"{path} has bad lines (nothing was run):\n" + "\n".join(problems))
-    return list(lines.values())
+    scanned = scan_watchlist(text)
+    if scanned.problems:
+        raise BatonError(f"{path} has bad lines (nothing was run):\n" + listed(scanned.problems))
+    return scanned.lines
 
 
 def run_request(urls: list[str], max_concurrency: int,

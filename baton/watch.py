@@ -158,25 +158,50 @@ def parse_line(number: int, line: str) -> WatchLine | str | None:
     return WatchLine(number, url, label, review, block, options)
 
 
-def parse_watchlist(text: str, source: str = "the watchlist") -> list[WatchLine]:
-    """Every URL line of a watchlist; a BatonError naming every bad line if there is one."""
-    lines: list[WatchLine] = []
-    problems: list[str] = []
-    seen: dict[str, int] = {}
+@dataclass(frozen=True)
+class Scanned:
+    """A watchlist's lines, read once: each URL's first line, the lines that give a URL again and
+    the bad lines' problems (both by line number)."""
+
+    first: dict[str, tuple[int, WatchLine]]
+    again: dict[int, str]
+    problems: dict[int, str]
+
+    @property
+    def lines(self) -> list[WatchLine]:
+        """Each URL's first line, in the file's order."""
+        return [line for _, line in self.first.values()]
+
+
+def listed(problems: dict[int, str]) -> str:
+    """Problems by line number, a line each, in the file's order."""
+    return "\n".join(f"  line {number}: {problem}" for number, problem in sorted(problems.items()))
+
+
+def scan_watchlist(text: str) -> Scanned:
+    """Read every line of a watchlist. A URL given again is not a bad line here: `baton watch
+    import` refuses it, `baton run` runs it once."""
+    scanned = Scanned({}, {}, {})
     for number, line in enumerate(text.splitlines(), start=1):
         parsed = parse_line(number, line)
-        if parsed is None:
-            continue
         if isinstance(parsed, str):
-            problems.append(f"  line {number}: {parsed}")
-        elif parsed.url in seen:
-            problems.append(f"  line {number}: {parsed.url!r} is already on line {seen[parsed.url]}")
-        else:
-            seen[parsed.url] = number
-            lines.append(parsed)
-    if problems:
-        raise BatonError(f"{source} has {len(problems)} bad line(s); nothing was imported:\n"
-                         + "\n".join(problems))
+            scanned.problems[number] = parsed
+        elif parsed is not None and parsed.url in scanned.first:
+            scanned.again[number] = parsed.url
+        elif parsed is not None:
+            scanned.first[parsed.url] = (number, parsed)
+    return scanned
+
+
+def parse_watchlist(text: str, source: str = "the watchlist") -> list[WatchLine]:
+    """Every URL line of a watchlist; a BatonError naming every bad line if there is one."""
+    scanned = scan_watchlist(text)
+    bad = scanned.problems | {number: f"{url!r} is already on line {scanned.first[url][0]}"
+                              for number, url in scanned.again.items()}
+    lines = scanned.lines
+    if bad:
+        raise BatonError(f"{source} has {len(bad)} bad line(s); nothing was imported:\n"
+                         + listed(bad))
     if not lines:
         raise BatonError(f"{source} has no URL; nothing was imported")
     return lines
