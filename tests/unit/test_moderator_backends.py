@@ -1,5 +1,8 @@
 """The offline default backend on real text, and the Comprehend backend against a stub."""
 
+import gzip
+import json
+import math
 from datetime import UTC, datetime
 
 import pytest
@@ -8,6 +11,7 @@ from botocore.stub import Stubber
 from moderator.backends import ComprehendBackend, ProfanitySvmBackend
 from moderator.chunking import chunk_text
 from moderator.logic import moderate
+from moderator.profanity_model import ProfanityModel
 from pipeline import aws
 from pipeline.errors import PermanentError, TransientError
 from pipeline.models import TransformedPage, Verdict
@@ -178,3 +182,31 @@ def test_comprehend_oversized_text_is_permanent(stubbed):
 
     with pytest.raises(PermanentError):
         backend.score(["text"])
+
+
+def test_a_model_file_with_a_short_term_row_is_refused_by_name(tmp_path):
+    # Each term must carry its idf and one weight per member: a row that does not would shift
+    # every later term's weights in the flat table and score silently wrong.
+    model = tmp_path / "model.json.gz"
+    model.write_bytes(gzip.compress(json.dumps({
+        "token_pattern": r"(?u)\b\w\w+\b", "stop_words": [], "source": "test",
+        "intercepts": [0.1, 0.2], "calibration": [[1.0, 0.0], [1.0, 0.0]],
+        "terms": {"idiot": [1.5, 0.3, 0.4], "moron": [1.2, 0.5]},
+    }).encode()))
+    with pytest.raises(ValueError, match=r"model\.json\.gz: a term has 2 values, expected 1 \+ 2"):
+        ProfanityModel.load(model)
+
+
+def test_a_model_scores_from_its_terms_rows(tmp_path):
+    model = tmp_path / "model.json.gz"
+    model.write_bytes(gzip.compress(json.dumps({
+        "token_pattern": r"(?u)\b\w\w+\b", "stop_words": ["the"], "source": "test",
+        "intercepts": [0.0], "calibration": [[-1.0, 0.0]],
+        "terms": {"calm": [1.0, -2.0], "idiot": [2.0, 3.0]},
+    }).encode()))
+    loaded = ProfanityModel.load(model)
+    # One member: decision = weight of the only term (its tf-idf normalised to 1);
+    # probability = sigmoid(-(a * decision + b)) with a = -1, b = 0.
+    assert loaded.probability("the idiot") == pytest.approx(1 / (1 + math.exp(-3.0)))
+    assert loaded.probability("calm") == pytest.approx(1 / (1 + math.exp(2.0)))
+    assert loaded.probability("the unknown words") == pytest.approx(0.5)

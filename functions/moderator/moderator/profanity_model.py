@@ -3,6 +3,9 @@
 The model is TF-IDF features into five sigmoid-calibrated linear SVMs whose probabilities are
 averaged, exactly as scikit-learn's ``CalibratedClassifierCV.predict_proba`` does. Scoring is a
 sparse dot product, so the weights ship as gzipped JSON and no NumPy/SciPy/scikit-learn is needed.
+Loaded, each term's idf and weights sit side by side in one flat array of doubles rather than as
+float objects in per-term tuples: 2.5 MB instead of 6.4 MB in every warm moderator, and a quarter of
+the load time.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import gzip
 import json
 import math
 import re
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +28,8 @@ class ProfanityModel:
 
     token_pattern: re.Pattern[str]
     stop_words: frozenset[str]
-    idf: dict[str, float]
-    weights: dict[str, tuple[float, ...]]
+    rows: dict[str, int]  # term -> its row in ``table``
+    table: array[float]  # row r: idf at r * width, then one weight per member
     intercepts: tuple[float, ...]
     calibration: tuple[tuple[float, float], ...]
     source: str
@@ -35,12 +39,19 @@ class ProfanityModel:
         """Read an exported model file."""
         payload = json.loads(gzip.decompress(path.read_bytes()))
         terms: dict[str, list[float]] = payload["terms"]
+        intercepts = tuple(payload["intercepts"])
+        table = array("d")
+        for values in terms.values():
+            if len(values) != 1 + len(intercepts):
+                raise ValueError(f"{path}: a term has {len(values)} values, expected "
+                                 f"1 + {len(intercepts)} (idf, then one weight per member)")
+            table.extend(values)
         return cls(
             token_pattern=re.compile(payload["token_pattern"]),
             stop_words=frozenset(payload["stop_words"]),
-            idf={term: values[0] for term, values in terms.items()},
-            weights={term: tuple(values[1:]) for term, values in terms.items()},
-            intercepts=tuple(payload["intercepts"]),
+            rows={term: row for row, term in enumerate(terms)},
+            table=table,
+            intercepts=intercepts,
             calibration=tuple((a, b) for a, b in payload["calibration"]),
             source=payload["source"],
         )
@@ -50,14 +61,17 @@ class ProfanityModel:
         counts = Counter(
             token
             for token in self.token_pattern.findall(text.lower())
-            if token not in self.stop_words and token in self.idf
+            if token not in self.stop_words and token in self.rows
         )
-        tfidf = {term: count * self.idf[term] for term, count in counts.items()}
-        norm = math.sqrt(sum(value * value for value in tfidf.values())) or 1.0
+        width = 1 + len(self.intercepts)
+        # (first column of the term's row, its tf-idf value)
+        tfidf = [(self.rows[term] * width, count * self.table[self.rows[term] * width])
+                 for term, count in counts.items()]
+        norm = math.sqrt(sum(value * value for _, value in tfidf)) or 1.0
         total = 0.0
         for member, (intercept, (a, b)) in enumerate(zip(self.intercepts, self.calibration, strict=True)):
             decision = (
-                intercept + sum(value * self.weights[term][member] for term, value in tfidf.items()) / norm
+                intercept + sum(value * self.table[start + 1 + member] for start, value in tfidf) / norm
             )
             total += _sigmoid(-(a * decision + b))
         return total / len(self.intercepts)
