@@ -4,8 +4,7 @@ The model is TF-IDF features into five sigmoid-calibrated linear SVMs whose prob
 averaged, exactly as scikit-learn's ``CalibratedClassifierCV.predict_proba`` does. Scoring is a
 sparse dot product, so the weights ship as gzipped JSON and no NumPy/SciPy/scikit-learn is needed.
 Loaded, each term's idf and weights sit side by side in one flat array of doubles rather than as
-float objects in per-term tuples: 2.5 MB instead of 6.4 MB in every warm moderator, and a quarter of
-the load time.
+float objects in per-term tuples: 2.6 MB instead of 6.4 MB in every warm moderator.
 """
 
 from __future__ import annotations
