@@ -132,6 +132,7 @@ class MemoryRunLog:
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # Writes by kind, for the tests of what an item costs.
+    start_writes: int = 0
     step_writes: int = 0
     item_writes: int = 0
     progress_adds: list[tuple[int, int]] = field(default_factory=list)  # (done, failed) each
@@ -182,12 +183,15 @@ class MemoryRunLog:
                 if run == run_id and "outcome" in item
             }
 
-    def item_started(self, run_id: str, url: str, at: datetime) -> bool:
+    def item_started(self, run_id: str, url: str, at: datetime,
+                     first_step: StepRecord | None = None) -> bool:
         with self._lock:
+            self.start_writes += 1
             item = self.items.setdefault((run_id, url_id(url)), {})
             if "outcome" in item:
                 return False
-            item.update(url=url, status="running", steps=[])  # keeps an ``alerted`` mark
+            # keeps an ``alerted`` mark
+            item.update(url=url, status="running", steps=[] if first_step is None else [first_step])
             return True
 
     def claim_alert(self, run_id: str, url: str) -> bool:
@@ -208,11 +212,14 @@ class MemoryRunLog:
             self.step_writes += 1
 
     def item_finished(self, outcome: ItemOutcome, at: datetime,
-                      last_step: StepRecord | None = None) -> bool:
+                      last_step: StepRecord | None = None,
+                      started_at: datetime | None = None) -> bool:
         with self._lock:
             item = self.items.setdefault(
                 (outcome.run_id, url_id(outcome.url)), {"url": outcome.url, "steps": []}
             )
+            if started_at is not None and "outcome" not in item:
+                item["steps"] = []  # its first write: an earlier attempt's steps are not its own
             if last_step is not None:
                 item["steps"].append(last_step)
             if "outcome" in item:

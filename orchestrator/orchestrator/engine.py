@@ -85,7 +85,8 @@ class RunLog(LeaseLog, Protocol):
 
     def finished_items(self, run_id: str) -> dict[str, ItemOutcome]: ...
 
-    def item_started(self, run_id: str, url: str, at: datetime) -> bool: ...
+    def item_started(self, run_id: str, url: str, at: datetime,
+                     first_step: StepRecord | None = None) -> bool: ...
 
     def claim_alert(self, run_id: str, url: str) -> bool: ...
 
@@ -94,7 +95,8 @@ class RunLog(LeaseLog, Protocol):
     def step_finished(self, run_id: str, url: str, step: StepRecord) -> None: ...
 
     def item_finished(self, outcome: ItemOutcome, at: datetime,
-                      last_step: StepRecord | None = None) -> bool: ...
+                      last_step: StepRecord | None = None,
+                      started_at: datetime | None = None) -> bool: ...
 
     def add_progress(self, run_id: str, done: int, failed: int) -> None: ...
 
@@ -242,10 +244,11 @@ class Engine:
                   request: RunRequest | None = None) -> tuple[ItemOutcome, bool]:
         """run_item's outcome, and whether this call recorded it (else another invocation did)."""
         began = self.clock()
-        if not self.runs.item_started(run_id, url, self.now()):
-            # Finished by another invocation meanwhile: its outcome stands, nothing is redone.
-            return self.runs.finished_items(run_id)[url_id(url)], False
-        item = _Item(self.runs, run_id, url)
+        # The item's start is written with its first step's record (or with its outcome, if
+        # that step ended it: an unchanged page costs one write, not two). A run's continuation
+        # leaves out the items it finds finished; the start's condition catches an invocation
+        # that recorded the item meanwhile (a lease lost while it ran).
+        item = _Item(self.runs, run_id, url, self.now())
         try:
             record, page = self._steps(item, request)
             outcome = ItemOutcome(
@@ -261,8 +264,12 @@ class Engine:
             )
             logger.warning("item failed", run_id=run_id, url=url, step=failure.step,
                            error_type=failure.error_type, attempts=item.attempts)
+        except _RecordedElsewhere:
+            # Finished by another invocation meanwhile: its outcome stands, nothing is redone.
+            return self.runs.finished_items(run_id)[url_id(url)], False
         # The step that ended the item is recorded with its outcome: one write, not two.
-        if not self.runs.item_finished(outcome, self.now(), item.last):
+        if not self.runs.item_finished(outcome, self.now(), item.last,
+                                       started_at=None if item.opened else item.started_at):
             # Another invocation ran it at the same moment and recorded it first: one outcome.
             return self.runs.finished_items(run_id)[url_id(url)], False
         return outcome, True
@@ -369,16 +376,23 @@ class Engine:
         return round((self.clock() - began) * 1000, 3)
 
 
-class _Item:
-    """One item's bookkeeping, in the thread that runs it: the most attempts any of its steps
-    needed so far, and the record of the step that ended last, held until it is known whether
-    that step ended the item (then the item's end writes it with the outcome) or not (then it is
-    written as the next step begins, when it would have been written anyway)."""
+class _RecordedElsewhere(Exception):
+    """The item has an outcome recorded by another invocation: this one goes no further."""
 
-    def __init__(self, runs: RunLog, run_id: str, url: str) -> None:
+
+class _Item:
+    """One item's bookkeeping, in the thread that runs it: when it began, whether its start is
+    recorded yet, the most attempts any of its steps needed so far, and the record of the step
+    that ended last, held until it is known whether that step ended the item (then the item's
+    end writes it with the outcome) or not (then it is written as the next step begins, when it
+    would have been written anyway, with the item's start if this is the first)."""
+
+    def __init__(self, runs: RunLog, run_id: str, url: str, started_at: datetime) -> None:
         self.runs = runs
         self.run_id = run_id
         self.url = url
+        self.started_at = started_at
+        self.opened = False  # its start is recorded
         self.attempts = 0
         self.last: StepRecord | None = None
 
@@ -389,10 +403,17 @@ class _Item:
         self.last = step
 
     def flush(self) -> None:
-        """Write the held record: the item goes on."""
-        if self.last is not None:
+        """Write the held record: the item goes on. Raises _RecordedElsewhere if another
+        invocation recorded the item's outcome meanwhile."""
+        if self.last is None:
+            return
+        if self.opened:
             self.runs.step_finished(self.run_id, self.url, self.last)
-            self.last = None
+        elif self.runs.item_started(self.run_id, self.url, self.started_at, self.last):
+            self.opened = True
+        else:
+            raise _RecordedElsewhere(self.url)
+        self.last = None
 
 
 class _Progress:

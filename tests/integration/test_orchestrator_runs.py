@@ -13,14 +13,14 @@ import pytest
 
 from engines.alerts import FlaggedPageAlerts
 from engines.handoff import RequestStore
-from engines.runs import RUNS_TABLE_SCHEMA, RunClaimed, RunsTable, run_key
+from engines.runs import RUNS_TABLE_SCHEMA, RunClaimed, RunsTable, item_key, run_key
 from orchestrator import handler
 from orchestrator.engine import Budget, Engine
 from pipeline import aws
 from pipeline.alerts import SnsAlerts
 from pipeline.dynamodb import from_item
 from pipeline.errors import PermanentError, TransientError
-from pipeline.models import ItemOutcome, RunRequest, RunStatus, Verdict
+from pipeline.models import ItemOutcome, RunRequest, RunStatus, StepRecord, Verdict
 from pipeline.steps import STEPS
 from tests.integration.conftest import TEMPLATE, table_properties
 from tests.orchestrator_fakes import FakeSteps
@@ -291,3 +291,41 @@ def test_an_item_with_an_outcome_is_never_started_again(runs_table: str) -> None
     assert [item.succeeded for item in runs.finished_items("run-i").values()] == [True]
     runs.release_alert("run-i", A)
     assert runs.claim_alert("run-i", A) is True
+
+
+class CountingRunsTable(RunsTable):
+    """RunsTable noting the sort key of each item it updates."""
+
+    def __init__(self, table_name: str) -> None:
+        super().__init__(table_name)
+        self.updated: list[str] = []
+
+    def _update(self, run_id: str, sort_key: str, *args: Any, **kwargs: Any) -> Any:
+        self.updated.append(sort_key)
+        return super()._update(run_id, sort_key, *args, **kwargs)
+
+
+def test_an_item_ended_by_its_first_step_is_recorded_whole_in_one_write(
+    runs_table: str, alert_queue: dict[str, str]
+) -> None:
+    # An earlier invocation left A running with two steps; this one's scraper ends it (304).
+    run_id, earlier = f"run-{uuid.uuid4().hex[:8]}", datetime.now(UTC) - timedelta(minutes=5)
+    runs = CountingRunsTable(runs_table)
+    runs.item_started(run_id, A, earlier)
+    for name in ("scraper", "transformer"):
+        runs.step_finished(run_id, A, StepRecord(step=name, started_at=earlier, ended_at=earlier,
+                                                 attempts=1))
+    runs.updated.clear()
+    engine = Engine(invoke=FakeSteps(not_modified={A}), runs=runs,
+                    alerts=FlaggedPageAlerts(SnsAlerts(alert_queue["topic"])))
+
+    summary = engine.run(RunRequest(run_id=run_id, urls=[A]), budget=Budget(lambda: 900_000),
+                         continue_run=lambda _: None)
+
+    assert summary.succeeded == 1
+    item = next(value for key, value in run_items(runs_table, run_id).items() if key != "META")
+    assert (item["url"], item["status"]) == (A, "succeeded")
+    assert item["started_at"] > earlier.isoformat()  # this attempt's start, not the earlier one's
+    assert [step["step"] for step in item["steps"]] == ["scraper"]  # the earlier steps replaced
+    # Start, scraper record and outcome in one write (the others are the run's, on META).
+    assert [key for key in runs.updated if key != "META"] == [item_key(A)]

@@ -92,6 +92,9 @@ def test_a_take_dynamodb_refuses_counts_as_busy_and_the_next_poll_takes_the_slot
 def test_concurrent_fetches_of_one_host_never_exceed_the_limit(slots: HostSlotsTable) -> None:
     in_flight, peak = 0, 0
     lock = threading.Lock()
+    # Holders wait for each other two by two, so the limit is reached whatever the machine's
+    # load (a sleep alone let a slow machine run them one after another); the others queue.
+    pair = threading.Barrier(2)
 
     def fetch() -> None:
         nonlocal in_flight, peak
@@ -100,7 +103,8 @@ def test_concurrent_fetches_of_one_host_never_exceed_the_limit(slots: HostSlotsT
             with lock:
                 in_flight += 1
                 peak = max(peak, in_flight)
-            time.sleep(0.2)  # long enough for the others to queue
+            pair.wait(timeout=10)
+            time.sleep(0.1)  # a third fetch would show up here if the limit did not hold
             with lock:
                 in_flight -= 1
 

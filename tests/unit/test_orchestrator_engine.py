@@ -186,8 +186,8 @@ def test_an_unchanged_page_is_recorded_in_one_write_with_its_scraper_step(world:
 
     world.run(A)
 
-    # item_started, then the outcome with the scraper's record: no separate step write.
-    assert (world.runs.step_writes, world.runs.item_writes) == (0, 1)
+    # The outcome with the item's start and the scraper's record: one write in all.
+    assert (world.runs.start_writes, world.runs.step_writes, world.runs.item_writes) == (0, 0, 1)
     assert [step.step for step in world.runs.steps(RUN, A)] == ["scraper"]
 
 
@@ -203,7 +203,8 @@ def test_each_step_is_written_as_the_next_begins_and_the_last_with_the_outcome(
     assert stored_before_alert == [["scraper", "transformer", "moderator", "store"]]
     assert [step.step for step in world.runs.steps(RUN, A)] == [
         "scraper", "transformer", "moderator", "store", "alert"]
-    assert (world.runs.step_writes, world.runs.item_writes) == (4, 1)
+    # The start with the scraper's record, then one write per step, the alert's with the outcome.
+    assert (world.runs.start_writes, world.runs.step_writes, world.runs.item_writes) == (1, 3, 1)
 
 
 def test_a_failed_step_is_recorded_with_the_failed_outcome(world: World) -> None:
@@ -213,7 +214,9 @@ def test_a_failed_step_is_recorded_with_the_failed_outcome(world: World) -> None
 
     steps = world.runs.steps(RUN, A)
     assert [step.step for step in steps] == ["scraper", "transformer"]
-    assert steps[-1].error_type == "PermanentError" and world.runs.step_writes == 1
+    # The start with the scraper's record, then the transformer's with the outcome.
+    assert steps[-1].error_type == "PermanentError"
+    assert (world.runs.start_writes, world.runs.step_writes, world.runs.item_writes) == (1, 0, 1)
 
 
 class SteppedClock:
@@ -270,7 +273,9 @@ def test_progress_counts_only_the_items_this_invocation_recorded() -> None:
     world.run(A, B, max_concurrency=1)
 
     assert world.runs.progress_adds == [(1, 0)]  # B's end only: A's was the twin's
-    assert world.runs.step_writes == 3 + 3  # both items' first three steps
+    # Each item's start with its scraper's record (A's refused: the twin had ended it, so A
+    # went no further), then B's transformer and moderator records.
+    assert (world.runs.start_writes, world.runs.step_writes) == (2, 2)
     assert world.runs.runs[RUN]["progress_done"] == 2  # the summary counts both outcomes
 
 
@@ -461,15 +466,19 @@ def test_a_retry_after_the_holder_died_takes_over_once_its_lease_expired(world: 
     assert summary.succeeded == 2 and world.steps.count("store") == 2
 
 
-def test_an_item_finished_meanwhile_is_not_started_again(world: World) -> None:
+def test_an_item_finished_meanwhile_goes_no_further_than_its_first_step(world: World) -> None:
+    # A run's continuation leaves out the items it finds finished; an item another invocation
+    # finished meanwhile is found at its first write, its start, made with the first step's
+    # record: that step ran again, no later one does, and the other's outcome stands.
     world.run(A)
     finished = world.runs.finished_items(RUN)
     calls = len(world.steps.calls)
 
     outcome = world.engine().run_item(RUN, A)
 
-    assert len(world.steps.calls) == calls
+    assert world.steps.calls[calls:] == [("scraper", A)]
     assert outcome == next(iter(finished.values()))
+    assert world.runs.steps(RUN, A)[-1].step == "store"  # its record is the first run's
 
 
 def test_an_item_started_again_after_its_alert_went_out_does_not_alert_twice(world: World) -> None:

@@ -233,19 +233,22 @@ class RunsTable(Table):
 
     # ---- an orchestrated item ----------------------------------------------------------------
 
-    def item_started(self, run_id: str, url: str, at: datetime) -> bool:
-        """Record that the URL's item started (again, if an earlier invocation left it running);
-        False when it has an outcome already, which is never overwritten: do not run it again.
+    def item_started(self, run_id: str, url: str, at: datetime,
+                     first_step: StepRecord | None = None) -> bool:
+        """Record that the URL's item started at ``at`` (again, if an earlier invocation left it
+        running), with the record of its first step if it has one; False when it has an outcome
+        already, which is never overwritten: do not run it further.
 
         An update, not a put: a restarted item keeps its ``alerted`` mark (one alert per item).
         """
+        steps = [] if first_step is None else [first_step.model_dump(mode="json", exclude_none=True)]
         try:
             self._update(
                 run_id, item_key(url),
                 "SET #url = :url, #url_id = :url_id, #status = :status, #started_at = :at, "
-                "#steps = :empty",
+                "#steps = :steps",
                 {":url": url, ":url_id": url_id(url), ":status": "running",
-                 ":at": timestamp(at), ":empty": []},
+                 ":at": timestamp(at), ":steps": steps},
                 ConditionExpression="attribute_not_exists(#outcome)")
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
@@ -278,10 +281,16 @@ class RunsTable(Table):
         )
 
     def item_finished(self, outcome: ItemOutcome, at: datetime,
-                      last_step: StepRecord | None = None) -> bool:
+                      last_step: StepRecord | None = None,
+                      started_at: datetime | None = None) -> bool:
         """Record the item's outcome, and the record of the step that ended it, in one write:
         from now on the run counts it as finished. False when it had one already (two
         invocations ran it at once): the first stands, and this one's step is only appended.
+
+        ``started_at``: the item's start, when this is its invocation's first write of it (an
+        item ended by its first step is recorded in this one write, start included): its URL and
+        start are set, and its steps replaced rather than appended to (an earlier invocation's
+        unfinished attempt is not this one's history).
 
         The run's progress is not counted here: the orchestrator adds its items' ends in
         batches (``add_progress``), which saves a write on the run's one META item per item.
@@ -292,9 +301,15 @@ class RunsTable(Table):
             ":at": timestamp(at),
             ":outcome": outcome.model_dump(mode="json", exclude_none=True),
         }
-        if last_step is not None:
+        step = [] if last_step is None else [last_step.model_dump(mode="json", exclude_none=True)]
+        if started_at is not None:
+            expression += (", #url = :url, #url_id = :url_id, #started_at = :started_at, "
+                           "#steps = :step")
+            values |= {":url": outcome.url, ":url_id": url_id(outcome.url),
+                       ":started_at": timestamp(started_at), ":step": step}
+        elif last_step is not None:
             expression += ", #steps = list_append(if_not_exists(#steps, :empty), :step)"
-            values |= {":empty": [], ":step": [last_step.model_dump(mode="json", exclude_none=True)]}
+            values |= {":empty": [], ":step": step}
         try:
             self._update(outcome.run_id, item_key(outcome.url), expression, values,
                          ConditionExpression="attribute_not_exists(#outcome)")
