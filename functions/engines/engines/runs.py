@@ -562,7 +562,7 @@ class RunsTable(Table):
     def finished_items(self, run_id: str) -> dict[str, ItemOutcome]:
         """The outcomes of the run's finished items, by url_id."""
         return {item["url_id"]: ItemOutcome.model_validate(item["outcome"])
-                for item in self._items(run_id) if "outcome" in item}
+                for item in self._items(run_id, "url_id", "outcome") if "outcome" in item}
 
     def summary(self, run_id: str) -> RunSummary | None:
         """The run as recorded so far, or None if it was never started."""
@@ -603,21 +603,29 @@ class RunsTable(Table):
     def item_steps(self, run_id: str) -> list[tuple[str, StepRecord]]:
         """Every recorded step of the run as (url, step), in the order they ended."""
         steps = [(item["url"], StepRecord.model_validate(step))
-                 for item in self._items(run_id) for step in item.get("steps", [])]
+                 for item in self._items(run_id, "url", "steps") for step in item.get("steps", [])]
         return sorted(steps, key=lambda pair: pair[1].ended_at)
 
     def item_ends(self, run_id: str) -> list[tuple[datetime, ItemOutcome]]:
         """Every finished item of the run as (when it ended, its outcome), in that order."""
         ends = [(datetime.fromisoformat(item["ended_at"]), ItemOutcome.model_validate(item["outcome"]))
-                for item in self._items(run_id) if "outcome" in item and "ended_at" in item]
+                for item in self._items(run_id, "ended_at", "outcome")
+                if "outcome" in item and "ended_at" in item]
         return sorted(ends, key=lambda pair: pair[0])
 
-    def _items(self, run_id: str) -> list[dict[str, Any]]:
-        """Every item record of the run, all pages of the query."""
-        return self._records(run_id, ITEM_PREFIX)
+    def _items(self, run_id: str, *attributes: str) -> list[dict[str, Any]]:
+        """Every item record of the run, all pages of the query; only ``attributes`` of each
+        if named (an item's step records are most of what botocore parses when it is read)."""
+        return self._records(run_id, ITEM_PREFIX, attributes)
 
-    def _records(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
-        """Every record of the run whose sort key starts with ``prefix``, all pages of the query."""
+    def _records(self, run_id: str, prefix: str,
+                 attributes: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """Every record of the run whose sort key starts with ``prefix`` (only ``attributes``
+        of each, if named), all pages of the query."""
+        projection: dict[str, Any] = {
+            "ProjectionExpression": ", ".join(f"#{name}" for name in attributes),
+            "ExpressionAttributeNames": {f"#{name}": name for name in attributes},
+        } if attributes else {}
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -626,6 +634,7 @@ class RunsTable(Table):
                 ":prefix": {"S": prefix},
             },
             "ConsistentRead": True,  # an item finished just before a re-invocation must count
+            **projection,
         }
         items: list[dict[str, Any]] = []
         while True:
