@@ -73,7 +73,9 @@ PRELOAD = (
 # their hot paths: parsed once in the zygote instead of in every worker (a DynamoDB client alone
 # cost a worker 15 MB of parsed JSON and ~60 ms). Other services' files are read as usual.
 BOTOCORE_DATA = ("endpoints", "partitions", "sdk-default-configuration", "_retry")
-BOTOCORE_SERVICES = ("dynamodb", "s3", "lambda", "events", "sns", "sqs", "states")
+# botocore's names for them: Step Functions' files are under "stepfunctions" (its endpoint prefix,
+# "states", is not a data folder). No function calls SQS (a queue only triggers the tracker).
+BOTOCORE_SERVICES = ("dynamodb", "s3", "lambda", "events", "sns", "stepfunctions")
 BOTOCORE_SERVICE_DATA = ("service-2", "endpoint-rule-set-1")
 
 # Environment variables the interpreter itself reads at start, before any import: a zygote serves
