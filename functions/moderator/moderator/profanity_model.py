@@ -63,9 +63,10 @@ class ProfanityModel:
             if token not in self.stop_words and token in self.rows
         )
         width = 1 + len(self.intercepts)
-        # (first column of the term's row, its tf-idf value)
-        tfidf = [(self.rows[term] * width, count * self.table[self.rows[term] * width])
-                 for term, count in counts.items()]
+        tfidf: list[tuple[int, float]] = []  # (first column of the term's row, its tf-idf value)
+        for term, count in counts.items():
+            start = self.rows[term] * width
+            tfidf.append((start, count * self.table[start]))
         norm = math.sqrt(sum(value * value for _, value in tfidf)) or 1.0
         total = 0.0
         for member, (intercept, (a, b)) in enumerate(zip(self.intercepts, self.calibration, strict=True)):
