@@ -430,6 +430,8 @@ def prestart_zygote(config: Mapping[str, Any]) -> None:
             print(f"baton launcher: zygote not started ahead: {error}", file=sys.stderr)
 
     THREADS.run(start_logged)
+
+
 STOCK_WORKER_POPEN = textwrap.indent(textwrap.dedent("""\
     self._proc = subprocess.Popen(
         [binary, worker_path],
