@@ -2,7 +2,7 @@
 
 Orchestrator and choreography runs come from the runs table (each run's ``engine`` says which);
 Step Functions runs from ListExecutions and GetExecutionHistory. All become the same rows, so a
-user reads one kind of table. A choreographed run's steps are the lines its adapters log for each
+user reads one kind of table. A choreographed run's steps are the lines its steps log for each
 event they handle (``chain_steps``: every event delivered and published, with times), and its
 items' ends from the runs table.
 """
@@ -60,15 +60,15 @@ def function_names(target: str, stack: str) -> dict[str, str]:
 
 def chain_steps(target: str, stack: str, run_id: str,
                 names: dict[str, str] | None = None) -> list[ChainStep]:
-    """Every step of a choreographed run, from the lines its adapters logged (CHAIN_STEP_LOG),
+    """Every step of a choreographed run, from the lines its steps logged for each event (CHAIN_STEP_LOG),
     in the order the events were delivered. Empty when the logs are gone (expired, deleted)."""
     names = function_names(target, stack) if names is None else names
     logs = client("logs", target)
     found: list[ChainStep] = []
     for step in STEPS:
-        if step.events_resource not in names:
+        if step.resource not in names:
             continue
-        kwargs: dict[str, Any] = {"logGroupName": f"/aws/lambda/{names[step.events_resource]}",
+        kwargs: dict[str, Any] = {"logGroupName": f"/aws/lambda/{names[step.resource]}",
                                   "filterPattern": json.dumps(run_id)}
         while True:
             try:

@@ -121,9 +121,9 @@ def refuse_faults_off_local(target: str) -> None:
 
 
 def step_functions(target: str, stack: str) -> list[str]:
-    """The deployed names of the functions Lambda faults may strike: the pipeline steps' (both
-    the engines' and the choreography's) and the coordinators' (the orchestrator, the tracker)."""
-    logical = {name for step in STEPS for name in (step.resource, step.events_resource)}
+    """The deployed names of the functions Lambda faults may strike: the pipeline steps' and the
+    coordinators' (the orchestrator, the tracker)."""
+    logical = {step.resource for step in STEPS}
     logical |= {wiring.ORCHESTRATOR, wiring.TRACKER}
     try:
         resources = client("cloudformation", target).describe_stack_resources(

@@ -1,8 +1,8 @@
 """template.yaml's per-step wiring, checked against the step registry (``pipeline.steps``).
 
 CloudFormation cannot loop, so each step's resources are written out in the template; this
-module says, in one sentence each, what a step lacks there: its two functions (RequestResponse
-and EventBridge), their handlers, timeout and rule pattern, the orchestrator's variable and
+module says, in one sentence each, what a step lacks there: its function (one for all three
+engines), its entry point, timeout, rule pattern and event bus, the orchestrator's variable and
 permission, the state machine's substitution, the stack output the CLI reads and the log groups;
 and what the state machine's Distributed Map needs that SAM does not grant by itself.
 A test runs it on the real template (and on a registry with an extra step, to show the messages).
@@ -36,7 +36,7 @@ def _function_problems(resources: dict[str, Any], globals_: dict[str, Any], logi
     if properties.get("Handler") != handler:
         found.append(f"{logical_id}: Handler should be {handler}")
     timeout = properties.get("Timeout", globals_.get("Timeout"))
-    if logical_id == step.resource and timeout != step.timeout_seconds:
+    if timeout != step.timeout_seconds:
         found.append(f"{logical_id}: Timeout is {timeout}, the registry says "
                      f"{step.timeout_seconds} (Step.timeout_seconds)")
     return found
@@ -116,20 +116,17 @@ def problems(template: dict[str, Any], steps: Sequence[Step] = STEPS,
     found: list[str] = []
     for step in steps:
         found += _function_problems(resources, globals_, step.resource,
-                                    f"{step.name}.handler.lambda_handler", step)
-        found += _function_problems(resources, globals_, step.events_resource,
-                                    f"{step.name}.events.lambda_handler", step)
+                                    f"{step.name}.entry.lambda_handler", step)
         consumes = {"source": [EVENT_SOURCE], "detail-type": [step.consumes]}
-        events_function = resources.get(step.events_resource, {})
-        if events_function and _rule_patterns(events_function) != [consumes]:
-            found.append(f"{step.events_resource}: one EventBridgeRule event with Pattern "
-                         f"{consumes}")
-        if events_function and "EVENT_BUS_NAME" not in events_function.get(
+        function = resources.get(step.resource, {})
+        if function and _rule_patterns(function) != [consumes]:
+            found.append(f"{step.resource}: one EventBridgeRule event with Pattern {consumes}")
+        if function and "EVENT_BUS_NAME" not in function.get(
                 "Properties", {}).get("Environment", {}).get("Variables", {}):
-            found.append(f"{step.events_resource}: Environment variable EVENT_BUS_NAME")
-        if events_function and {"Ref": ENGINES_LAYER} not in events_function.get(
+            found.append(f"{step.resource}: Environment variable EVENT_BUS_NAME")
+        if function and {"Ref": ENGINES_LAYER} not in function.get(
                 "Properties", {}).get("Layers", []):
-            found.append(f"{step.events_resource}: Layers [!Ref {ENGINES_LAYER}] (its adapter "
+            found.append(f"{step.resource}: Layers [!Ref {ENGINES_LAYER}] (its entry point "
                          "imports the choreography runtime)")
         reference = {"Ref": step.resource}
         variables = orchestrator.get("Environment", {}).get("Variables", {})
@@ -147,9 +144,8 @@ def problems(template: dict[str, Any], steps: Sequence[Step] = STEPS,
                          f"!GetAtt {step.resource}.Arn")
         if outputs.get(step.output, {}).get("Value") != reference:
             found.append(f"Outputs: {step.output} with Value !Ref {step.resource}")
-        for function_id in (step.resource, step.events_resource):
-            if (problem := _log_group_problem(resources, function_id)) is not None:
-                found.append(problem)
+        if (problem := _log_group_problem(resources, step.resource)) is not None:
+            found.append(problem)
     tracker = resources.get(TRACKER, {})
     if _rule_patterns(tracker) != [patterns["tracker"]]:
         found.append(f"{TRACKER}: one EventBridgeRule event with Pattern {patterns['tracker']}")

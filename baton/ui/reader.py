@@ -2,7 +2,7 @@
 
 - orchestrator: the runs table's items and their steps (one span per step, its attempts counted);
 - stepfunctions: the execution's history, one bar per task attempt (``sfn_bars``);
-- choreography: one bar per step, from the lines its adapters log for each event they handle
+- choreography: one bar per step, from the lines its steps log for each event they handle
   (``baton.executions.chain_steps``, what `baton history` shows); one bar per item, from the
   runs table's item ends, where those logs are gone.
 
@@ -36,7 +36,6 @@ LOG_MARGIN = timedelta(milliseconds=500)
 # The logical ids of the stack's functions, by the step (or role) they play.
 FUNCTION_IDS = {step.name: step.resource for step in REGISTRY} | {
     "orchestrator": "OrchestratorFunction", "tracker": "TrackerFunction"}
-EVENT_FUNCTION_IDS = {step.name: step.events_resource for step in REGISTRY}
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ class Reader:
             if chain:
                 view.bars = [_event_bar(chain_step) for chain_step in chain]
                 view.notes.append("one bar per step, from its event's delivery to the next "
-                                  "event's publication (the adapters' logs); retries are counted "
+                                  "event's publication (the steps' logs); retries are counted "
                                   "in its bar, not drawn apart")
             else:
                 view.bars = [_chain_bar(ended, outcome) for ended, outcome in ends]
@@ -212,18 +211,17 @@ class Reader:
 
     # ---- logs ---------------------------------------------------------------------------------
 
-    def log_lines(self, engine: str, bar: Bar) -> list[str]:
+    def log_lines(self, bar: Bar) -> list[str]:
         """The CloudWatch log lines of the invocation(s) behind a bar, where they can be found."""
         steps = STEPS if bar.step == "chain" else (bar.step,)
-        ids = EVENT_FUNCTION_IDS if engine == "choreography" else FUNCTION_IDS
         logs = client("logs", self.target)
         start = int((bar.started_at - LOG_MARGIN).timestamp() * 1000)
         end = int((bar.ended_at + LOG_MARGIN).timestamp() * 1000)
         lines: list[str] = []
         for step in steps:
-            if step not in ids or ids[step] not in self.function_names:
+            if step not in FUNCTION_IDS or FUNCTION_IDS[step] not in self.function_names:
                 continue
-            group = f"/aws/lambda/{self.function_names[ids[step]]}"
+            group = f"/aws/lambda/{self.function_names[FUNCTION_IDS[step]]}"
             try:
                 found = logs.filter_log_events(logGroupName=group, startTime=start, endTime=end,
                                                filterPattern=json.dumps(bar.url))["events"]

@@ -92,7 +92,7 @@ class Handler(BaseHTTPRequestHandler):
         if not index.isdigit() or int(index) >= len(view.bars):
             raise BatonError(f"run {run_id} has no bar {index}")
         bar = view.bars[int(index)]
-        self._json(pages.bar_detail(view, int(index), self.server.reader.log_lines(view.engine, bar)))
+        self._json(pages.bar_detail(view, int(index), self.server.reader.log_lines(bar)))
 
     def _asset(self, name: str) -> None:
         path = ASSETS / name

@@ -30,9 +30,10 @@ class OrchestratorSettings(BaseSettings):
     )
     # A run that needs more self-re-invocations than this is stopped: its remaining items fail.
     max_continuations: int = Field(default=20, ge=0, validation_alias="ORCHESTRATOR_MAX_CONTINUATIONS")
-    # Above the functions' 60 s timeout, so a slow step ends as Sandbox.Timedout, not a read error.
+    # Above the steps' longest timeout, so a slow step ends as Sandbox.Timedout, not a read error.
     invoke_read_timeout: PositiveFloat = Field(
-        default=75.0, validation_alias="ORCHESTRATOR_INVOKE_READ_TIMEOUT"
+        default=max(step.timeout_seconds for step in STEPS) + 15.0,
+        validation_alias="ORCHESTRATOR_INVOKE_READ_TIMEOUT",
     )
 
     @model_validator(mode="before")

@@ -151,10 +151,10 @@ def test_a_run_whose_invocation_is_gone_is_listed_as_interrupted_and_a_redrive_a
 
 def test_the_history_of_a_choreographed_run_has_each_event_its_steps_logged(stack, monkeypatch):
     monkeypatch.setattr("baton.executions.function_names",
-                        lambda target, stack: {"ScraperEventsFunction": "scraper-events"})
+                        lambda target, stack: {"ScraperFunction": "scraper"})
     logs = boto3.client("logs")
-    logs.create_log_group(logGroupName="/aws/lambda/scraper-events")
-    logs.create_log_stream(logGroupName="/aws/lambda/scraper-events", logStreamName="s")
+    logs.create_log_group(logGroupName="/aws/lambda/scraper")
+    logs.create_log_stream(logGroupName="/aws/lambda/scraper", logStreamName="s")
     handled = ChainStep(run_id="run-choreo", url=A, step="scraper", consumed=PAGE_REQUESTED,
                         published_at=STARTED, delivered_at=STARTED + timedelta(milliseconds=20),
                         ended_at=STARTED + timedelta(milliseconds=500), attempts=1,
@@ -162,7 +162,7 @@ def test_the_history_of_a_choreographed_run_has_each_event_its_steps_logged(stac
     lines = [{"message": CHAIN_STEP_LOG, "correlation_id": run_id,
               "chain_step": handled.model_copy(update={"run_id": run_id}).model_dump(mode="json")}
              for run_id in ("run-choreo", "run-other")]
-    logs.put_log_events(logGroupName="/aws/lambda/scraper-events", logStreamName="s", logEvents=[
+    logs.put_log_events(logGroupName="/aws/lambda/scraper", logStreamName="s", logEvents=[
         {"timestamp": int(STARTED.timestamp() * 1000), "message": json.dumps(line)}
         for line in lines])
     open_run(stack["RunsTableName"], "run-choreo", "choreography", 1, STARTED)

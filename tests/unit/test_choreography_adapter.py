@@ -1,4 +1,5 @@
-"""The choreography adapter: event in, the step's logic, event out; errors retried or final."""
+"""Each step's entry point (engines.choreography.adapt): a step request straight to the step's
+logic; an event in, the logic, an event out, errors retried or final."""
 
 from __future__ import annotations
 
@@ -102,6 +103,24 @@ def test_success_publishes_the_next_event_with_the_steps_output(scraper, publish
         update={"etag": '"v1"', "last_modified": "Sun, 22 Nov 2026 10:00:00 GMT",
                 "sent_at": NOW})
     assert answer == {"published": PAGE_SCRAPED, "attempts": 1}
+
+
+def test_a_step_request_goes_straight_to_the_step_and_its_answer_is_returned(
+        scraper, published, sleeps):
+    # The orchestrator's and Step Functions' invoke of the same function: no event is published,
+    # and an error reaches the caller untouched, for its own retry policy.
+    request = {"run_id": "run-1", "url": "http://a.test/"}
+    logic = Scripted(scraped(), TransientError("busy"))
+    entry = scraper(logic)
+
+    with pytest.raises(TransientError, match="busy"):
+        entry(request, context())
+    answer = entry(request, context())
+
+    assert logic.calls == [request, request]
+    assert answer == scraped()
+    assert published.sent == []
+    assert sleeps == []
 
 
 def test_a_not_modified_page_ends_the_item(scraper, published):
@@ -218,10 +237,10 @@ def test_an_event_without_metadata_cannot_be_attributed_and_is_reraised(scraper,
 
 
 @pytest.mark.parametrize("step", [step.name for step in STEPS])
-def test_each_function_has_an_event_adapter_for_its_own_step(step: str):
+def test_each_function_has_an_entry_point_for_its_own_step(step: str):
     import importlib
 
-    module = importlib.import_module(f"{step}.events")
+    module = importlib.import_module(f"{step}.entry")
     unrelated = event("baton.Unrelated.v1", metadata(), {"x": 1})
 
     with pytest.raises(ValueError, match=f"{step} consumes"):

@@ -53,18 +53,17 @@ def test_a_step_missing_from_the_template_is_named_with_what_to_add(template: di
     assert found, "an unwired step must be reported"
     assert all("otifier" in problem for problem in found)
     joined = "\n".join(found)
-    for needed in ("NotifierFunction", "NotifierEventsFunction", "NOTIFIER_FUNCTION_NAME",
-                   "NotifierFunctionArn", "NotifierFunctionName", "NotifierLogGroup",
-                   "notifier.handler.lambda_handler", "notifier.events.lambda_handler"):
+    for needed in ("NotifierFunction", "NOTIFIER_FUNCTION_NAME", "NotifierFunctionArn",
+                   "NotifierFunctionName", "NotifierLogGroup", "notifier.entry.lambda_handler"):
         assert needed in joined
 
 
-def test_an_adapter_without_the_engines_layer_is_reported(template: dict[str, Any]):
+def test_a_step_without_the_engines_layer_is_reported(template: dict[str, Any]):
     bare = copy.deepcopy(template)
-    del bare["Resources"]["StoreEventsFunction"]["Properties"]["Layers"]
+    del bare["Resources"]["StoreFunction"]["Properties"]["Layers"]
 
     assert wiring.problems(bare) == [
-        "StoreEventsFunction: Layers [!Ref EnginesLayer] (its adapter imports the choreography "
+        "StoreFunction: Layers [!Ref EnginesLayer] (its entry point imports the choreography "
         "runtime)"]
 
 

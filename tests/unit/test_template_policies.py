@@ -142,18 +142,17 @@ def test_every_function_is_granted_only_what_its_code_uses(template):
     assert policy_problems(template) == []
 
 
-def test_the_internet_facing_scrapers_may_only_add_raw_pages(template):
-    for name in ("ScraperFunction", "ScraperEventsFunction"):
-        s3_actions = {(action, s3_prefix(statement["Resource"]))
-                      for policy in template["Resources"][name]["Properties"]["Policies"]
-                      for statement in listed(policy.get("Statement", []))
-                      for action in listed(statement["Action"]) if action.startswith("s3:")}
-        assert s3_actions == {("s3:PutObject", "raw/")}, name
+def test_the_internet_facing_scraper_may_only_add_raw_pages(template):
+    s3_actions = {(action, s3_prefix(statement["Resource"]))
+                  for policy in template["Resources"]["ScraperFunction"]["Properties"]["Policies"]
+                  for statement in listed(policy.get("Statement", []))
+                  for action in listed(statement["Action"]) if action.startswith("s3:")}
+    assert s3_actions == {("s3:PutObject", "raw/")}
 
 
 def test_each_choreography_step_may_put_exactly_its_own_events(template):
     for registered in STEPS:
-        name, step = registered.events_resource, registered.name
+        name, step = registered.resource, registered.name
         granted = {detail_type
                    for policy in template["Resources"][name]["Properties"]["Policies"]
                    for statement in listed(policy.get("Statement", []))
@@ -181,9 +180,9 @@ def with_policies(template: dict[str, Any], function: str, *policies: Any) -> di
     ("ModeratorFunction", {"Statement": [{"Effect": "Allow", "Action": "s3:*",
                                           "Resource": {"Fn::Sub": "${DataBucket.Arn}/text/*"}}]},
      "wildcard action"),
-    ("StoreEventsFunction", {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "PipelineBus"}}},
+    ("StoreFunction", {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "PipelineBus"}}},
      "policy template EventBridgePutEventsPolicy"),
-    ("StoreEventsFunction", {"Statement": [{
+    ("StoreFunction", {"Statement": [{
         "Effect": "Allow", "Action": "events:PutEvents",
         "Resource": {"Fn::GetAtt": ["PipelineBus", "Arn"]},
         "Condition": {"StringEquals": {"events:source": "baton.pipeline",
@@ -209,7 +208,7 @@ def scraper_grants(template: dict[str, Any], name: str) -> set[tuple[str, str]]:
             for action in listed(statement["Action"]) if not action.startswith(("s3:", "events:"))}
 
 
-def test_the_scrapers_may_only_lease_host_slots_and_read_references_under_their_prefixes(
+def test_the_scraper_may_only_lease_host_slots_and_read_references_under_its_prefixes(
         template):
     from scraper.settings import ScraperSettings
 
@@ -228,9 +227,8 @@ def test_the_scrapers_may_only_lease_host_slots_and_read_references_under_their_
          "{'Fn::Sub': 'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
          "${AWS::AccountId}:secret:${ScraperSecretPrefix}*'}"),
     }
-    for name in ("ScraperFunction", "ScraperEventsFunction"):
-        assert scraper_grants(template, name) == expected, name
-        variables = template["Resources"][name]["Properties"]["Environment"]["Variables"]
-        assert variables["SCRAPER_SLOTS_TABLE"] == {"Ref": "HostSlotsTable"}, name
-        assert variables["SCRAPER_PARAMETER_PREFIX"] == {"Ref": "ScraperParameterPrefix"}, name
-        assert variables["SCRAPER_SECRET_PREFIX"] == {"Ref": "ScraperSecretPrefix"}, name
+    assert scraper_grants(template, "ScraperFunction") == expected
+    variables = template["Resources"]["ScraperFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["SCRAPER_SLOTS_TABLE"] == {"Ref": "HostSlotsTable"}
+    assert variables["SCRAPER_PARAMETER_PREFIX"] == {"Ref": "ScraperParameterPrefix"}
+    assert variables["SCRAPER_SECRET_PREFIX"] == {"Ref": "ScraperSecretPrefix"}

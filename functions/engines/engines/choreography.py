@@ -1,7 +1,10 @@
 """The choreography engine: each function reacts to the previous one's event; nobody controls.
 
-``adapt(step, logic)`` turns a step's RequestResponse handler into an EventBridge consumer:
-event in (``engines.events.CHAIN`` says which), the same logic, event out. Per item:
+``adapt(step, logic)`` is each step function's entry point: a step request (the orchestrator's
+and Step Functions' synchronous invoke) goes straight to ``logic``, the step's RequestResponse
+handler; an EventBridge event is consumed: event in (``engines.events.CHAIN`` says which), the
+same logic, event out. One function per step serves all three engines, so a local cloud keeps
+one pool of warm workers per step whichever engine runs. Per event:
 
 - success: the step's output is published as the next event (a 304 page ends the item with
   ``PageNotModified``: there is nothing to transform);
@@ -23,8 +26,8 @@ cannot catch (a timeout, a crash): the tracker multiplies ``approximateInvokeCou
 ``start_choreography`` opens a run in the runs table and admits its first ``max_concurrency``
 items (one ``PageRequested`` each); the others wait in the runs table, and each item's end admits
 one of them (``admit_next``), so a run keeps at most ``max_concurrency`` items in flight, as the
-orchestrator does. Without this every item would be queued at once behind the functions'
-reserved concurrency, and an item's time would be mostly that queue's.
+orchestrator does. Without this every item would be queued at once behind the account's
+concurrency, and an item's time would be mostly that queue's.
 """
 
 from __future__ import annotations
@@ -77,12 +80,18 @@ def adapt(
     rng: random.Random | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Handler:
-    """The EventBridge handler of ``step``: its input event in, ``logic``, its output event out."""
+    """The entry point of ``step``'s function: a step request to ``logic``; an EventBridge
+    event (``is_event``) in, ``logic``, its output event out."""
     link = CHAIN[step]
     jitter = rng or random.Random()
 
-    @logger.inject_lambda_context(correlation_id_path="detail.metadata.run_id")
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if is_event(event):
+            return consume(event, context)
+        return logic(event, context)
+
+    @logger.inject_lambda_context(correlation_id_path="detail.metadata.run_id")
+    def consume(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         delivered_at = now()
         received = EventBridgeModel.model_validate(event)
         if received.detail_type != link.consumes:
@@ -137,6 +146,12 @@ def adapt(
         return {"published": detail_type, "attempts": passed_on.attempts}
 
     return lambda_handler
+
+
+def is_event(event: Any) -> bool:
+    """Whether a function's input is an EventBridge event rather than a step request (a step's
+    contracts forbid unknown fields, so none has a ``detail-type``)."""
+    return isinstance(event, dict) and "detail-type" in event
 
 
 def log_chain_step(chain_step: ChainStep) -> None:

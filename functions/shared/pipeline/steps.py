@@ -7,11 +7,11 @@ is checked against it: ``tests/unit/test_pipeline_definition.py`` reads ``templa
 ``statemachines/pipeline.asl.json`` and names any resource, variable, output or Task a step
 lacks; ``baton build`` writes each Task's ``Retry`` from the step's policy.
 
-Adding a step: its folder under ``functions/`` (``handler.py`` and ``events.py``), its entry
+Adding a step: its folder under ``functions/`` (``handler.py`` and ``entry.py``), its entry
 here, its resources in ``template.yaml`` and its Task in the ASL; the tests say what is missing.
 
 Naming is by convention from ``name`` (a step ``scraper`` is ``functions/scraper/``, template
-resource ``ScraperFunction`` and ``ScraperEventsFunction``, stack output ``ScraperFunctionName``,
+resource ``ScraperFunction`` (handler ``scraper.entry.lambda_handler``), stack output ``ScraperFunctionName``,
 orchestrator variable ``SCRAPER_FUNCTION_NAME``, ASL substitution ``${ScraperFunctionArn}``), so
 no list of these names is written anywhere else.
 """
@@ -68,13 +68,8 @@ class Step:
 
     @property
     def resource(self) -> str:
-        """template.yaml's RequestResponse function (the orchestrator's and the ASL's)."""
+        """template.yaml's function, the same for every engine (its entry point ``entry.py``)."""
         return f"{self.title}Function"
-
-    @property
-    def events_resource(self) -> str:
-        """template.yaml's EventBridge-triggered function (the choreography's)."""
-        return f"{self.title}EventsFunction"
 
     @property
     def output(self) -> str:
@@ -103,7 +98,8 @@ def _not_modified(page: Contract) -> bool:
 
 
 STEPS: tuple[Step, ...] = _chained(
-    Step("scraper", "Fetch page", ScrapeRequest, ScrapedPage, "baton.PageScraped.v1", 60,
+    # 120 s: a choreography event's retries happen inside the function, up to four 25 s fetches.
+    Step("scraper", "Fetch page", ScrapeRequest, ScrapedPage, "baton.PageScraped.v1", 120,
          ends_item=_not_modified),
     Step("transformer", "Extract text", ScrapedPage, TransformedPage,
          "baton.PageTransformed.v1", 60),
