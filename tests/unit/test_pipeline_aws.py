@@ -22,6 +22,7 @@ from botocore.useragent import UserAgentString
 
 from pipeline import aws
 from pipeline.errors import PermanentError, TransientError
+from pipeline.monitor_state import MonitorTable
 
 FUNCTION_TIMEOUT_S = 60  # template.yaml's Globals: every step function
 LONG_FUNCTION_TIMEOUT_S = 900  # the orchestrator and the monitor
@@ -212,3 +213,24 @@ def test_the_user_agent_is_built_once_and_is_the_sdks_own(monkeypatch: pytest.Mo
     assert sent == [re.sub(r" m/\S+", "", default)] * 3
     assert sent[0].startswith(f"Boto3/{boto3.__version__} md/Botocore#")
     assert "cfg/retry-mode#standard" in sent[0] and sent[0].endswith(" Botocore/" + botocore_version)
+
+
+def test_only_bulk_writes_of_serialized_items_skip_the_clients_validation() -> None:
+    malformed = {"TableName": "states", "Item": {"pk": {"S": 5}}}  # a number where a string goes
+    for profile in (aws.DEFAULT, aws.STEP_INVOKE, aws.CONTINUATION):
+        with pytest.raises(ParamValidationError):
+            aws.client("dynamodb", profile).put_item(**malformed)
+    bulk = aws.client("dynamodb", aws.BULK_WRITE)
+    sent: list[bytes] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request.body)
+        return AWSResponse(request.url, 200, {}, FakeRaw(b"{}"))
+
+    bulk.meta.events.register("before-send.dynamodb.PutItem", answer)
+    bulk.put_item(**malformed)  # sent: DynamoDB itself answers such a request
+
+    assert len(sent) == 1
+    assert bulk.meta.config.retries == aws.client("dynamodb").meta.config.retries
+    assert MonitorTable("states").bulk_client is bulk
+    assert MonitorTable("states").client is aws.client("dynamodb")

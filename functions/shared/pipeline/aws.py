@@ -36,12 +36,14 @@ from pipeline.errors import PermanentError, TransientError
 
 @dataclass(frozen=True)
 class Profile:
-    """How a client waits and retries: timeouts in seconds, botocore's attempts (1 = no retry)."""
+    """How a client waits and retries: timeouts in seconds, botocore's attempts (1 = no retry);
+    whether botocore checks each request's parameters against the API model before sending it."""
 
     name: str
     connect_timeout: float
     read_timeout: float
     max_attempts: int
+    validate_parameters: bool = True
 
     def config(self) -> Config:
         """The botocore Config of this profile (standard retry mode: backoff with jitter), with
@@ -51,6 +53,7 @@ class Profile:
             read_timeout=self.read_timeout,
             retries={"mode": "standard", "total_max_attempts": self.max_attempts},
             user_agent=user_agent("standard"),
+            parameter_validation=self.validate_parameters,
         )
 
     def with_read_timeout(self, seconds: float) -> Profile:
@@ -68,6 +71,11 @@ STEP_INVOKE = Profile("step-invoke", connect_timeout=5, read_timeout=70, max_att
 # The orchestrator's asynchronous re-invocation of itself: retries on, since a lost
 # continuation would strand the run's remaining items; an Event invoke answers at once.
 CONTINUATION = Profile("continuation", connect_timeout=5, read_timeout=10, max_attempts=5)
+# Large DynamoDB batch writes of items built by ``dynamodb.to_item`` (a monitor sweep's states and
+# checks): boto3's serializer already refused whatever DynamoDB cannot store, and botocore's
+# validation walking every attribute of every item again was half the client's CPU of a sweep's
+# settle. DynamoDB still validates each request (a ValidationException: PermanentError).
+BULK_WRITE = replace(DEFAULT, name="bulk-write", validate_parameters=False)
 
 
 @functools.cache

@@ -114,3 +114,8 @@ class Table:
     @property
     def client(self) -> Any:
         return self._client or aws.client("dynamodb")
+
+    @property
+    def bulk_client(self) -> Any:
+        """The client of large batch writes of ``to_item`` items (see ``aws.BULK_WRITE``)."""
+        return self._client or aws.client("dynamodb", aws.BULK_WRITE)

@@ -113,7 +113,7 @@ class MonitorTable(Table):
 
     def save_states(self, states: Sequence[UrlState]) -> None:
         """Record URLs' states after their checks, 25 to a request, some requests at once."""
-        batch_write(self.client, self.table_name, [{"PutRequest": {"Item": to_item(
+        batch_write(self.bulk_client, self.table_name, [{"PutRequest": {"Item": to_item(
             {**state.model_dump(mode="json"), "pk": url_key(state.url), "sk": STATE})}}
             for state in states], workers=WRITE_WORKERS)
 
@@ -131,7 +131,7 @@ class MonitorTable(Table):
         requests = [{"PutRequest": {"Item": to_item({
             **check.model_dump(mode="json"), "pk": checks_key(run.run_id), "sk": url_key(check.url),
             "expires_at": expires_at})}} for check in checks]
-        batch_write(self.client, self.table_name, requests, workers=WRITE_WORKERS)
+        batch_write(self.bulk_client, self.table_name, requests, workers=WRITE_WORKERS)
 
     def recent_runs(self, limit: int = 20) -> list[MonitorRun]:
         """The newest monitor runs first."""
