@@ -302,16 +302,17 @@ def bench_engines(instance: Running, n: int = 50, concurrency: int = 8) -> None:
         site.stop()
 
 
-def cloud_cpu(pid: int) -> float:
-    """CPU seconds (user + system) the local cloud's process group has used: each live
-    process's own, and those of the children it has reaped (its children's times).
+def cloud_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) the local cloud's process group has used, as (the cloud's own
+    process, its function workers): each live process's own, and those of the children it has
+    reaped (its children's times, the workers').
 
     Every process's children's times count, not only the cloud's: workers forked from a zygote
     are the zygote's children, so a worker stopped while it is measured (an idle one reaped)
     moves its CPU into the zygote's, where counting only the cloud's would lose it and make the
     difference of two readings too small, even negative."""
     ticks = os.sysconf("SC_CLK_TCK")
-    seconds = 0.0
+    own = workers = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -321,10 +322,15 @@ def cloud_cpu(pid: int) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             if int(fields[2]) != pid:
                 continue
-            seconds += sum(int(field) for field in fields[11:15]) / ticks
+            times = [int(field) / ticks for field in fields[11:15]]
+            if int(entry.name) == pid:
+                own += sum(times[:2])
+                workers += sum(times[2:])
+            else:
+                workers += sum(times)
         except (OSError, ValueError, IndexError):
             continue  # a worker that ended meanwhile
-    return seconds
+    return own, workers
 
 
 def cloud_memory(pid: int) -> tuple[int, int, int]:
@@ -593,13 +599,17 @@ def bench_sweep(instance: Running, n: int = 2_000, concurrencies: tuple[int, ...
                                      {"MONITOR_MAX_CONCURRENCY": str(concurrency)})
             # No memory sampling here: reading 70 processes' page tables twice a second costs
             # this process ~2 ms of CPU a page, which would count as the sample site's.
-            cpu_before, own_before = cloud_cpu(instance.pid), time.process_time()
+            (cloud_before, workers_before), own_before = cloud_cpu(instance.pid), time.process_time()
             started = time.perf_counter()
             sweep = monitoring.run_once("local", "bench", "orchestrator")
             wall = time.perf_counter() - started
             # CPU time, unlike wall time, hardly depends on what else the shared machine
             # runs: it says what the sweep costs, and what it would take on idle cores.
-            cloud_s = cloud_cpu(instance.pid) - cpu_before
+            cloud_after, workers_after = cloud_cpu(instance.pid)
+            # The cloud's own process (HTTP, the emulated services, the invoke path) apart from
+            # its function workers (the orchestrator, the scrapers, the monitor).
+            own_s, workers_s = cloud_after - cloud_before, workers_after - workers_before
+            cloud_s = own_s + workers_s
             site_s = time.process_time() - own_before  # the sample site serves from here
             if sweep.status != "done" or sweep.counts.get(CheckState.UNCHANGED) != n:
                 print(f"{f'monitor sweep, {n} unchanged pages':<58} did not sweep: first "
@@ -633,8 +643,8 @@ def bench_sweep(instance: Running, n: int = 2_000, concurrencies: tuple[int, ...
                    f"{concurrency}", wall * 10_000 / n, goal_10k_s)
             cpu_ms = (cloud_s + site_s) / n * 1000
             print(f"{'  CPU per unchanged page (local cloud + sample site)':<58} {cpu_ms:9.1f} ms"
-                  f"   ({cloud_s / n * 1000:.1f} + {site_s / n * 1000:.1f} ms; load average "
-                  f"{os.getloadavg()[0]:.1f})")
+                  f"   (cloud {own_s / n * 1000:.1f} + functions {workers_s / n * 1000:.1f} + site "
+                  f"{site_s / n * 1000:.1f} ms; load average {os.getloadavg()[0]:.1f})")
             report(f"  10,000 pages' CPU spread over {os.cpu_count()} idle cores",
                    cpu_ms / 1000 * 10_000 / (os.cpu_count() or 1), goal_10k_s)
         bench_sweep_calls(instance, outputs, site.base_url)

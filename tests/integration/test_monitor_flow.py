@@ -26,8 +26,16 @@ from monitor.engine import EnginePipelineRunner
 from monitor.logic import Monitor
 from pipeline.alerts import SnsAlerts
 from pipeline.models import ItemOutcome, RunRequest, RunSummary
-from pipeline.monitor_models import CheckState, MonitorRun, MonitorRunStatus, Thresholds
-from pipeline.monitor_state import MONITOR_STATE_TABLE_SCHEMA, MonitorTable
+from pipeline.monitor_models import (
+    Availability,
+    Check,
+    CheckState,
+    MonitorRun,
+    MonitorRunStatus,
+    Thresholds,
+    UrlState,
+)
+from pipeline.monitor_state import MONITOR_STATE_TABLE_SCHEMA, WRITE_WORKERS, MonitorTable
 from pipeline.watchlist import WATCHLIST_TABLE_SCHEMA, WatchlistTable
 from tests.monitor_fakes import EngineRunner, Page, SiteSteps
 
@@ -163,6 +171,27 @@ def test_runs_and_their_checks_are_recorded_newest_first(
     assert previous.content_hash != current.content_hash
     state = table.states([NEWS])[NEWS]
     assert state.etag == '"v2"' and state.run_id == second.run_id
+
+
+def test_a_sweeps_many_states_and_checks_are_each_saved_once(tables: dict[str, str]) -> None:
+    # More batches than write workers, the last one short: every worker writes several.
+    urls = [f"{SITE}/page-{index}" for index in range(25 * WRITE_WORKERS * 2 + 7)]
+    run = MonitorRun(run_id="monitor-sweep", engine="orchestrator", trigger="direct",
+                     status=MonitorRunStatus.RUNNING, started_at=datetime.now(UTC))
+    states = [UrlState(url=url, status=Availability.UP, etag=f'"{index}"', run_id=run.run_id,
+                       checked_at=run.started_at) for index, url in enumerate(urls)]
+    table = MonitorTable(tables["state"])
+
+    table.save_states(states)
+    table.save_checks(run, [Check(url=state.url, state=CheckState.UNCHANGED, transition=False,
+                                  previous=state, current=state, not_modified=True)
+                            for state in states])
+
+    assert table.states(urls) == {state.url: state for state in states}
+    checks = table.run_checks(run.run_id)
+    assert sorted(check.url for check in checks) == sorted(urls)
+    assert all(check.current == check.previous and check.current is not None
+               and check.current.etag for check in checks)
 
 
 def test_the_lease_keeps_a_second_run_out_until_it_expires(tables: dict[str, str]) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import boto3
 import pytest
+from botocore import __version__ as botocore_version
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
@@ -13,9 +18,11 @@ from botocore.exceptions import (
     ParamValidationError,
     ReadTimeoutError,
 )
+from botocore.useragent import UserAgentString
 
 from pipeline import aws
 from pipeline.errors import PermanentError, TransientError
+from pipeline.monitor_state import MonitorTable
 
 FUNCTION_TIMEOUT_S = 60  # template.yaml's Globals: every step function
 LONG_FUNCTION_TIMEOUT_S = 900  # the orchestrator and the monitor
@@ -160,3 +167,71 @@ def test_the_step_invoke_read_timeout_is_set_by_its_caller() -> None:
 
     assert aws.client("lambda", profile).meta.config.read_timeout == 75
     assert aws.client("lambda", profile) is not aws.client("lambda", aws.STEP_INVOKE)
+
+
+def sent_user_agents(dynamodb: Any, calls: int) -> list[str]:
+    """The User-Agent headers of ``calls`` ListTables requests, answered without a network."""
+    sent: list[str] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request.headers["User-Agent"].decode())
+        return AWSResponse(request.url, 200, {}, FakeRaw(b'{"TableNames": []}'))
+
+    dynamodb.meta.events.register("before-send.dynamodb.ListTables", answer)
+    for _ in range(calls):
+        dynamodb.list_tables()
+    return sent
+
+
+class FakeRaw:
+    """The raw stream of an HTTP answer's body."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+
+def test_the_user_agent_is_built_once_and_is_the_sdks_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    default = sent_user_agents(boto3.client("dynamodb", config=Config(
+        retries={"mode": "standard", "total_max_attempts": 3})), 1)[0]
+    dynamodb = aws.client("dynamodb")
+    builds: list[UserAgentString] = []
+    real_build = UserAgentString._build_sdk_metadata
+
+    def build(self: UserAgentString) -> Any:
+        builds.append(self)
+        return real_build(self)
+
+    monkeypatch.setattr(UserAgentString, "_build_sdk_metadata", build)
+
+    sent = sent_user_agents(dynamodb, 3)
+
+    assert builds == []  # not rebuilt for each request
+    # What botocore builds for every request, but the request's SDK features (usage telemetry).
+    assert sent == [re.sub(r" m/\S+", "", default)] * 3
+    assert sent[0].startswith(f"Boto3/{boto3.__version__} md/Botocore#")
+    # Powertools, once imported, appends its own part to every request's header (PT/...).
+    assert "cfg/retry-mode#standard" in sent[0] and f" Botocore/{botocore_version}" in sent[0]
+
+
+def test_only_bulk_writes_of_serialized_items_skip_the_clients_validation() -> None:
+    malformed = {"TableName": "states", "Item": {"pk": {"S": 5}}}  # a number where a string goes
+    for profile in (aws.DEFAULT, aws.STEP_INVOKE, aws.CONTINUATION):
+        with pytest.raises(ParamValidationError):
+            aws.client("dynamodb", profile).put_item(**malformed)
+    bulk = aws.client("dynamodb", aws.BULK_WRITE)
+    sent: list[bytes] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request.body)
+        return AWSResponse(request.url, 200, {}, FakeRaw(b"{}"))
+
+    bulk.meta.events.register("before-send.dynamodb.PutItem", answer)
+    bulk.put_item(**malformed)  # sent: DynamoDB itself answers such a request
+
+    assert len(sent) == 1
+    assert bulk.meta.config.retries == aws.client("dynamodb").meta.config.retries
+    assert MonitorTable("states").bulk_client is bulk
+    assert MonitorTable("states").client is aws.client("dynamodb")

@@ -25,7 +25,8 @@ Guarantees:
   publish leaves the old state, so the next run detects (and alerts) the transition again;
 - **cheap unchanged pages**: each URL's previous ETag / Last-Modified travel in the run request,
   so an unchanged page ends at the scraper with a 304 and is classified unchanged; the states
-  of all pages without an alert are written 25 to a request;
+  of all pages without an alert, then every URL's check, are written 25 to a request, four
+  requests at once (pipeline.monitor_state);
 - **a run that fails is let go**: when its engine says it failed, the run is recorded failed and
   its lease released; when only following it failed, it keeps the lease for a later firing;
 - the pipeline's own per-page "flagged" alerts are switched off for monitor runs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -24,17 +25,35 @@ REFUSED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingExcept
 BATCH_WRITE_MAX = 25  # DynamoDB's limit per BatchWriteItem
 
 
-def batch_write(client: Any, table_name: str, requests: list[dict[str, Any]]) -> None:
-    """Put/Delete requests in batches, re-sending what DynamoDB leaves unprocessed (with backoff)."""
-    for start in range(0, len(requests), BATCH_WRITE_MAX):
-        pending: dict[str, Any] = {table_name: requests[start:start + BATCH_WRITE_MAX]}
-        for attempt in range(8):
-            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-            if not pending:
-                break
-            time.sleep(0.05 * 2 ** attempt)
-        if pending:
-            raise RuntimeError(f"DynamoDB kept throttling writes to {table_name}")
+def batch_write(client: Any, table_name: str, requests: list[dict[str, Any]], *,
+                workers: int = 1) -> None:
+    """Put/Delete requests in batches, re-sending what DynamoDB leaves unprocessed (with backoff).
+
+    ``workers`` > 1 sends that many batches at once (each re-sends its own unprocessed items), for
+    many items whose keys are all distinct: batches then cannot overwrite each other in any order.
+    A failed batch is raised as a sequential write would raise it (the first failing batch's
+    error, once every batch has ended); the other batches are written all the same."""
+    batches = [requests[start:start + BATCH_WRITE_MAX]
+               for start in range(0, len(requests), BATCH_WRITE_MAX)]
+    if workers <= 1 or len(batches) <= 1:
+        for batch in batches:
+            _write_batch(client, table_name, batch)
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(batches)),
+                            thread_name_prefix="batch-write") as pool:
+        futures = [pool.submit(_write_batch, client, table_name, batch) for batch in batches]
+    for future in futures:
+        future.result()  # the first failing batch's error, in batch order
+
+
+def _write_batch(client: Any, table_name: str, batch: list[dict[str, Any]]) -> None:
+    pending: dict[str, Any] = {table_name: batch}
+    for attempt in range(8):
+        pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        if not pending:
+            return
+        time.sleep(0.05 * 2 ** attempt)
+    raise RuntimeError(f"DynamoDB kept throttling writes to {table_name}")
 
 
 def pk_sk_schema() -> dict[str, Any]:
@@ -95,3 +114,8 @@ class Table:
     @property
     def client(self) -> Any:
         return self._client or aws.client("dynamodb")
+
+    @property
+    def bulk_client(self) -> Any:
+        """The client of large batch writes of ``to_item`` items (see ``aws.BULK_WRITE``)."""
+        return self._client or aws.client("dynamodb", aws.BULK_WRITE)

@@ -54,6 +54,9 @@ LEASE = "MONITOR#LEASE"
 LEASE_KEY = {"pk": {"S": LEASE}, "sk": {"S": "LEASE"}}
 EVENTS = "MONITOR#EVENT"
 BATCH_GET_MAX = 100
+# Batches of states or checks written at once: a sweep's settle writes two items per URL (160
+# requests for 2,000 URLs), each URL's under its own key, so the order of batches cannot matter.
+WRITE_WORKERS = 4
 
 
 class PendingRun(Contract):
@@ -109,10 +112,10 @@ class MonitorTable(Table):
         return found
 
     def save_states(self, states: Sequence[UrlState]) -> None:
-        """Record URLs' states after their checks, 25 to a request."""
-        batch_write(self.client, self.table_name, [{"PutRequest": {"Item": to_item(
+        """Record URLs' states after their checks, 25 to a request, some requests at once."""
+        batch_write(self.bulk_client, self.table_name, [{"PutRequest": {"Item": to_item(
             {**state.model_dump(mode="json"), "pk": url_key(state.url), "sk": STATE})}}
-            for state in states])
+            for state in states], workers=WRITE_WORKERS)
 
     # ---- runs and their checks -------------------------------------------------------------
 
@@ -123,12 +126,12 @@ class MonitorTable(Table):
             "expires_at": self._expiry(run.started_at)}))
 
     def save_checks(self, run: MonitorRun, checks: Sequence[Check]) -> None:
-        """Write one item per URL checked in the run."""
+        """Write one item per URL checked in the run, some requests at once."""
         expires_at = self._expiry(run.started_at)
         requests = [{"PutRequest": {"Item": to_item({
             **check.model_dump(mode="json"), "pk": checks_key(run.run_id), "sk": url_key(check.url),
             "expires_at": expires_at})}} for check in checks]
-        batch_write(self.client, self.table_name, requests)
+        batch_write(self.bulk_client, self.table_name, requests, workers=WRITE_WORKERS)
 
     def recent_runs(self, limit: int = 20) -> list[MonitorRun]:
         """The newest monitor runs first."""
