@@ -21,7 +21,7 @@ import time
 import uuid
 import zipfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +84,14 @@ def bench_invokes(instance: Running) -> None:
 
     lambdas = aws("lambda")
 
+    created: list[str] = []
+
     def create(handler: str, module: str, layers: list[str]) -> str:
         name = f"bench-{uuid.uuid4().hex[:8]}"
         lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,
                                 Handler=handler, Code={"ZipFile": zip_handler(module)},
                                 Layers=layers, Timeout=30)
+        created.append(name)
         return name
 
     warm = create("fidelity.log_one_line", "fidelity.py", [])
@@ -116,6 +119,17 @@ def bench_invokes(instance: Running) -> None:
            0.8)
     print(f"{'cold start (layer extracted) / warm p50':<58} "
           f"{statistics.median(colds[1:]) / percentile(samples, 0.5):9.1f}x")
+    remove_probes(lambdas, created, [layer["LayerVersionArn"]])
+
+
+def remove_probes(lambdas: Any, functions: list[str], layer_versions: Sequence[str] = ()) -> None:
+    """Delete the probe functions (their warm workers stop) and layers a part created: the later
+    parts measure the pipeline's memory, not the probes'."""
+    for name in functions:
+        lambdas.delete_function(FunctionName=name)
+    for arn in layer_versions:
+        name, version = arn.rsplit(":", 2)[-2:]
+        lambdas.delete_layer_version(LayerName=name, VersionNumber=int(version))
 
 
 def bench_warm_invoke_overhead(instance: Running, calls: int = 300) -> None:
@@ -138,6 +152,7 @@ def bench_warm_invoke_overhead(instance: Running, calls: int = 300) -> None:
                    for _ in range(calls)]
         report(f"warm invoke, handler {label}: p50 ({calls} calls)", percentile(samples, 0.5), 0.003)
         report(f"warm invoke, handler {label}: p90 ({calls} calls)", percentile(samples, 0.9), 0.003)
+        remove_probes(lambdas, [name])
 
 
 def bench_pipeline(instance: Running, scratch: Path) -> None:

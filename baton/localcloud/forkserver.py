@@ -87,10 +87,11 @@ ZygoteKey = tuple[str, str, tuple[tuple[str, str], ...]]
 START_TIMEOUT_S = 60.0  # the preloads take ~1 s of CPU; a loaded machine may take much longer
 REPORT_WAIT_S = 1.0  # how long an exited worker's status may take to arrive from its zygote
 MESSAGE_BYTES = 1 << 20
-# A zygote that forked nothing this long and has no live worker is stopped when another starts (one
-# per first layer: each redeploy of a changed layer would otherwise leave one behind); it starts
-# again if a worker needs it.
-UNUSED_ZYGOTE_S = 60.0
+# A zygote that forked nothing this long and has no live worker is stopped when a zygote next starts
+# or forks (one per first layer: each redeploy of a changed layer would otherwise leave one behind,
+# ~100 MB); it starts again if a worker needs it. Its functions' last workers are kept warm, so a
+# zygote with none is one whose functions were redeployed, deleted or evicted for the warm cap.
+UNUSED_ZYGOTE_S = 10.0
 ORPHANED_EXIT = -signal.SIGKILL  # the status of a worker whose zygote died first is lost
 
 
@@ -613,6 +614,7 @@ class ForkServers:
         layers = env.get("_LAMBDA_LAYERS_DIRS", "")
         key = zygote_key(binary, layers, env)
         zygote = self._zygote(key)
+        self._retire_unused(keep=key)
         function = env.get("AWS_LAMBDA_FUNCTION_NAME", "?")
         if "*" in zygote.env_reads:
             raise ZygoteError("not forked: a preloaded module read the whole environment at import")
@@ -647,7 +649,6 @@ class ForkServers:
             starter = starting is None and key not in self._zygotes
             if starter:
                 starting = self._starting[key] = threading.Event()
-                unused = self._take_unused()
         if not starter:
             if starting is not None:
                 starting.wait()
@@ -656,10 +657,7 @@ class ForkServers:
             if found is None:
                 raise ZygoteError("its zygote could not start or has died")
             return found
-        for stale in unused:
-            log(f"zygote pid {stale.process.pid} stopped: no worker and no fork for "
-                f"{UNUSED_ZYGOTE_S:.0f} s")
-            stale.stop()
+        self._retire_unused(keep=key)
         assert starting is not None
         binary, layer, interpreter = key
         environ = {**self.base_env, **dict(interpreter), "_LAMBDA_LAYERS_DIRS": layer}
@@ -679,12 +677,19 @@ class ForkServers:
             f"{len(zygote.warmed)} caches built")
         return zygote
 
-    def _take_unused(self) -> list[Zygote]:
-        """Out of the table, the zygotes with no live worker that forked none for UNUSED_ZYGOTE_S:
-        those of a layer a redeploy replaced (its functions' workers were retired with it)."""
-        unused = [key for key, zygote in self._zygotes.items() if zygote is not None
-                  and (zygote.idle_for() or 0) > UNUSED_ZYGOTE_S]
-        return [zygote for key in unused if (zygote := self._zygotes.pop(key)) is not None]
+    def _retire_unused(self, keep: ZygoteKey) -> None:
+        """Stop the zygotes but ``keep``'s with no live worker that forked none for
+        UNUSED_ZYGOTE_S: those of a layer a redeploy replaced (its functions' workers were retired
+        with it). Looked for whenever a zygote starts or forks, so one left behind by a redeploy
+        does not stay for the cloud's life (~100 MB each)."""
+        with self._lock:
+            unused = [other for other, zygote in self._zygotes.items() if other != keep
+                      and zygote is not None and (zygote.idle_for() or 0) > UNUSED_ZYGOTE_S]
+            stale = [zygote for other in unused if (zygote := self._zygotes.pop(other)) is not None]
+        for zygote in stale:
+            log(f"zygote pid {zygote.process.pid} stopped: no worker and no fork for "
+                f"{UNUSED_ZYGOTE_S:.0f} s")
+            zygote.stop()
 
     def _say_once(self, message: str, kind: str) -> None:
         with self._lock:

@@ -284,6 +284,36 @@ def test_functions_on_the_same_first_layer_share_a_zygote_unless_a_later_layer_s
         cloud.stop()
 
 
+def test_a_zygote_with_no_worker_left_is_stopped_when_another_forks(
+        lib: Path, tmp_path: Path, script: str, code: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    layers = [tmp_path / f"layer{index}" for index in range(2)]
+    for layer in layers:
+        layer.mkdir()
+    cloud = servers(lib)
+    try:
+        def fork_on(layer: Path) -> ForkedProcess:
+            worker = cloud.start_worker("python3.12", sys.executable, script, code,
+                                        function_env(lib, _LAMBDA_LAYERS_DIRS=str(layer)))
+            assert isinstance(worker, ForkedProcess)
+            exchange(worker)
+            return worker
+
+        fork_on(layers[0])
+        left = fork_on(layers[1])
+        [unused] = [zygote for key, zygote in cloud._zygotes.items() if key[1] == str(layers[1])]
+        assert unused is not None and left.wait(timeout=10) == 0
+        fork_on(layers[0])  # within UNUSED_ZYGOTE_S of its last fork: kept
+        assert unused.process.poll() is None
+        monkeypatch.setattr(forkserver, "UNUSED_ZYGOTE_S", 0.0)
+        fork_on(layers[0])  # no zygote starts: the fork itself retires the unused one
+        assert unused.process.wait(timeout=10) is not None
+        [kept] = cloud._zygotes.values()
+        assert [key[1] for key in cloud._zygotes] == [str(layers[0])]
+        assert kept is not None and kept.process.poll() is None
+    finally:
+        cloud.stop()
+
+
 def test_a_zygote_with_no_worker_left_is_stopped_when_another_starts(
         lib: Path, tmp_path: Path, script: str, code: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(forkserver, "UNUSED_ZYGOTE_S", 0.0)
