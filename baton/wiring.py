@@ -23,8 +23,10 @@ TRACKER = "TrackerFunction"
 ENGINES_LAYER = "EnginesLayer"
 
 
-def _function_problems(resources: dict[str, Any], globals_: dict[str, Any], logical_id: str,
-                       handler: str, step: Step) -> list[str]:
+def _function_problems(resources: dict[str, Any], globals_: dict[str, Any], step: Step) -> list[str]:
+    """What the step's function (one for every engine) lacks: code, entry point, timeout, and
+    what its entry point needs to consume the choreography's events."""
+    logical_id, handler = step.resource, f"{step.name}.entry.lambda_handler"
     resource = resources.get(logical_id)
     if resource is None:
         return [f"step {step.name!r}: no resource {logical_id} (AWS::Serverless::Function, "
@@ -39,6 +41,14 @@ def _function_problems(resources: dict[str, Any], globals_: dict[str, Any], logi
     if timeout != step.timeout_seconds:
         found.append(f"{logical_id}: Timeout is {timeout}, the registry says "
                      f"{step.timeout_seconds} (Step.timeout_seconds)")
+    consumes = {"source": [EVENT_SOURCE], "detail-type": [step.consumes]}
+    if _rule_patterns(resource) != [consumes]:
+        found.append(f"{logical_id}: one EventBridgeRule event with Pattern {consumes}")
+    if "EVENT_BUS_NAME" not in properties.get("Environment", {}).get("Variables", {}):
+        found.append(f"{logical_id}: Environment variable EVENT_BUS_NAME")
+    if {"Ref": ENGINES_LAYER} not in properties.get("Layers", []):
+        found.append(f"{logical_id}: Layers [!Ref {ENGINES_LAYER}] (its entry point imports the "
+                     "choreography runtime)")
     return found
 
 
@@ -115,19 +125,7 @@ def problems(template: dict[str, Any], steps: Sequence[Step] = STEPS,
     machine = resources.get(STATE_MACHINE, {}).get("Properties", {})
     found: list[str] = []
     for step in steps:
-        found += _function_problems(resources, globals_, step.resource,
-                                    f"{step.name}.entry.lambda_handler", step)
-        consumes = {"source": [EVENT_SOURCE], "detail-type": [step.consumes]}
-        function = resources.get(step.resource, {})
-        if function and _rule_patterns(function) != [consumes]:
-            found.append(f"{step.resource}: one EventBridgeRule event with Pattern {consumes}")
-        if function and "EVENT_BUS_NAME" not in function.get(
-                "Properties", {}).get("Environment", {}).get("Variables", {}):
-            found.append(f"{step.resource}: Environment variable EVENT_BUS_NAME")
-        if function and {"Ref": ENGINES_LAYER} not in function.get(
-                "Properties", {}).get("Layers", []):
-            found.append(f"{step.resource}: Layers [!Ref {ENGINES_LAYER}] (its entry point "
-                         "imports the choreography runtime)")
+        found += _function_problems(resources, globals_, step)
         reference = {"Ref": step.resource}
         variables = orchestrator.get("Environment", {}).get("Variables", {})
         if variables.get(step.env_var) != reference:
