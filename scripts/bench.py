@@ -21,7 +21,7 @@ import time
 import uuid
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,17 +119,15 @@ def bench_invokes(instance: Running) -> None:
            0.8)
     print(f"{'cold start (layer extracted) / warm p50':<58} "
           f"{statistics.median(colds[1:]) / percentile(samples, 0.5):9.1f}x")
-    remove_probes(lambdas, created, [layer["LayerVersionArn"]])
+    remove_probes(lambdas, created)
+    lambdas.delete_layer_version(LayerName="bench-probe", VersionNumber=layer["Version"])
 
 
-def remove_probes(lambdas: Any, functions: list[str], layer_versions: Sequence[str] = ()) -> None:
-    """Delete the probe functions (their warm workers stop) and layers a part created: the later
-    parts measure the pipeline's memory, not the probes'."""
+def remove_probes(lambdas: Any, functions: list[str]) -> None:
+    """Delete the probe functions a part created (their warm workers stop): the later parts
+    measure the pipeline's memory, not the probes'."""
     for name in functions:
         lambdas.delete_function(FunctionName=name)
-    for arn in layer_versions:
-        name, version = arn.rsplit(":", 2)[-2:]
-        lambdas.delete_layer_version(LayerName=name, VersionNumber=int(version))
 
 
 def bench_warm_invoke_overhead(instance: Running, calls: int = 300) -> None:

@@ -1,4 +1,7 @@
-"""Lambda entry point of the moderator: TransformedPage in, ModerationResult out."""
+"""The moderator step: TransformedPage in, ModerationResult out.
+
+The function's entry point is entry.py, which hands it every step request and each event's data.
+"""
 
 from __future__ import annotations
 

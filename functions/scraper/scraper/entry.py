@@ -2,8 +2,8 @@
 
 A step request (the orchestrator's or Step Functions' synchronous invoke) goes to
 ``scraper.handler``; a PageRequested event (the choreography's rule) goes through the same handler
-and becomes PageScraped (or PageFailed);
-a page answered 304 Not Modified ends its item with PageNotModified instead.
+and becomes PageScraped (or PageFailed; a page answered 304 Not Modified ends its item with
+PageNotModified instead).
 """
 
 from engines.choreography import adapt

@@ -1,4 +1,7 @@
-"""Lambda entry point of the scraper: ScrapeRequest in, ScrapedPage out (glue only)."""
+"""The scraper step: ScrapeRequest in, ScrapedPage out (glue only).
+
+The function's entry point is entry.py, which hands it every step request and each event's data.
+"""
 
 from __future__ import annotations
 

@@ -61,8 +61,9 @@ class Profile:
         return replace(self, read_timeout=seconds)
 
 
-# The step functions' timeout is 60 s: three attempts of at most 2 + 15 s (and botocore's backoff
-# between them, about 3 s) stay inside it; a local cloud on a busy machine needs the 15 s.
+# The step functions' timeout is 60 s at least (pipeline.steps): three attempts of at most 2 + 15 s
+# (and botocore's backoff between them, about 3 s) stay inside it; a local cloud on a busy machine
+# needs the 15 s.
 DEFAULT = Profile("default", connect_timeout=2, read_timeout=15, max_attempts=3)
 # The orchestrator's step invokes: one try (the engine's policy retries; botocore retrying too
 # would multiply attempts and run a step twice), and a read timeout the caller sets above the

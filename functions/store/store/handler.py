@@ -1,4 +1,7 @@
-"""Lambda entry point of the store: ModerationResult in, StoredRecord out (glue only)."""
+"""The store step: ModerationResult in, StoredRecord out (glue only).
+
+The function's entry point is entry.py, which hands it every step request and each event's data.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""Lambda entry point of the transformer: ScrapedPage in, TransformedPage out.
+"""The transformer step: ScrapedPage in, TransformedPage out.
 
 Not-modified pages (``raw_key`` null) are rejected with a ValueError: engines skip this step
 for them (see transformer.transform).
+
+The function's entry point is entry.py, which hands it every step request and each event's data.
 """
 
 from __future__ import annotations
