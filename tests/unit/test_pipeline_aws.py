@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -18,6 +19,7 @@ from botocore.exceptions import (
     ParamValidationError,
     ReadTimeoutError,
 )
+from botocore.parsers import BaseJSONParser
 from botocore.useragent import UserAgentString
 
 from pipeline import aws
@@ -235,3 +237,48 @@ def test_only_bulk_writes_of_serialized_items_skip_the_clients_validation() -> N
     assert bulk.meta.config.retries == aws.client("dynamodb").meta.config.retries
     assert MonitorTable("states").bulk_client is bulk
     assert MonitorTable("states").client is aws.client("dynamodb")
+
+
+def answered_query(dynamodb: Any, body: bytes) -> dict[str, Any]:
+    """A Query's parsed answer, DynamoDB's answer being ``body``."""
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        return AWSResponse(request.url, 200, {}, FakeRaw(body))
+
+    dynamodb.meta.events.register("before-send.dynamodb.Query", answer)
+    answered = dynamodb.query(TableName="runs", KeyConditionExpression="pk = :pk",
+                              ExpressionAttributeValues={":pk": {"S": "RUN#1"}})
+    answered.pop("ResponseMetadata")
+    return dict(answered)
+
+
+def test_attribute_values_are_read_as_botocore_reads_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    nested = {"M": {"etag": {"S": '"v1"'}, "attempts": {"N": "3"}, "ok": {"BOOL": True},
+                    "none": {"NULL": True}, "steps": {"L": [{"S": "scraper"}, {"N": "-1.5"}]}}}
+    items = [
+        {"pk": {"S": "RUN#1"}, "outcome": nested, "tags": {"SS": ["a", "b"]}},
+        # A binary at any depth is base64 on the wire and bytes once parsed.
+        {"pk": {"S": "RUN#1"}, "raw": {"B": "aGk="}, "deep": {"L": [{"M": {"b": {"B": "aGk="}}}]}},
+        {"pk": {"S": "RUN#1"}, "set": {"BS": ["aGk="]}},
+    ]
+    body = json.dumps({"Items": items, "Count": 3, "ScannedCount": 3}).encode()
+
+    walked: list[Any] = []  # attribute values walked down botocore's model
+    walk = BaseJSONParser._handle_structure
+
+    def recording(self: Any, shape: Any, value: Any) -> Any:
+        if shape.name == "AttributeValue":
+            walked.append(value)
+        return walk(self, shape, value)
+
+    monkeypatch.setattr(BaseJSONParser, "_handle_structure", recording)
+    ours = answered_query(aws.client("dynamodb"), body)
+    ours_walked, walked[:] = list(walked), []
+
+    assert ours == answered_query(boto3.client("dynamodb"), body)
+    # botocore's own client walks each of the 17 values; ours only those holding a binary.
+    assert len(walked) == 17
+    assert ours_walked == [{"B": "aGk="}, {"L": [{"M": {"b": {"B": "aGk="}}}]},
+                           {"M": {"b": {"B": "aGk="}}}, {"B": "aGk="}, {"BS": ["aGk="]}]
+    assert ours["Items"][0]["outcome"] == nested  # as sent
+    assert ours["Items"][1]["deep"] == {"L": [{"M": {"b": {"B": b"hi"}}}]}
+    assert ours["Items"][2]["set"] == {"BS": [b"hi"]}
