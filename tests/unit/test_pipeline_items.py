@@ -1,11 +1,13 @@
-"""DynamoDB items read back as plain values: as boto3's deserializer reads them, without Decimals."""
+"""DynamoDB items from plain values and back: as boto3 writes and reads them, without Decimals."""
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import Binary, TypeDeserializer
+import pytest
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
 from pipeline.dynamodb import from_item, to_item
 
@@ -53,3 +55,36 @@ def test_plain_values_make_the_round_trip() -> None:
               "record": {"labels": ["x", "y"], "size": 1024, "ratio": 1.5}}
 
     assert from_item(to_item(values)) == values
+
+
+def test_every_type_is_written_as_boto3_writes_it() -> None:
+    values = {"url": "http://a/", "attempts": 3, "negative": -2, "score": 0.25, "tiny": 1e-9,
+              "ok": True, "no": False, "gone": None, "big": 10**38 - 1,
+              "record": {"labels": ["x", None, 2.5, {"deep": 1, "none": None}], "size": 1024,
+                         "empty": {}, "missing": None},
+              "names": {"a", "b"}, "raw": b"hi", "exact": Decimal("0.1")}
+    serializer = TypeSerializer()
+
+    written = to_item(values)
+
+    assert written == {name: serializer.serialize(old_decimals(value))
+                       for name, value in values.items() if value is not None}
+    assert written["record"]["M"]["labels"]["L"][1] == {"NULL": True}  # None kept in a list
+
+
+def test_what_dynamodb_cannot_store_is_refused_as_before() -> None:
+    for value in (float("nan"), float("inf"), 10**40, {"inner": [float("nan")]}):
+        with pytest.raises((TypeError, decimal.Inexact, decimal.Rounded)):
+            to_item({"value": value})
+
+
+def old_decimals(value: Any) -> Any:
+    """How values were made ready for boto3's serializer: floats as Decimals, None left out of
+    maps."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {key: old_decimals(inner) for key, inner in value.items() if inner is not None}
+    if isinstance(value, list):
+        return [old_decimals(inner) for inner in value]
+    return value
