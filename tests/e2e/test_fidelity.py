@@ -494,3 +494,35 @@ def test_put_events_over_1_mb_is_refused_as_on_aws(aws):
     assert together_over == refusal  # the limit is on the request, not on each entry
     assert accepted["FailedEntryCount"] == 0
     assert accepted["Entries"][0]["EventId"]
+
+
+def test_condition_expressions_are_checked_the_same_way_each_time(aws):
+    # The local cloud remembers each expression's grammar check (launcher patch): a malformed
+    # expression must still be refused every time, and a valid one still evaluated per item.
+    dynamodb = aws("dynamodb")
+    table = f"conditions-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                                {"AttributeName": "sk", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                     {"AttributeName": "sk", "KeyType": "RANGE"}])
+    for sk, size in (("a", 1), ("b", 5), ("c", 9)):
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": sk},
+                                                 "size": {"N": str(size)}})
+    refusals = []
+    for _ in range(2):
+        with pytest.raises(ClientError) as refused:
+            dynamodb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": "d"}},
+                              ConditionExpression="attribute_not_exists(pk) AND AND size > :s",
+                              ExpressionAttributeValues={":s": {"N": "1"}})
+        refusals.append(refused.value.response["Error"])
+    big = [dynamodb.query(TableName=table, KeyConditionExpression="pk = :p",
+                          FilterExpression="size > :s",
+                          ExpressionAttributeValues={":p": {"S": "p"}, ":s": {"N": str(limit)}},
+                          )["Items"] for limit in (2, 6)]
+
+    assert refusals[0]["Code"] == "ValidationException"
+    assert refusals[0] == refusals[1]
+    assert "Invalid ConditionExpression" in refusals[0]["Message"]
+    assert [[item["sk"]["S"] for item in items] for items in big] == [["b", "c"], ["c"]]
+    assert "d" not in [item["sk"]["S"] for item in dynamodb.scan(TableName=table)["Items"]]
