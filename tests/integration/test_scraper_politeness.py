@@ -56,6 +56,30 @@ def test_a_released_slot_is_free_again(slots: HostSlotsTable) -> None:
     assert slots.take("example.com:80", 1, now + 30, now) is not None
 
 
+def test_a_sandbox_tries_the_slot_it_gave_back_first(slots: HostSlotsTable) -> None:
+    now, host = time.time(), "example.com:80"
+    puts: list[str] = []
+    slots.client.meta.events.register(
+        "provide-client-params.dynamodb.PutItem",
+        lambda params, **_: puts.append(params["Item"]["pk"]["S"]))
+    other = HostSlotsTable(slots.table_name, slots.client)  # another sandbox, same table
+    taken: list[tuple[str, str]] = []
+    puts_a_round: list[int] = []
+    for _ in range(20):
+        before = len(puts)
+        ours = slots.take(host, 40, now + 30, now)
+        theirs = other.take(host, 40, now + 30, now)
+        assert ours is not None and theirs is not None
+        taken.append((ours.key, theirs.key))
+        puts_a_round.append(len(puts) - before)
+        slots.give_back(ours)
+        other.give_back(theirs)
+
+    # After the first round, each takes the slot it gave back, at the first try.
+    assert set(taken[1:]) == {taken[0]}
+    assert puts_a_round[1:] == [2] * 19
+
+
 def test_an_expired_lease_is_taken_over_and_its_late_release_frees_nothing(
         slots: HostSlotsTable) -> None:
     now = time.time()
