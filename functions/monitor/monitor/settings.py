@@ -36,8 +36,9 @@ class MonitorSettings(BaseSettings):
     state_machine_arn: str | None = Field(default=None, validation_alias="STATE_MACHINE_ARN")
     max_concurrency: int = Field(
         default=8, ge=1, le=MAX_CONCURRENCY, validation_alias="MONITOR_MAX_CONCURRENCY")
-    # How often a run is looked at (its own record only): its end is noticed within this.
-    poll_seconds: PositiveFloat = Field(default=0.5, validation_alias="MONITOR_POLL_SECONDS")
+    # How often a run is looked at (its own record only: one read): its end is noticed within
+    # this, which a sweep of unchanged pages waits for, half of it on average.
+    poll_seconds: PositiveFloat = Field(default=0.25, validation_alias="MONITOR_POLL_SECONDS")
     # Stop following a run when less than this is left of the invocation: the run record must
     # still be written before the timeout.
     safety_margin_seconds: PositiveFloat = Field(
