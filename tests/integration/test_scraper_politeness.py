@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import boto3
@@ -56,24 +57,27 @@ def test_a_released_slot_is_free_again(slots: HostSlotsTable) -> None:
     assert slots.take("example.com:80", 1, now + 30, now) is not None
 
 
-def test_a_sandbox_tries_the_slot_it_gave_back_first(slots: HostSlotsTable) -> None:
+@pytest.mark.parametrize("apart", ["two sandboxes", "two threads of one process"])
+def test_a_sandbox_tries_the_slot_it_gave_back_first(slots: HostSlotsTable, apart: str) -> None:
     now, host = time.time(), "example.com:80"
     puts: list[str] = []
     slots.client.meta.events.register(
         "provide-client-params.dynamodb.PutItem",
         lambda params, **_: puts.append(params["Item"]["pk"]["S"]))
-    other = HostSlotsTable(slots.table_name, slots.client)  # another sandbox, same table
+    # The second taker: another sandbox on the same table, or the same table from another thread.
+    other = HostSlotsTable(slots.table_name, slots.client) if apart == "two sandboxes" else slots
     taken: list[tuple[str, str]] = []
     puts_a_round: list[int] = []
-    for _ in range(20):
-        before = len(puts)
-        ours = slots.take(host, 40, now + 30, now)
-        theirs = other.take(host, 40, now + 30, now)
-        assert ours is not None and theirs is not None
-        taken.append((ours.key, theirs.key))
-        puts_a_round.append(len(puts) - before)
-        slots.give_back(ours)
-        other.give_back(theirs)
+    with ThreadPoolExecutor(1) as first, ThreadPoolExecutor(1) as second:  # one thread each
+        for _ in range(20):
+            before = len(puts)
+            ours = first.submit(slots.take, host, 40, now + 30, now).result()
+            theirs = second.submit(other.take, host, 40, now + 30, now).result()
+            assert ours is not None and theirs is not None
+            taken.append((ours.key, theirs.key))
+            puts_a_round.append(len(puts) - before)
+            slots.give_back(ours)
+            other.give_back(theirs)
 
     # After the first round, each takes the slot it gave back, at the first try.
     assert set(taken[1:]) == {taken[0]}

@@ -17,6 +17,7 @@ Schema:
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -70,7 +71,18 @@ class HostSlotsTable(Table):
 
     def __init__(self, table_name: str, client: Any = None) -> None:
         super().__init__(table_name, client)
-        self.last_taken: dict[str, int] = {}  # by host: the slot this sandbox took last
+        # By host, the slot taken last by each thread: a sandbox runs one invocation at a time,
+        # but a process calling the handler from several threads (the bench's in-process chain)
+        # would otherwise send them all to one slot.
+        self._taken = threading.local()
+
+    @property
+    def last_taken(self) -> dict[str, int]:
+        """By host, the slot this thread took last."""
+        if not hasattr(self._taken, "slots"):
+            self._taken.slots = {}
+        taken: dict[str, int] = self._taken.slots
+        return taken
 
     @property
     def client(self) -> Any:
