@@ -9,11 +9,11 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 from botocore.config import Config
 
 from baton.errors import BatonError
 from baton.localcloud import DEFAULT_PORT, endpoint_for, probe_health
+from pipeline.aws import session
 
 TARGETS = ("local", "localstack", "aws")
 REGION = os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
@@ -115,7 +115,7 @@ def client(service: str, target: str = "local") -> Any:
     url = endpoint(target)
     config = Config(retries={"mode": "standard"}, read_timeout=900, connect_timeout=5)
     if target == "aws":  # the user's own credentials, wherever the endpoint is
-        return boto3.client(service, region_name=REGION, endpoint_url=url, config=config)
-    return boto3.client(service, region_name=REGION, endpoint_url=url, config=config,
-                        **EMULATOR_CREDENTIALS)
+        return session().client(service, region_name=REGION, endpoint_url=url, config=config)
+    return session().client(service, region_name=REGION, endpoint_url=url, config=config,
+                            **EMULATOR_CREDENTIALS)
 

@@ -107,12 +107,13 @@ def client(service: str, profile: Profile = DEFAULT, *, region: str | None = Non
 
 @functools.cache
 def _client(service: str, profile: Profile, region: str | None) -> Any:
-    return _session().client(service, region_name=region, config=profile.config())
+    return session().client(service, region_name=region, config=profile.config())
 
 
 @functools.cache
-def _session() -> boto3.session.Session:
-    """boto3's session, but reading DynamoDB's attribute values as they were sent."""
+def session() -> boto3.session.Session:
+    """The boto3 session every client of baton is built from: boto3's own, but reading DynamoDB's
+    attribute values as they were sent (``_AttributeValuesAsSent``)."""
     core = botocore.session.get_session()
     core.register_component("response_parser_factory", _Parsers())
     return boto3.session.Session(botocore_session=core)
