@@ -282,3 +282,14 @@ def test_attribute_values_are_read_as_botocore_reads_them(monkeypatch: pytest.Mo
     assert ours["Items"][0]["outcome"] == nested  # as sent
     assert ours["Items"][1]["deep"] == {"L": [{"M": {"b": {"B": b"hi"}}}]}
     assert ours["Items"][2]["set"] == {"BS": [b"hi"]}
+
+
+@pytest.mark.parametrize("value", [
+    {"M": None}, {"L": [None]}, {"S": "a", "N": None}, {"Q": "an unknown type"},
+    {"M": {"inner": {"L": [{"S": "x"}, None]}}}, {"L": [{"NULL": True}, {"BOOL": False}]},
+])
+def test_attribute_values_botocore_would_change_are_parsed_as_it_does(value: Any) -> None:
+    body = json.dumps({"Items": [{"pk": {"S": "RUN#1"}, "odd": value}]}).encode()
+
+    assert (answered_query(aws.client("dynamodb"), body)
+            == answered_query(boto3.client("dynamodb"), body))
