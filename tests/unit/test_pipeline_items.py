@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import decimal
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
-from pipeline.dynamodb import from_item, to_item
+from pipeline.dynamodb import _decimals, _numbers, from_item, to_item
 
-
-def decimals_read_back(value: Any) -> Any:
-    """What the items were read as before: boto3's deserializer, then Decimals as ints or floats."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: decimals_read_back(inner) for key, inner in value.items()}
-    if isinstance(value, list):
-        return [decimals_read_back(inner) for inner in value]
-    return value
-
+# The way items were written and read before the direct conversions (boto3's serializer after
+# _decimals, its deserializer before _numbers): what those must still give.
 
 ITEM = {
     "pk": {"S": "RUN#1"},
@@ -36,7 +26,7 @@ ITEM = {
 
 
 def test_every_type_is_read_as_before() -> None:
-    expected = {name: decimals_read_back(TypeDeserializer().deserialize(value))
+    expected = {name: _numbers(TypeDeserializer().deserialize(value))
                 for name, value in ITEM.items()}
 
     read = from_item(ITEM)
@@ -67,7 +57,7 @@ def test_every_type_is_written_as_boto3_writes_it() -> None:
 
     written = to_item(values)
 
-    assert written == {name: serializer.serialize(old_decimals(value))
+    assert written == {name: serializer.serialize(_decimals(value))
                        for name, value in values.items() if value is not None}
     assert written["record"]["M"]["labels"]["L"][1] == {"NULL": True}  # None kept in a list
 
@@ -77,14 +67,3 @@ def test_what_dynamodb_cannot_store_is_refused_as_before() -> None:
         with pytest.raises((TypeError, decimal.Inexact, decimal.Rounded)):
             to_item({"value": value})
 
-
-def old_decimals(value: Any) -> Any:
-    """How values were made ready for boto3's serializer: floats as Decimals, None left out of
-    maps."""
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {key: old_decimals(inner) for key, inner in value.items() if inner is not None}
-    if isinstance(value, list):
-        return [old_decimals(inner) for inner in value]
-    return value
